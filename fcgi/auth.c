@@ -1,0 +1,121 @@
+/*
+ * Passwords (libsodium argon2id) and tokens (libjwt 1.10, HS256 only).
+ * LIBRARY-NOTES lists what libjwt 1.10 does not check; token_verify does.
+ */
+#include "tracker.h"
+
+#include <errno.h>
+#include <jwt.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+/* OWASP's argon2id minimum: t=2, m=19 MiB, about 0.05 s here. */
+#define PW_OPSLIMIT 2
+#define PW_MEMLIMIT (19u * 1024 * 1024)
+
+int
+password_hash(const char *pw, size_t len, char *out, size_t outlen)
+{
+	if (outlen < crypto_pwhash_STRBYTES)
+		return -1;
+	return crypto_pwhash_str(out, pw, len, PW_OPSLIMIT, PW_MEMLIMIT) == 0
+		   ? 0
+		   : -1;
+}
+
+int
+password_verify(const char *hash, const char *pw, size_t len)
+{
+	return crypto_pwhash_str_verify(hash, pw, len) == 0;
+}
+
+int
+password_needs_rehash(const char *hash)
+{
+	return crypto_pwhash_str_needs_rehash(hash, PW_OPSLIMIT, PW_MEMLIMIT) !=
+	       0;
+}
+
+char *
+token_issue(const char *secret, size_t secret_len, int64_t user, int64_t now,
+	    long ttl, int64_t *exp)
+{
+	jwt_t *jwt = NULL;
+	char *out = NULL, sub[24];
+	snprintf(sub, sizeof sub, "%lld", (long long)user);
+	if (jwt_new(&jwt))
+		goto fail;
+	*exp = now + ttl;
+	if (jwt_add_grant(jwt, "sub", sub) ||
+	    jwt_add_grant_int(jwt, "iat", (long)now) ||
+	    jwt_add_grant_int(jwt, "exp", (long)*exp) ||
+	    jwt_set_alg(jwt, JWT_ALG_HS256, (const unsigned char *)secret,
+			(int)secret_len))
+		goto fail;
+	out = jwt_encode_str(jwt);
+fail:
+	jwt_free(jwt);
+	return out;
+}
+
+/* Point *tok at the token of "Bearer TOKEN" (scheme case-insensitive).
+ * Return 0, or -1 when the header is not a bearer token of sane size. */
+static int
+bearer_token(const char *header, const char **tok)
+{
+	if (!header || strncasecmp(header, "Bearer ", 7) != 0)
+		return -1;
+	const char *t = header + 7;
+	while (*t == ' ')
+		t++;
+	size_t n = strlen(t);
+	if (n == 0 || n > TOKEN_MAX)
+		return -1;
+	/* base64url parts and dots only */
+	if (strspn(t, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+		      "0123456789-_.") != n)
+		return -1;
+	*tok = t;
+	return 0;
+}
+
+int
+token_verify(const char *secret, size_t secret_len, const char *header,
+	     int64_t now, int64_t *user)
+{
+	const char *tok;
+	jwt_t *jwt = NULL;
+	int rc = -1;
+	/* With an empty key jwt_decode accepts alg "none": never call it so. */
+	if (!secret || secret_len == 0 || bearer_token(header, &tok))
+		return -1;
+	if (jwt_decode(&jwt, tok, (const unsigned char *)secret,
+		       (int)secret_len) ||
+	    !jwt)
+		goto done;
+	/* jwt_decode takes any HMAC signed with the key: HS256 only. */
+	if (jwt_get_alg(jwt) != JWT_ALG_HS256)
+		goto done;
+	/* libjwt 1.10 does not check exp: a missing, string or float exp
+	 * reads as 0 with errno 0. */
+	errno = 0;
+	long exp = jwt_get_grant_int(jwt, "exp");
+	if (errno || exp <= 0 || exp <= now)
+		goto done;
+	const char *sub = jwt_get_grant(jwt, "sub");
+	if (!sub || *sub < '1' || *sub > '9')
+		goto done;
+	char *end;
+	errno = 0;
+	long long id = strtoll(sub, &end, 10);
+	if (errno || *end || id <= 0)
+		goto done;
+	*user = id;
+	rc = 0;
+done:
+	jwt_free(jwt);
+	return rc;
+}

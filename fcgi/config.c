@@ -1,0 +1,212 @@
+/* Configuration from the environment (SPEC section 5). */
+#include "tracker.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define SECRET_FILE_MAX 4096
+
+/* Read at most SECRET_FILE_MAX bytes of path into a new string, dropping
+ * one trailing newline (and \r). Return NULL with a reason in err. */
+static char *
+read_secret_file(const char *path, size_t *len, char *err, size_t errlen)
+{
+	FILE *f = fopen(path, "rb");
+	if (!f) {
+		snprintf(err, errlen, "TRACKER_JWT_SECRET_FILE %s: %s", path,
+			 strerror(errno));
+		return NULL;
+	}
+	char *s = xmalloc(SECRET_FILE_MAX + 2);
+	size_t n = fread(s, 1, SECRET_FILE_MAX + 1, f);
+	int bad = ferror(f);
+	fclose(f);
+	if (bad || n > SECRET_FILE_MAX) {
+		snprintf(err, errlen, "TRACKER_JWT_SECRET_FILE %s: %s", path,
+			 bad ? "read error" : "longer than 4096 bytes");
+		free(s);
+		return NULL;
+	}
+	if (n > 0 && s[n - 1] == '\n')
+		n--;
+	if (n > 0 && s[n - 1] == '\r')
+		n--;
+	s[n] = '\0';
+	*len = n;
+	return s;
+}
+
+/* Load the JWT secret from TRACKER_JWT_SECRET or _FILE (not both). */
+static int
+load_secret(struct config *cfg, bool need, char *err, size_t errlen)
+{
+	const char *val = getenv("TRACKER_JWT_SECRET");
+	const char *file = getenv("TRACKER_JWT_SECRET_FILE");
+	if (val && *val && file && *file) {
+		snprintf(err, errlen,
+			 "set TRACKER_JWT_SECRET or "
+			 "TRACKER_JWT_SECRET_FILE, not both");
+		return -1;
+	}
+	if (file && *file) {
+		cfg->jwt_secret =
+		    read_secret_file(file, &cfg->jwt_secret_len, err, errlen);
+		if (!cfg->jwt_secret)
+			return -1;
+	} else if (val && *val) {
+		cfg->jwt_secret = xstrdup(val);
+		cfg->jwt_secret_len = strlen(val);
+	} else if (need) {
+		snprintf(err, errlen,
+			 "no JWT secret: set TRACKER_JWT_SECRET "
+			 "or TRACKER_JWT_SECRET_FILE");
+		return -1;
+	} else {
+		return 0;
+	}
+	if (cfg->jwt_secret_len < CONFIG_SECRET_MIN) {
+		snprintf(err, errlen,
+			 "the JWT secret is %zu bytes; it must be at least %d "
+			 "(e.g. openssl rand -hex 32)",
+			 cfg->jwt_secret_len, CONFIG_SECRET_MIN);
+		return -1;
+	}
+	if (memchr(cfg->jwt_secret, '\0', cfg->jwt_secret_len)) {
+		snprintf(err, errlen, "the JWT secret contains a NUL byte");
+		return -1;
+	}
+	return 0;
+}
+
+/* Parse "/abs/path" or "host:port" with a non-empty host. */
+static int
+check_listen(const char *s, char *err, size_t errlen)
+{
+	if (s[0] == '/') {
+		if (strlen(s) < 108) /* sizeof sun_path */
+			return 0;
+		snprintf(err, errlen, "TRACKER_LISTEN: socket path too long");
+		return -1;
+	}
+	const char *colon = strrchr(s, ':');
+	if (!colon || colon == s) {
+		snprintf(err, errlen,
+			 "TRACKER_LISTEN=%s: want an absolute socket path or "
+			 "HOST:PORT with a host (e.g. 127.0.0.1:9000)",
+			 s);
+		return -1;
+	}
+	char *end;
+	errno = 0;
+	long port = strtol(colon + 1, &end, 10);
+	if (errno || *end || end == colon + 1 || port < 1 || port > 65535) {
+		snprintf(err, errlen, "TRACKER_LISTEN=%s: bad port", s);
+		return -1;
+	}
+	return 0;
+}
+
+/* Parse a whole decimal long in [min, max] with an optional unit suffix
+ * (s, m, h, d) when units is true. Return 0 or -1. */
+static int
+parse_long(const char *s, long min, long max, bool units, long *out)
+{
+	char *end;
+	errno = 0;
+	long v = strtol(s, &end, 10);
+	if (errno || end == s || *s == '-' || *s == '+' || *s == ' ')
+		return -1;
+	long mult = 1;
+	if (units && *end) {
+		switch (*end++) {
+		case 's':
+			mult = 1;
+			break;
+		case 'm':
+			mult = 60;
+			break;
+		case 'h':
+			mult = 3600;
+			break;
+		case 'd':
+			mult = 86400;
+			break;
+		default:
+			return -1;
+		}
+	}
+	if (*end || v > LONG_MAX / mult)
+		return -1;
+	v *= mult;
+	if (v < min || v > max)
+		return -1;
+	*out = v;
+	return 0;
+}
+
+int
+config_load(struct config *cfg, bool need_secret, char *err, size_t errlen)
+{
+	memset(cfg, 0, sizeof *cfg);
+	const char *s = getenv("TRACKER_DATABASE_URL");
+	cfg->database_url = xstrdup(s ? s : "");
+
+	s = getenv("TRACKER_LISTEN");
+	cfg->listen = xstrdup(s && *s ? s : "127.0.0.1:9000");
+	if (check_listen(cfg->listen, err, errlen))
+		goto fail;
+
+	long v = sysconf(_SC_NPROCESSORS_ONLN);
+	cfg->workers = v > 0 && v <= CONFIG_WORKERS_MAX ? (int)v : 2;
+	s = getenv("TRACKER_WORKERS");
+	if (s && *s) {
+		if (parse_long(s, 1, CONFIG_WORKERS_MAX, false, &v)) {
+			snprintf(err, errlen,
+				 "TRACKER_WORKERS=%s: want a number from 1 "
+				 "to %d",
+				 s, CONFIG_WORKERS_MAX);
+			goto fail;
+		}
+		cfg->workers = (int)v;
+	}
+
+	cfg->token_ttl = CONFIG_TTL_DEFAULT;
+	s = getenv("TRACKER_TOKEN_TTL");
+	if (s && *s) {
+		/* From a minute to ten years. */
+		if (parse_long(s, 60, 3650L * 86400, true, &cfg->token_ttl)) {
+			snprintf(err, errlen,
+				 "TRACKER_TOKEN_TTL=%s: want seconds (or "
+				 "with s/m/h/d) from 60 to 3650d",
+				 s);
+			goto fail;
+		}
+	}
+
+	s = getenv("TRACKER_SCHEMA_DIR");
+	cfg->schema_dir = xstrdup(s && *s ? s : PKGDATADIR "/schema");
+
+	if (load_secret(cfg, need_secret, err, errlen))
+		goto fail;
+	return 0;
+fail:
+	config_free(cfg);
+	return -1;
+}
+
+void
+config_free(struct config *cfg)
+{
+	free(cfg->database_url);
+	if (cfg->jwt_secret) {
+		explicit_bzero(cfg->jwt_secret, cfg->jwt_secret_len);
+		free(cfg->jwt_secret);
+	}
+	free(cfg->listen);
+	free(cfg->schema_dir);
+	memset(cfg, 0, sizeof *cfg);
+}

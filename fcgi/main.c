@@ -1,0 +1,76 @@
+/*
+ * grasshopper-tracker: the service's entry point.
+ *   init-db   create or upgrade the schema
+ *   serve     run the FastCGI worker pool
+ */
+#include "config.h"
+#include "tracker.h"
+
+#include <sodium.h>
+#include <stdio.h>
+#include <string.h>
+
+static const char usage[] =
+    "usage: grasshopper-tracker COMMAND\n"
+    "\n"
+    "commands:\n"
+    "  init-db   create or upgrade the database schema, then exit\n"
+    "  serve     run the FastCGI worker pool until SIGTERM or SIGINT\n"
+    "  version   print the version\n"
+    "  help      print this help\n"
+    "\n"
+    "environment:\n"
+    "  TRACKER_DATABASE_URL      PostgreSQL connection string or URI\n"
+    "  TRACKER_JWT_SECRET        token signing secret (>= 32 bytes), or\n"
+    "  TRACKER_JWT_SECRET_FILE   a file that holds it\n"
+    "  TRACKER_LISTEN            unix socket path or HOST:PORT "
+    "(default 127.0.0.1:9000)\n"
+    "  TRACKER_WORKERS           worker processes (default: CPU cores)\n"
+    "  TRACKER_TOKEN_TTL         token lifetime, e.g. 3600 or 30d "
+    "(default 30d)\n"
+    "  TRACKER_SCHEMA_DIR        migrations for init-db\n";
+
+int
+main(int argc, char **argv)
+{
+	const char *cmd = argc == 2 ? argv[1] : NULL;
+	if (!cmd) {
+		fputs(usage, stderr);
+		return 2;
+	}
+	if (strcmp(cmd, "help") == 0 || strcmp(cmd, "--help") == 0 ||
+	    strcmp(cmd, "-h") == 0) {
+		fputs(usage, stdout);
+		return 0;
+	}
+	if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0 ||
+	    strcmp(cmd, "-V") == 0) {
+		puts("grasshopper-tracker " PACKAGE_VERSION);
+		return 0;
+	}
+	bool serve = strcmp(cmd, "serve") == 0;
+	if (!serve && strcmp(cmd, "init-db") != 0) {
+		fprintf(stderr,
+			"grasshopper-tracker: unknown command '%s'\n\n%s", cmd,
+			usage);
+		return 2;
+	}
+
+	setvbuf(stderr, NULL, _IOLBF, 0);
+	if (sodium_init() < 0) {
+		fputs("grasshopper-tracker: libsodium failed to start\n",
+		      stderr);
+		return 1;
+	}
+	struct config cfg;
+	char err[512];
+	if (config_load(&cfg, serve, err, sizeof err)) {
+		fprintf(stderr, "grasshopper-tracker: %s\n", err);
+		return 1;
+	}
+	int rc = serve
+		     ? pool_serve(&cfg)
+		     : (migrate_run(cfg.database_url, cfg.schema_dir) ? 1 : 0);
+	config_free(&cfg);
+	return rc;
+}

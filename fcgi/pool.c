@@ -1,0 +1,251 @@
+/*
+ * The process pool: a master opens the FastCGI socket, forks the workers,
+ * restarts any that die (with backoff) and, on SIGTERM or SIGINT, stops
+ * accepting and waits for in-flight requests to finish.
+ *
+ * The master blocks its signals and takes them with sigtimedwait(2): no
+ * handlers, no races. Stopping is shutdown(2) on the shared listening
+ * socket, which wakes every worker blocked in accept(2) with an error, while
+ * a worker busy with a request finishes it first.
+ */
+#include "tracker.h"
+
+#include <errno.h>
+#include <fcgiapp.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define BACKLOG 1024
+#define RESTART_MIN_US 100000LL	  /* first restart delay after a crash */
+#define RESTART_MAX_US 10000000LL /* backoff cap */
+#define STABLE_US 10000000LL	  /* a worker this old died by accident */
+#define STOP_GRACE_US 30000000LL  /* in-flight requests get this long */
+
+#define LOG(...)                                                               \
+	fprintf(stderr, "grasshopper-tracker[%d]: ", (int)getpid()),           \
+	    fprintf(stderr, __VA_ARGS__), fputc('\n', stderr)
+
+struct slot {
+	pid_t pid;
+	int64_t started;    /* mono_us */
+	int64_t restart_at; /* when pid == 0: when to fork again */
+	int64_t backoff;
+};
+
+int64_t
+mono_us(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+/* Refuse to steal the socket of a tracker that is still running there
+ * (FCGX_OpenSocket unlinks whatever is at the path). */
+static bool
+unix_socket_in_use(const char *path)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	snprintf(sa.sun_path, sizeof sa.sun_path, "%s", path);
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	bool used =
+	    fd >= 0 && connect(fd, (struct sockaddr *)&sa, sizeof sa) == 0;
+	if (fd >= 0)
+		close(fd);
+	return used;
+}
+
+/* Open the listening socket: a unix socket only our user and group may use
+ * (mode 0660), or HOST:PORT. Return the fd or -1 (logged). */
+static int
+open_socket(const char *listen)
+{
+	if (listen[0] == '/' && unix_socket_in_use(listen)) {
+		LOG("%s: another process is listening there", listen);
+		return -1;
+	}
+	mode_t old = umask(0117);
+	int fd = FCGX_OpenSocket(listen, BACKLOG);
+	umask(old);
+	if (fd < 0)
+		LOG("cannot listen on %s: %s", listen, strerror(errno));
+	return fd;
+}
+
+static volatile sig_atomic_t worker_stopping;
+
+static void
+worker_on_term(int sig)
+{
+	(void)sig;
+	worker_stopping = 1;
+}
+
+/* A worker: accept and serve requests until the socket is shut down or
+ * SIGTERM arrives between requests. Never returns. */
+static void
+worker_main(const struct config *cfg, int fd)
+{
+	/* If the master dies, so do we (at the next accept). */
+	prctl(PR_SET_PDEATHSIG, SIGTERM);
+	struct sigaction sa = {.sa_handler = worker_on_term};
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGTERM, &sa, NULL); /* no SA_RESTART: accept fails */
+	signal(SIGINT, SIG_IGN);       /* Ctrl-C is for the master */
+	signal(SIGHUP, SIG_IGN);
+	signal(SIGPIPE, SIG_IGN);
+	signal(SIGCHLD, SIG_DFL);
+	sigset_t all;
+	sigemptyset(&all);
+	sigprocmask(SIG_SETMASK, &all, NULL);
+	if (getppid() == 1)
+		_exit(0); /* the master died before prctl */
+
+	struct worker w = {.cfg = cfg, .db = db_new(cfg->database_url)};
+	FCGX_Request fr;
+	FCGX_InitRequest(&fr, fd, FCGI_FAIL_ACCEPT_ON_INTR);
+	while (!worker_stopping && FCGX_Accept_r(&fr) >= 0)
+		request_serve(&w, &fr);
+	FCGX_Finish_r(&fr);
+	db_free(w.db);
+	free(w.dummy_hash);
+	_exit(0);
+}
+
+/* Fork a worker into slot s. */
+static void
+spawn(struct slot *s, const struct config *cfg, int fd)
+{
+	pid_t pid = fork();
+	if (pid < 0) {
+		LOG("fork: %s", strerror(errno));
+		s->restart_at = mono_us() + RESTART_MAX_US;
+		return;
+	}
+	if (pid == 0)
+		worker_main(cfg, fd);
+	s->pid = pid;
+	s->started = mono_us();
+}
+
+/* Note the death of pid and schedule its restart (unless stopping). */
+static void
+reap(struct slot *slots, int n, pid_t pid, int status, bool stopping)
+{
+	for (int i = 0; i < n; i++) {
+		struct slot *s = &slots[i];
+		if (s->pid != pid)
+			continue;
+		s->pid = 0;
+		if (stopping)
+			return;
+		int64_t now = mono_us();
+		/* Quick deaths double the delay; a long life resets it. */
+		if (now - s->started >= STABLE_US || s->backoff == 0)
+			s->backoff = RESTART_MIN_US;
+		else if ((s->backoff *= 2) > RESTART_MAX_US)
+			s->backoff = RESTART_MAX_US;
+		s->restart_at = now + s->backoff;
+		if (WIFSIGNALED(status))
+			LOG("worker %d killed by signal %d; restarting in "
+			    "%lld ms",
+			    (int)pid, WTERMSIG(status),
+			    (long long)s->backoff / 1000);
+		else
+			LOG("worker %d exited with status %d; restarting in "
+			    "%lld ms",
+			    (int)pid, WEXITSTATUS(status),
+			    (long long)s->backoff / 1000);
+		return;
+	}
+}
+
+int
+pool_serve(const struct config *cfg)
+{
+	if (FCGX_Init() != 0) {
+		LOG("FCGX_Init failed");
+		return 1;
+	}
+	int fd = open_socket(cfg->listen);
+	if (fd < 0)
+		return 1;
+
+	sigset_t set;
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGCHLD);
+	sigaddset(&set, SIGHUP);
+	sigprocmask(SIG_BLOCK, &set, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	int n = cfg->workers, alive;
+	struct slot *slots = calloc((size_t)n, sizeof *slots);
+	if (!slots)
+		abort();
+	for (int i = 0; i < n; i++)
+		spawn(&slots[i], cfg, fd);
+	LOG("listening on %s with %d workers", cfg->listen, n);
+
+	bool stopping = false;
+	int64_t deadline = 0;
+	for (;;) {
+		int status;
+		pid_t pid;
+		while ((pid = waitpid(-1, &status, WNOHANG)) > 0)
+			reap(slots, n, pid, status, stopping);
+
+		int64_t now = mono_us(), next = now + 1000000;
+		alive = 0;
+		for (int i = 0; i < n; i++) {
+			struct slot *s = &slots[i];
+			if (!s->pid && !stopping && s->restart_at <= now)
+				spawn(s, cfg, fd);
+			if (s->pid)
+				alive++;
+			else if (!stopping && s->restart_at < next)
+				next = s->restart_at;
+		}
+		if (stopping && alive == 0)
+			break;
+		if (stopping && now >= deadline) {
+			LOG("%d workers still busy after %lld s; killing them",
+			    alive, STOP_GRACE_US / 1000000);
+			for (int i = 0; i < n; i++)
+				if (slots[i].pid)
+					kill(slots[i].pid, SIGKILL);
+			deadline = now + STOP_GRACE_US;
+		}
+
+		int64_t wait = next > now ? next - now : 0;
+		struct timespec ts = {.tv_sec = wait / 1000000,
+				      .tv_nsec = wait % 1000000 * 1000};
+		siginfo_t info;
+		int sig = sigtimedwait(&set, &info, &ts);
+		if ((sig == SIGTERM || sig == SIGINT) && !stopping) {
+			LOG("stopping: finishing in-flight requests");
+			stopping = true;
+			deadline = mono_us() + STOP_GRACE_US;
+			/* Wakes every accept(2) on the shared socket. */
+			shutdown(fd, SHUT_RDWR);
+		} else if (sig == SIGHUP) {
+			LOG("SIGHUP ignored (configuration is read at start)");
+		}
+	}
+	close(fd);
+	if (cfg->listen[0] == '/')
+		unlink(cfg->listen);
+	free(slots);
+	LOG("stopped");
+	return 0;
+}

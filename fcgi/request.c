@@ -1,0 +1,472 @@
+/*
+ * One request: read it from FastCGI, route it, answer it, log it.
+ * Handlers never see FastCGI: they fill struct request and return.
+ */
+#include "tracker.h"
+#include "isotime.h"
+
+#include <ctype.h>
+#include <fcgiapp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+/* ---- allocation and buffers ------------------------------------------ */
+
+void *
+xmalloc(size_t n)
+{
+	void *p = malloc(n ? n : 1);
+	if (!p)
+		abort();
+	return p;
+}
+
+void *
+xrealloc(void *p, size_t n)
+{
+	p = realloc(p, n ? n : 1);
+	if (!p)
+		abort();
+	return p;
+}
+
+char *
+xstrdup(const char *s)
+{
+	char *p = strdup(s);
+	if (!p)
+		abort();
+	return p;
+}
+
+void
+buf_append(struct buf *b, const char *s, size_t n)
+{
+	if (b->len + n + 1 > b->cap) {
+		size_t cap = b->cap ? b->cap : 256;
+		while (cap < b->len + n + 1)
+			cap *= 2;
+		b->data = xrealloc(b->data, cap);
+		b->cap = cap;
+	}
+	memcpy(b->data + b->len, s, n);
+	b->len += n;
+	b->data[b->len] = '\0';
+}
+
+void
+buf_puts(struct buf *b, const char *s)
+{
+	buf_append(b, s, strlen(s));
+}
+
+void
+buf_printf(struct buf *b, const char *fmt, ...)
+{
+	char small[256];
+	va_list ap;
+	va_start(ap, fmt);
+	int n = vsnprintf(small, sizeof small, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		return;
+	if ((size_t)n < sizeof small) {
+		buf_append(b, small, (size_t)n);
+		return;
+	}
+	char *big = xmalloc((size_t)n + 1);
+	va_start(ap, fmt);
+	vsnprintf(big, (size_t)n + 1, fmt, ap);
+	va_end(ap);
+	buf_append(b, big, (size_t)n);
+	free(big);
+}
+
+void
+buf_free(struct buf *b)
+{
+	free(b->data);
+	memset(b, 0, sizeof *b);
+}
+
+/* ---- responses ------------------------------------------------------- */
+
+/* Every error code and its status: the one table (SPEC section 3). */
+static const struct {
+	int status;
+	const char *code;
+} errors[] = {
+    [ERR_INVALID_JSON] = {400, "invalid_json"},
+    [ERR_INVALID_FIELD] = {400, "invalid_field"},
+    [ERR_UNAUTHORIZED] = {401, "unauthorized"},
+    [ERR_NOT_FOUND] = {404, "not_found"},
+    [ERR_METHOD_NOT_ALLOWED] = {405, "method_not_allowed"},
+    [ERR_CONFLICT] = {409, "conflict"},
+    [ERR_ALREADY_STOPPED] = {409, "already_stopped"},
+    [ERR_TEST_STOPPED] = {409, "test_stopped"},
+    [ERR_USERNAME_TAKEN] = {409, "username_taken"},
+    [ERR_TOO_LARGE] = {413, "too_large"},
+    [ERR_RATE_LIMITED] = {429, "rate_limited"},
+    [ERR_UNAVAILABLE] = {503, "unavailable"},
+    [ERR_INTERNAL] = {500, "internal"},
+};
+
+void
+header_add(struct request *req, const char *name, const char *value)
+{
+	buf_printf(&req->headers, "%s: %s\r\n", name, value);
+}
+
+void
+respond_json(struct request *req, int status, struct json_object *obj)
+{
+	req->status = status;
+	req->content_type = "application/json; charset=utf-8";
+	req->out.len = 0;
+	buf_puts(&req->out, json_object_to_json_string_ext(
+				obj, JSON_C_TO_STRING_PLAIN |
+					 JSON_C_TO_STRING_NOSLASHESCAPE));
+	buf_puts(&req->out, "\n");
+	json_object_put(obj);
+}
+
+void
+respond_error(struct request *req, enum api_error err, const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	va_end(ap);
+	struct json_object *o = json_object_new_object();
+	json_object_object_add(o, "error",
+			       json_object_new_string(errors[err].code));
+	json_object_object_add(o, "message", json_object_new_string(msg));
+	if (err == ERR_UNAUTHORIZED)
+		header_add(req, "WWW-Authenticate", "Bearer");
+	if (err == ERR_UNAVAILABLE)
+		header_add(req, "Retry-After", "1");
+	respond_json(req, errors[err].status, o);
+}
+
+void
+respond_db(struct request *req, enum db_status st)
+{
+	if (st == DB_UNAVAILABLE)
+		respond_error(req, ERR_UNAVAILABLE,
+			      "the database is unavailable; try again shortly");
+	else
+		respond_error(req, ERR_INTERNAL,
+			      "the request failed on the server's side");
+}
+
+/* ---- request helpers for handlers ------------------------------------ */
+
+struct json_object *
+request_json(struct request *req, bool allow_empty)
+{
+	struct jerr e;
+	if (allow_empty && req->body_len == 0)
+		return json_object_new_object();
+	struct json_object *v = jsonv_parse(req->body, req->body_len, &e);
+	if (!v)
+		respond_error(req, ERR_INVALID_JSON, "%s", e.msg);
+	return v;
+}
+
+struct json_object *
+request_object(struct request *req, const char *const fields[],
+	       bool allow_empty)
+{
+	struct jerr e;
+	struct json_object *o = request_json(req, allow_empty);
+	if (!o)
+		return NULL;
+	if (!json_object_is_type(o, json_type_object)) {
+		respond_error(req, ERR_INVALID_JSON,
+			      "the body must be a JSON object");
+		goto fail;
+	}
+	if (jv_only(o, "", fields, &e)) {
+		respond_error(req, ERR_INVALID_FIELD, "%s", e.msg);
+		goto fail;
+	}
+	return o;
+fail:
+	json_object_put(o);
+	return NULL;
+}
+
+static int
+hexval(int c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	c = tolower(c);
+	return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+
+int
+request_query(struct request *req, const char *name, char *out, size_t outlen)
+{
+	size_t nlen = strlen(name);
+	for (const char *p = req->query ? req->query : ""; *p;) {
+		const char *end = p + strcspn(p, "&");
+		if ((size_t)(end - p) > nlen && strncmp(p, name, nlen) == 0 &&
+		    p[nlen] == '=') {
+			size_t o = 0;
+			for (const char *q = p + nlen + 1; q < end; q++) {
+				int c = (unsigned char)*q;
+				if (c == '+') {
+					c = ' ';
+				} else if (c == '%') {
+					int h = q + 2 < end ? hexval(q[1]) : -1;
+					int l = h >= 0 ? hexval(q[2]) : -1;
+					if (l < 0 || (h == 0 && l == 0))
+						goto bad;
+					c = h * 16 + l;
+					q += 2;
+				}
+				if (o + 1 >= outlen)
+					goto bad;
+				out[o++] = (char)c;
+			}
+			out[o] = '\0';
+			return 1;
+		}
+		p = *end ? end + 1 : end;
+	}
+	return 0;
+bad:
+	respond_error(req, ERR_INVALID_FIELD,
+		      "query parameter %s is malformed or too long", name);
+	return -1;
+}
+
+/* ---- routing --------------------------------------------------------- */
+
+enum need { PUBLIC, USER };
+
+/* Every route of the API: the one table (SPEC section 3). */
+static const struct route {
+	const char *method;
+	const char *pattern; /* ":id" matches one path segment */
+	void (*handler)(struct request *);
+	enum need need;
+} routes[] = {
+    {"POST", "/api/v1/users", users_post, PUBLIC},
+    {"POST", "/api/v1/auth", auth_post, PUBLIC},
+    {"POST", "/api/v1/test", test_create, USER},
+    {"GET", "/api/v1/test", test_list, USER},
+    {"GET", "/api/v1/test/:id", test_get, USER},
+    {"POST", "/api/v1/test/:id/usage", usage_post, USER},
+    {"GET", "/api/v1/test/:id/usage", usage_get, USER},
+    {"POST", "/api/v1/test/:id/stop", test_stop, USER},
+    {"GET", "/api/v1/health", health_get, PUBLIC},
+};
+
+/* Does path match pattern? Sets *seg to the :id segment (not terminated;
+ * *seglen its length). */
+static bool
+route_match(const char *pattern, const char *path, const char **seg,
+	    size_t *seglen)
+{
+	const char *pp = pattern, *p = path;
+	while (*pp && *p) {
+		if (pp[0] == ':' && pp[1] == 'i' && pp[2] == 'd') {
+			size_t n = strcspn(p, "/");
+			if (n == 0)
+				return false;
+			*seg = p;
+			*seglen = n;
+			p += n;
+			pp += 3;
+		} else if (*pp++ != *p++) {
+			return false;
+		}
+	}
+	return *pp == '\0' && *p == '\0';
+}
+
+/* A test id: positive decimal int64, no sign, no leading zero. Return it,
+ * or 0 when s is anything else (which is just another unknown test). */
+static int64_t
+parse_id(const char *s, size_t n)
+{
+	if (n == 0 || n > 19 || s[0] < '1' || s[0] > '9')
+		return 0;
+	int64_t v = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (s[i] < '0' || s[i] > '9')
+			return 0;
+		if (v > (INT64_MAX - (s[i] - '0')) / 10)
+			return 0;
+		v = v * 10 + (s[i] - '0');
+	}
+	return v;
+}
+
+void
+request_handle(struct request *req)
+{
+	const struct route *found = NULL;
+	const char *seg = NULL;
+	size_t seglen = 0;
+	struct buf allow = {0};
+
+	for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++) {
+		if (!route_match(routes[i].pattern, req->path, &seg, &seglen))
+			continue;
+		if (strcmp(routes[i].method, req->method) == 0)
+			found = &routes[i];
+		buf_printf(&allow, "%s%s", allow.len ? ", " : "",
+			   routes[i].method);
+	}
+	if (!found && allow.len) {
+		header_add(req, "Allow", allow.data);
+		respond_error(req, ERR_METHOD_NOT_ALLOWED,
+			      "%s is not allowed on %s (allowed: %s)",
+			      req->method, req->path, allow.data);
+		goto done;
+	}
+	if (!found) {
+		respond_error(req, ERR_NOT_FOUND, "no such route: %s %s",
+			      req->method, req->path);
+		goto done;
+	}
+	if (req->body_too_large) {
+		respond_error(req, ERR_TOO_LARGE,
+			      "request body is larger than 1 MiB");
+		goto done;
+	}
+	if (found->need == USER &&
+	    token_verify(req->w->cfg->jwt_secret, req->w->cfg->jwt_secret_len,
+			 req->authorization, isotime_now() / 1000000,
+			 &req->user)) {
+		respond_error(req, ERR_UNAUTHORIZED,
+			      req->authorization
+				  ? "the token is invalid or has expired; "
+				    "log in again"
+				  : "missing Authorization: Bearer token");
+		goto done;
+	}
+	if (seg) {
+		req->id = parse_id(seg, seglen);
+		if (req->id == 0) {
+			respond_error(req, ERR_NOT_FOUND, "no such test");
+			goto done;
+		}
+	}
+	found->handler(req);
+done:
+	buf_free(&allow);
+}
+
+void
+request_free(struct request *req)
+{
+	free(req->body);
+	buf_free(&req->headers);
+	buf_free(&req->out);
+}
+
+/* ---- FastCGI glue (used by pool.c) ----------------------------------- */
+
+static const char *
+reason(int status)
+{
+	switch (status) {
+	case 200:
+		return "OK";
+	case 201:
+		return "Created";
+	case 400:
+		return "Bad Request";
+	case 401:
+		return "Unauthorized";
+	case 404:
+		return "Not Found";
+	case 405:
+		return "Method Not Allowed";
+	case 409:
+		return "Conflict";
+	case 413:
+		return "Payload Too Large";
+	case 429:
+		return "Too Many Requests";
+	case 503:
+		return "Service Unavailable";
+	default:
+		return "Internal Server Error";
+	}
+}
+
+/* Read up to BODY_MAX bytes of body, whatever CONTENT_LENGTH claims. */
+static void
+read_body(struct request *req, FCGX_Stream *in)
+{
+	struct buf b = {0};
+	char chunk[16384];
+	int n;
+	while ((n = FCGX_GetStr(chunk, sizeof chunk, in)) > 0) {
+		if (b.len + (size_t)n > BODY_MAX) {
+			req->body_too_large = true;
+			break;
+		}
+		buf_append(&b, chunk, (size_t)n);
+	}
+	req->body = b.data;
+	req->body_len = b.len;
+}
+
+/* Serve one FastCGI request from start to log line. */
+void
+request_serve(struct worker *w, FCGX_Request *fr)
+{
+	int64_t t0 = mono_us();
+	struct request req = {.w = w};
+	char **env = fr->envp;
+	const char *uri = FCGX_GetParam("DOCUMENT_URI", env);
+	req.method = FCGX_GetParam("REQUEST_METHOD", env);
+	req.path = uri ? uri : "";
+	req.query = FCGX_GetParam("QUERY_STRING", env);
+	req.accept = FCGX_GetParam("HTTP_ACCEPT", env);
+	req.authorization = FCGX_GetParam("HTTP_AUTHORIZATION", env);
+	if (!req.method)
+		req.method = "GET";
+	if (req.authorization && !*req.authorization)
+		req.authorization = NULL;
+	if (strcmp(req.method, "POST") == 0)
+		read_body(&req, fr->in);
+
+	request_handle(&req);
+
+	/* libfcgi's own printf knows no %zu: format the head ourselves. */
+	struct buf head = {0};
+	buf_printf(&head,
+		   "Status: %d %s\r\nContent-Type: %s\r\n"
+		   "Content-Length: %zu\r\nCache-Control: no-store\r\n%s\r\n",
+		   req.status, reason(req.status), req.content_type,
+		   req.out.len, req.headers.data ? req.headers.data : "");
+	FCGX_PutStr(head.data, (int)head.len, fr->out);
+	buf_free(&head);
+	FCGX_PutStr(req.out.data, (int)req.out.len, fr->out);
+
+	/* One line per request; never a token, a password or a body. */
+	char line[600];
+	int n = snprintf(line, sizeof line, "%.16s %.400s %d %lld", req.method,
+			 req.path, req.status, (long long)(mono_us() - t0));
+	if (n > 0) {
+		size_t len =
+		    (size_t)n < sizeof line - 1 ? (size_t)n : sizeof line - 2;
+		for (size_t i = 0; i < len; i++)
+			if (!isprint((unsigned char)line[i]))
+				line[i] = '?'; /* no forged log lines */
+		line[len++] = '\n';
+		(void)!write(2, line, len);
+	}
+	request_free(&req);
+}

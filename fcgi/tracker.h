@@ -1,0 +1,263 @@
+/*
+ * grasshopper-tracker: the FastCGI service. One header for the whole
+ * service; each section names the file that implements it.
+ */
+#ifndef GH_TRACKER_H
+#define GH_TRACKER_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <json-c/json.h>
+#include <libpq-fe.h>
+
+/* ---- config.c: configuration from the environment (SPEC section 5) --- */
+
+#define CONFIG_SECRET_MIN 32 /* bytes: HS256 wants a key of 256 bits */
+#define CONFIG_WORKERS_MAX 256
+#define CONFIG_TTL_DEFAULT (30L * 86400)
+
+struct config {
+	char *database_url; /* libpq conninfo or URI; "" = libpq defaults */
+	char *jwt_secret;   /* NULL when not configured */
+	size_t jwt_secret_len;
+	char *listen; /* "/abs/path.sock" or "host:port" */
+	int workers;
+	long token_ttl; /* seconds */
+	char *schema_dir;
+};
+
+/* Fill cfg from the environment. need_secret: refuse without a JWT secret.
+ * Return 0, or -1 with a one-line reason in err. */
+int config_load(struct config *cfg, bool need_secret, char *err, size_t errlen);
+void config_free(struct config *cfg);
+
+/* ---- alloc and growable buffers (request.c) -------------------------- */
+
+/* Allocation helpers that abort on out-of-memory: callers never check. */
+void *xmalloc(size_t n);
+void *xrealloc(void *p, size_t n);
+char *xstrdup(const char *s);
+
+struct buf {
+	char *data; /* NUL-terminated when non-NULL */
+	size_t len, cap;
+};
+void buf_append(struct buf *b, const char *s, size_t n);
+void buf_puts(struct buf *b, const char *s);
+void buf_printf(struct buf *b, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+void buf_free(struct buf *b);
+
+/* ---- jsonv.c: strict JSON in, validated fields out -------------------- */
+
+#define JSON_MAX_DEPTH 32
+
+struct jerr {
+	char msg[256];
+};
+
+/* Parse body strictly (RFC 8259, UTF-8, no NUL byte, depth <= 32). Return
+ * the value (caller puts it) or NULL with a message in e. */
+struct json_object *jsonv_parse(const char *body, size_t len, struct jerr *e);
+
+/* The getters below return 1 when key is present and valid (setting *out),
+ * 0 when absent, -1 when invalid (message in e naming `where`+key). */
+int jv_string(struct json_object *o, const char *where, const char *key,
+	      size_t min_chars, size_t max_chars, const char **out,
+	      size_t *out_len, struct jerr *e);
+int jv_number(struct json_object *o, const char *where, const char *key,
+	      double min, double max, double *out, struct jerr *e);
+int jv_time(struct json_object *o, const char *where, const char *key,
+	    int64_t *out_us, struct jerr *e);
+/* Return 0 if every key of o is in allowed (NULL-terminated), else -1. */
+int jv_only(struct json_object *o, const char *where,
+	    const char *const allowed[], struct jerr *e);
+/* Number of Unicode code points in valid UTF-8 s[0..len). */
+size_t utf8_chars(const char *s, size_t len);
+
+/* JSON numbers for the responses: the shortest text that reads back as d,
+ * and exact decimal seconds for microseconds. */
+#define DOUBLE_MAX 32
+void format_double(double d, char out[DOUBLE_MAX]);
+struct json_object *json_double(double d);
+struct json_object *json_seconds(int64_t us);
+struct json_object *json_time(int64_t us); /* null when us == INT64_MIN */
+
+/* ---- auth.c: passwords and tokens -------------------------------------- */
+
+#define PASSWORD_MIN 8
+#define PASSWORD_MAX 1024
+#define TOKEN_MAX 4096
+
+/* Hash password into out (a PHC string). Return 0, -1 on failure. */
+int password_hash(const char *pw, size_t len, char *out, size_t outlen);
+/* Return 1 when pw matches hash, 0 otherwise. */
+int password_verify(const char *hash, const char *pw, size_t len);
+/* Return 1 when hash was made with weaker parameters than today's. */
+int password_needs_rehash(const char *hash);
+
+/* Return a new HS256 token for user (caller frees), setting *exp. */
+char *token_issue(const char *secret, size_t secret_len, int64_t user,
+		  int64_t now, long ttl, int64_t *exp);
+/* Check an Authorization header value ("Bearer TOKEN"). Return 0 and set
+ * *user when the token is valid at `now`, -1 otherwise. */
+int token_verify(const char *secret, size_t secret_len, const char *header,
+		 int64_t now, int64_t *user);
+
+/* ---- db.c: one PostgreSQL connection per worker ------------------------ */
+
+enum stmt {
+	STMT_PING,
+	STMT_USER_CREATE,
+	STMT_USER_FIND,
+	STMT_USER_REHASH,
+	STMT_TEST_CREATE,
+	STMT_TEST_GET,
+	STMT_TEST_LIST,
+	STMT_TEST_STOP,
+	STMT_USAGE_ADD,
+	STMT_USAGE_LIST,
+	STMT__COUNT
+};
+
+enum db_status {
+	DB_OK,		/* *res holds the result */
+	DB_UNAVAILABLE, /* connection lost, reconnect failed, or timed out */
+	DB_UNIQUE,	/* unique violation (23505) */
+	DB_FOREIGN_KEY, /* foreign key violation (23503) */
+	DB_ERROR	/* anything else; logged */
+};
+
+struct db;
+/* Remember how to connect; the connection is made on first use. */
+struct db *db_new(const char *url);
+void db_free(struct db *db);
+/* Run a prepared statement with text parameters (NULL = SQL NULL). On
+ * DB_OK the caller owns *res and PQclear()s it. */
+enum db_status db_exec(struct db *db, enum stmt s, const char *const params[],
+		       PGresult **res);
+/* Connect with the service's timeouts (also used by init-db). */
+PGconn *db_connect(const char *url);
+
+/* Columns of a test row, in the order every test statement returns them. */
+enum test_col {
+	TC_ID,
+	TC_NAME,
+	TC_DESCRIPTION,
+	TC_THRESHOLD,
+	TC_START_US,
+	TC_END_US,
+	TC_SAMPLES,
+	TC_CPU_SUM,
+	TC_CPU_MAX,
+	TC_ABOVE_US,
+};
+
+/* ---- migrate.c --------------------------------------------------------- */
+
+/* Apply the migrations of dir not yet applied. Return 0 or -1 (logged). */
+int migrate_run(const char *url, const char *dir);
+
+/* ---- request.c: read, route, respond ----------------------------------- */
+
+#define BODY_MAX (1024 * 1024)
+
+enum api_error {
+	ERR_INVALID_JSON,
+	ERR_INVALID_FIELD,
+	ERR_UNAUTHORIZED,
+	ERR_NOT_FOUND,
+	ERR_METHOD_NOT_ALLOWED,
+	ERR_CONFLICT,
+	ERR_ALREADY_STOPPED,
+	ERR_TEST_STOPPED,
+	ERR_USERNAME_TAKEN,
+	ERR_TOO_LARGE,
+	ERR_RATE_LIMITED,
+	ERR_UNAVAILABLE,
+	ERR_INTERNAL,
+};
+
+/* What a worker keeps across requests. */
+struct worker {
+	const struct config *cfg;
+	struct db *db;
+	char *dummy_hash; /* verified for unknown users: same cost, same 401 */
+};
+
+struct request {
+	struct worker *w;
+	/* in */
+	const char *method;
+	const char *path;
+	const char *query;
+	const char *accept;
+	const char *authorization;
+	char *body;
+	size_t body_len;
+	bool body_too_large;
+	int64_t user; /* set when the route needs a user */
+	int64_t id;   /* the :id of the route, when it has one */
+	/* out */
+	int status;
+	struct buf headers; /* extra "Name: value\r\n" lines */
+	const char *content_type;
+	struct buf out;
+};
+
+/* Route and answer req; fills status, headers and out. */
+void request_handle(struct request *req);
+void request_free(struct request *req);
+/* Read one FastCGI request, handle it, answer it and log it. */
+struct FCGX_Request;
+void request_serve(struct worker *w, struct FCGX_Request *fr);
+
+/* Answer with obj (takes ownership of it). */
+void respond_json(struct request *req, int status, struct json_object *obj);
+/* Answer with the API error shape; the message names the field or value. */
+void respond_error(struct request *req, enum api_error err, const char *fmt,
+		   ...) __attribute__((format(printf, 3, 4)));
+/* Answer for a failed db_exec. */
+void respond_db(struct request *req, enum db_status st);
+/* Body as a JSON value, {} when empty and allow_empty; NULL after
+ * responding 400 otherwise. Caller puts the value. */
+struct json_object *request_json(struct request *req, bool allow_empty);
+/* The body as a JSON object holding only keys from fields
+ * (NULL-terminated); {} when empty and allow_empty. NULL after responding
+ * 400. Caller puts the object. */
+struct json_object *request_object(struct request *req,
+				   const char *const fields[],
+				   bool allow_empty);
+/* Query parameter name, percent-decoded into out. Return 1 found, 0 absent,
+ * -1 malformed or longer than outlen-1 (after responding 400). */
+int request_query(struct request *req, const char *name, char *out,
+		  size_t outlen);
+void header_add(struct request *req, const char *name, const char *value);
+
+/* ---- handlers: users.c, tests.c, usage.c, health.c --------------------- */
+
+void users_post(struct request *req);
+void auth_post(struct request *req);
+void test_create(struct request *req);
+void test_list(struct request *req);
+void test_get(struct request *req);
+void test_stop(struct request *req);
+void usage_post(struct request *req);
+void usage_get(struct request *req);
+void health_get(struct request *req);
+
+/* tests.c: a test row of res as the API's test object. */
+struct json_object *test_json(PGresult *res, int row, int64_t now_us);
+
+/* ---- pool.c: master and workers ---------------------------------------- */
+
+/* Open the socket, run the pool until SIGTERM/SIGINT. Return exit status. */
+int pool_serve(const struct config *cfg);
+
+/* Microseconds on the monotonic clock (for durations and the log). */
+int64_t mono_us(void);
+
+#endif

@@ -1,0 +1,191 @@
+/* POST /api/v1/users (registration) and POST /api/v1/auth (log in). */
+#include "tracker.h"
+#include "isotime.h"
+
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define USERNAME_MAX 64
+#define EMAIL_MAX 254
+
+static const char *const user_fields[] = {"username", "password", "email",
+					  NULL};
+static const char *const auth_fields[] = {"username", "password", NULL};
+
+/* 1-64 of [A-Za-z0-9_.-] (SPEC section 3). */
+static bool
+username_ok(const char *s, size_t len)
+{
+	return len >= 1 && len <= USERNAME_MAX &&
+	       strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+			 "0123456789_.-") == len;
+}
+
+/* One @ with text on both sides, no spaces or control characters. */
+static bool
+email_ok(const char *s)
+{
+	const char *at = strchr(s, '@');
+	if (!at || at == s || !at[1] || strchr(at + 1, '@'))
+		return false;
+	for (const unsigned char *p = (const unsigned char *)s; *p; p++)
+		if (*p <= ' ' || *p == 0x7f)
+			return false;
+	return true;
+}
+
+/* Read username and password (both required) from body o. Return 0, or -1
+ * after answering 400. */
+static int
+read_credentials(struct request *req, struct json_object *o, const char **user,
+		 size_t *ulen, const char **pw, size_t *pwlen)
+{
+	struct jerr e;
+	int r = jv_string(o, "", "username", 0, SIZE_MAX, user, ulen, &e);
+	if (r == 0)
+		snprintf(e.msg, sizeof e.msg, "username is required");
+	if (r <= 0)
+		goto bad;
+	r = jv_string(o, "", "password", 0, SIZE_MAX, pw, pwlen, &e);
+	if (r == 0)
+		snprintf(e.msg, sizeof e.msg, "password is required");
+	if (r <= 0)
+		goto bad;
+	return 0;
+bad:
+	respond_error(req, ERR_INVALID_FIELD, "%s", e.msg);
+	return -1;
+}
+
+void
+users_post(struct request *req)
+{
+	struct jerr e;
+	const char *user, *pw, *email = NULL;
+	size_t ulen, pwlen;
+	char hash[crypto_pwhash_STRBYTES];
+	PGresult *res = NULL;
+
+	struct json_object *o = request_object(req, user_fields, false);
+	if (!o || read_credentials(req, o, &user, &ulen, &pw, &pwlen))
+		goto done;
+	if (!username_ok(user, ulen)) {
+		respond_error(req, ERR_INVALID_FIELD,
+			      "username must be 1 to 64 characters of "
+			      "A-Z a-z 0-9 _ . -");
+		goto done;
+	}
+	if (pwlen < PASSWORD_MIN || pwlen > PASSWORD_MAX) {
+		respond_error(req, ERR_INVALID_FIELD,
+			      "password must be %d to %d bytes long",
+			      PASSWORD_MIN, PASSWORD_MAX);
+		goto done;
+	}
+	int r = jv_string(o, "", "email", 0, EMAIL_MAX, &email, NULL, &e);
+	if (r < 0 || (r > 0 && !email_ok(email))) {
+		respond_error(req, ERR_INVALID_FIELD, "%s",
+			      r < 0 ? e.msg
+				    : "email must look like name@example.org");
+		goto done;
+	}
+	if (password_hash(pw, pwlen, hash, sizeof hash)) {
+		respond_error(req, ERR_INTERNAL, "could not hash the password");
+		goto done;
+	}
+	const char *params[] = {user, hash, email};
+	enum db_status st = db_exec(req->w->db, STMT_USER_CREATE, params, &res);
+	if (st == DB_UNIQUE) {
+		respond_error(req, ERR_USERNAME_TAKEN,
+			      "username \"%s\" is already taken", user);
+		goto done;
+	}
+	if (st != DB_OK) {
+		respond_db(req, st);
+		goto done;
+	}
+	struct json_object *out = json_object_new_object();
+	json_object_object_add(
+	    out, "id",
+	    json_object_new_int64(strtoll(PQgetvalue(res, 0, 0), NULL, 10)));
+	json_object_object_add(out, "username", json_object_new_string(user));
+	respond_json(req, 201, out);
+done:
+	sodium_memzero(hash, sizeof hash);
+	PQclear(res);
+	json_object_put(o);
+}
+
+/* A hash to verify unknown users against, so that they cost the same. */
+static const char *
+dummy_hash(struct worker *w)
+{
+	if (!w->dummy_hash) {
+		char h[crypto_pwhash_STRBYTES];
+		if (password_hash("grasshopper-dummy", 17, h, sizeof h))
+			return NULL;
+		w->dummy_hash = xstrdup(h);
+	}
+	return w->dummy_hash;
+}
+
+void
+auth_post(struct request *req)
+{
+	const char *user, *pw;
+	size_t ulen, pwlen;
+	PGresult *res = NULL;
+
+	struct json_object *o = request_object(req, auth_fields, false);
+	if (!o || read_credentials(req, o, &user, &ulen, &pw, &pwlen))
+		goto done;
+
+	int found = 0;
+	if (username_ok(user, ulen) && pwlen <= PASSWORD_MAX) {
+		const char *params[] = {user};
+		enum db_status st =
+		    db_exec(req->w->db, STMT_USER_FIND, params, &res);
+		if (st != DB_OK) {
+			respond_db(req, st);
+			goto done;
+		}
+		found = PQntuples(res) == 1;
+	}
+	const char *hash = found ? PQgetvalue(res, 0, 1) : dummy_hash(req->w);
+	bool match = hash && password_verify(hash, pw, pwlen) && found;
+	if (!match) {
+		/* The same answer for an unknown user and a wrong password. */
+		respond_error(req, ERR_UNAUTHORIZED,
+			      "invalid username or password");
+		goto done;
+	}
+	const char *id = PQgetvalue(res, 0, 0);
+	if (password_needs_rehash(hash)) {
+		char fresh[crypto_pwhash_STRBYTES];
+		PGresult *r2 = NULL;
+		if (password_hash(pw, pwlen, fresh, sizeof fresh) == 0) {
+			const char *p2[] = {id, fresh};
+			if (db_exec(req->w->db, STMT_USER_REHASH, p2, &r2) ==
+			    DB_OK)
+				PQclear(r2);
+		}
+	}
+	int64_t exp;
+	const struct config *cfg = req->w->cfg;
+	char *token = token_issue(
+	    cfg->jwt_secret, cfg->jwt_secret_len, strtoll(id, NULL, 10),
+	    isotime_now() / 1000000, cfg->token_ttl, &exp);
+	if (!token) {
+		respond_error(req, ERR_INTERNAL, "could not issue a token");
+		goto done;
+	}
+	struct json_object *out = json_object_new_object();
+	json_object_object_add(out, "token", json_object_new_string(token));
+	json_object_object_add(out, "expires_at", json_time(exp * 1000000));
+	respond_json(req, 200, out);
+	free(token);
+done:
+	PQclear(res);
+	json_object_put(o);
+}
