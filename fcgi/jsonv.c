@@ -5,6 +5,7 @@
 #include "tracker.h"
 #include "isotime.h"
 
+#include <ctype.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,18 +13,229 @@
 
 #define jerr_set(e, ...) snprintf((e)->msg, sizeof(e)->msg, __VA_ARGS__)
 
+/*
+ * json-c's STRICT mode still takes single quotes, NaN, Infinity, raw control
+ * characters and overlong UTF-8, so the body is first checked against
+ * RFC 8259 here; json-c then only builds the tree.
+ */
+struct scan {
+	const unsigned char *s;
+	size_t len, i;
+	int depth;
+	bool too_deep;
+};
+
+static void
+scan_ws(struct scan *sc)
+{
+	while (sc->i < sc->len &&
+	       (sc->s[sc->i] == ' ' || sc->s[sc->i] == '\t' ||
+		sc->s[sc->i] == '\n' || sc->s[sc->i] == '\r'))
+		sc->i++;
+}
+
+/* One UTF-8 sequence at sc->i (first byte >= 0x80): no overlong forms, no
+ * surrogates, nothing past U+10FFFF. Return 0 or -1. */
+static int
+scan_utf8(struct scan *sc)
+{
+	unsigned c = sc->s[sc->i], need, cp, min;
+	if (c >= 0xC2 && c <= 0xDF)
+		need = 1, cp = c & 0x1F, min = 0x80;
+	else if (c >= 0xE0 && c <= 0xEF)
+		need = 2, cp = c & 0x0F, min = 0x800;
+	else if (c >= 0xF0 && c <= 0xF4)
+		need = 3, cp = c & 0x07, min = 0x10000;
+	else
+		return -1;
+	if (sc->i + need >= sc->len)
+		return -1;
+	for (unsigned k = 1; k <= need; k++) {
+		unsigned cc = sc->s[sc->i + k];
+		if ((cc & 0xC0) != 0x80)
+			return -1;
+		cp = cp << 6 | (cc & 0x3F);
+	}
+	if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
+		return -1;
+	sc->i += need + 1;
+	return 0;
+}
+
+static int
+scan_string(struct scan *sc)
+{
+	sc->i++; /* the opening quote */
+	while (sc->i < sc->len) {
+		unsigned c = sc->s[sc->i];
+		if (c == '"') {
+			sc->i++;
+			return 0;
+		}
+		if (c < 0x20)
+			return -1;
+		if (c >= 0x80) {
+			if (scan_utf8(sc))
+				return -1;
+			continue;
+		}
+		sc->i++;
+		if (c != '\\')
+			continue;
+		if (sc->i >= sc->len)
+			return -1;
+		c = sc->s[sc->i++];
+		if (c == 'u') {
+			for (int k = 0; k < 4; k++, sc->i++)
+				if (sc->i >= sc->len || !isxdigit(sc->s[sc->i]))
+					return -1;
+		} else if (!strchr("\"\\/bfnrt", (int)c) || c == 0) {
+			return -1;
+		}
+	}
+	return -1;
+}
+
+/* Digits at sc->i: at least one. */
+static int
+scan_digits(struct scan *sc)
+{
+	size_t start = sc->i;
+	while (sc->i < sc->len && isdigit(sc->s[sc->i]))
+		sc->i++;
+	return sc->i > start ? 0 : -1;
+}
+
+static int
+scan_number(struct scan *sc)
+{
+	if (sc->s[sc->i] == '-')
+		sc->i++;
+	if (sc->i < sc->len && sc->s[sc->i] == '0')
+		sc->i++;
+	else if (scan_digits(sc))
+		return -1;
+	if (sc->i < sc->len && sc->s[sc->i] == '.') {
+		sc->i++;
+		if (scan_digits(sc))
+			return -1;
+	}
+	if (sc->i < sc->len && (sc->s[sc->i] == 'e' || sc->s[sc->i] == 'E')) {
+		sc->i++;
+		if (sc->i < sc->len &&
+		    (sc->s[sc->i] == '+' || sc->s[sc->i] == '-'))
+			sc->i++;
+		if (scan_digits(sc))
+			return -1;
+	}
+	return 0;
+}
+
+static int
+scan_word(struct scan *sc, const char *w)
+{
+	size_t n = strlen(w);
+	if (sc->len - sc->i < n || memcmp(sc->s + sc->i, w, n) != 0)
+		return -1;
+	sc->i += n;
+	return 0;
+}
+
+static int scan_value(struct scan *sc);
+
+/* An object or array; close is '}' or ']'. */
+static int
+scan_container(struct scan *sc, unsigned char close)
+{
+	if (++sc->depth > JSON_MAX_DEPTH) {
+		sc->too_deep = true;
+		return -1;
+	}
+	sc->i++;
+	scan_ws(sc);
+	if (sc->i < sc->len && sc->s[sc->i] == close) {
+		sc->i++;
+		sc->depth--;
+		return 0;
+	}
+	for (;;) {
+		if (close == '}') {
+			if (sc->i >= sc->len || sc->s[sc->i] != '"' ||
+			    scan_string(sc))
+				return -1;
+			scan_ws(sc);
+			if (sc->i >= sc->len || sc->s[sc->i++] != ':')
+				return -1;
+			scan_ws(sc);
+		}
+		if (scan_value(sc))
+			return -1;
+		scan_ws(sc);
+		if (sc->i >= sc->len)
+			return -1;
+		unsigned char c = sc->s[sc->i++];
+		if (c == close)
+			break;
+		if (c != ',')
+			return -1;
+		scan_ws(sc);
+	}
+	sc->depth--;
+	return 0;
+}
+
+static int
+scan_value(struct scan *sc)
+{
+	if (sc->i >= sc->len)
+		return -1;
+	switch (sc->s[sc->i]) {
+	case '{':
+		return scan_container(sc, '}');
+	case '[':
+		return scan_container(sc, ']');
+	case '"':
+		return scan_string(sc);
+	case 't':
+		return scan_word(sc, "true");
+	case 'f':
+		return scan_word(sc, "false");
+	case 'n':
+		return scan_word(sc, "null");
+	default:
+		if (sc->s[sc->i] == '-' || isdigit(sc->s[sc->i]))
+			return scan_number(sc);
+		return -1;
+	}
+}
+
 struct json_object *
 jsonv_parse(const char *body, size_t len, struct jerr *e)
 {
-	if (len == 0) {
+	struct scan sc = {.s = (const unsigned char *)body, .len = len};
+	scan_ws(&sc);
+	if (sc.i == len) {
 		jerr_set(e, "the request body is empty; expected JSON");
 		return NULL;
 	}
-	/* json-c silently stops at a NUL byte: never let it. */
-	if (memchr(body, '\0', len)) {
-		jerr_set(e, "the request body contains a NUL byte");
+	int bad = scan_value(&sc);
+	if (!bad) {
+		scan_ws(&sc);
+		bad = sc.i != len;
+	}
+	if (sc.too_deep) {
+		jerr_set(e, "JSON nested deeper than %d levels",
+			 JSON_MAX_DEPTH);
 		return NULL;
 	}
+	if (bad) {
+		jerr_set(e,
+			 "the body is not valid JSON (RFC 8259): error at "
+			 "byte %zu",
+			 sc.i);
+		return NULL;
+	}
+
 	/* json-c counts the outermost value as a level too. */
 	struct json_tokener *tok = json_tokener_new_ex(JSON_MAX_DEPTH + 1);
 	if (!tok)
@@ -31,35 +243,11 @@ jsonv_parse(const char *body, size_t len, struct jerr *e)
 	json_tokener_set_flags(tok, JSON_TOKENER_STRICT |
 					JSON_TOKENER_VALIDATE_UTF8);
 	struct json_object *v = json_tokener_parse_ex(tok, body, (int)len);
-	enum json_tokener_error jerr = json_tokener_get_error(tok);
-	size_t end = json_tokener_get_parse_end(tok);
+	bool fine = json_tokener_get_error(tok) == json_tokener_success;
 	json_tokener_free(tok);
-
-	if (jerr == json_tokener_success && end != len) {
-		/* Whitespace after the value is fine, anything else not. */
-		while (end < len && strchr(" \t\r\n", body[end]))
-			end++;
-		if (end != len) {
-			json_object_put(v);
-			jerr_set(e,
-				 "unexpected text after the JSON value at "
-				 "byte %zu",
-				 end);
-			return NULL;
-		}
-	}
-	if (jerr == json_tokener_error_depth) {
-		jerr_set(e, "JSON nested deeper than %d levels",
-			 JSON_MAX_DEPTH);
-		return NULL;
-	}
-	if (jerr == json_tokener_continue) {
-		jerr_set(e, "the JSON body ends too early");
-		return NULL;
-	}
-	if (jerr != json_tokener_success) {
-		jerr_set(e, "the body is not valid JSON (%s at byte %zu)",
-			 json_tokener_error_desc(jerr), end);
+	if (!fine) {
+		json_object_put(v);
+		jerr_set(e, "the body is not valid JSON");
 		return NULL;
 	}
 	return v;
@@ -138,9 +326,12 @@ jv_number(struct json_object *o, const char *where, const char *key, double min,
 		d = json_object_get_double(v);
 		break;
 	case json_type_int:
-		/* Beyond int64 json-c clamps silently; the range check below
-		 * rejects the clamped value. */
-		d = (double)json_object_get_int64(v);
+		/* Beyond int64 json-c clamps silently to the limits. */
+		if (json_object_get_int64(v) == INT64_MAX ||
+		    json_object_get_int64(v) == INT64_MIN)
+			d = NAN;
+		else
+			d = (double)json_object_get_int64(v);
 		break;
 	default:
 		jerr_set(e, "%s%s must be a number", where, key);
