@@ -1,0 +1,204 @@
+# Strict JSON, body limits, routes and methods, and the shape of every error
+# (SPEC 3).  No request, however malformed, may crash a worker.
+use strict;
+use warnings;
+use utf8;
+
+use Test::More;
+use GH::Stack qw(is_error is_json_ok);
+
+my $s = GH::Stack->new->start;
+my $u = $s->user;
+my $tid = $u->api(POST => 'test', {})->{json}{id};
+my @w0 = $s->worker_pids;
+is(scalar @w0, 2, 'two workers');
+
+sub create { $u->api(POST => 'test', $_[0]) }
+sub count_tests { $s->psql('SELECT count(*) FROM tests') }
+
+# --- strict JSON -----------------------------------------------------------------------
+
+my $n0 = count_tests();
+my @not_json = (
+	['{"name":"a",}', 'trailing comma in an object'],
+	['{"name":"a"', 'truncated object'],
+	['{"name":"a"}}', 'extra closing brace'],
+	['{/*c*/"name":"a"}', 'block comment'],
+	[qq({"name":"a"} // c), 'line comment'],
+	[qq(# c\n{"name":"a"}), 'hash comment'],
+	[q({'name':'a'}), 'single-quoted key and value'],
+	[q({"name":'a'}), 'single-quoted value'],
+	['{name:"a"}', 'unquoted key'],
+	['{"threshold":0x1}', 'hex number'],
+	['{"threshold":.5}', 'number without leading digit'],
+	['{"threshold":01}', 'number with a leading zero'],
+	['{"threshold":+1}', 'number with a plus sign'],
+	['{"threshold":1.}', 'number ending in a dot'],
+	['{"threshold":1e}', 'empty exponent'],
+	['{"name":"a"}x', 'garbage after the object'],
+	['{}{}', 'two objects'],
+	['{"name":"a"}' . "\0", 'NUL byte after the object'],
+	['{"name":"a' . "\0" . 'b"}', 'raw NUL byte inside a string'],
+	['{"name":"a' . "\t" . 'b"}', 'raw tab inside a string'],
+	['{"name":"a' . "\n" . 'b"}', 'raw newline inside a string'],
+	['{"name":"\x"}', 'invalid escape'],
+	['{"name":"\u12"}', 'short \u escape'],
+	['{"name":"a}', 'unterminated string'],
+	['{"name" "a"}', 'missing colon'],
+	['{"name":"a" "description":"b"}', 'missing comma'],
+	['{"name":tru}', 'bad literal'],
+	['{"name":True}', 'capitalised literal'],
+	['{"name":undefined}', 'undefined'],
+	["{\"name\":\"\xff\"}", 'invalid UTF-8 byte 0xff'],
+	["{\"name\":\"caf\xe9\"}", 'Latin-1 text'],
+	["{\"name\":\"\xc0\xaf\"}", 'overlong UTF-8'],
+	["{\"name\":\"\xed\xa0\x80\"}", 'UTF-8-encoded surrogate'],
+	["{\"name\":\"\xe2\x82\"}", 'truncated UTF-8 sequence'],
+	["{\"name\":\"\xf4\x90\x80\x80\"}", 'UTF-8 beyond U+10FFFF'],
+	['[', 'lone bracket'],
+	['{"a":' x 10000, '10000 unclosed objects'],
+	['[' x 100000, '100000 unclosed arrays'],
+);
+for my $c (@not_json) {
+	my ($body, $what) = @$c;
+	utf8::encode($body) if utf8::is_utf8($body);
+	is_error(create($body), 400, 'invalid_json', "not JSON: $what");
+}
+for my $body ('true', 'null', '42', '"s"', '[]', '[{}]') {
+	is_error(create($body), 400, 'invalid_json', "body $body where an object is needed");
+}
+is_error($u->api(POST => "test/$tid/stop", '[{}]'), 400, 'invalid_json',
+	'stop with an array body');
+is_error($u->api(POST => 'users', '[]'), 400, 'invalid_json', 'users with an array body');
+is_error($u->api(POST => 'users', ''), 400, 'invalid_json', 'users with an empty body');
+is_error($u->api(POST => 'auth', 'null'), 400, 'invalid_json', 'auth with null');
+is_error($u->api(POST => "test/$tid/usage", 'true'), 400, 'invalid_json', 'usage with true');
+
+for my $k ('NaN', '-NaN', 'Infinity', '-Infinity', 'inf') {
+	is_error(create(qq({"threshold":$k})), 400, [qw(invalid_json invalid_field)],
+		"threshold $k refused");
+}
+for my $k ('1e400', '-1e400', '1E+400', '99999999999999999999', '-99999999999999999999',
+    '18446744073709551616') {
+	is_error(create(qq({"threshold":$k})), 400, 'invalid_field', "threshold $k out of range",
+		field => 'threshold');
+}
+is_error(create('{"name":"a\u0000b"}'), 400, 'invalid_field', '\u0000 in a name', field => 'name');
+is_error($s->api(POST => 'users', '{"username":"ab\u0000cd","password":"password1"}'), 400,
+	'invalid_field', '\u0000 in a username', field => 'username');
+is_error($s->api(POST => 'users', '{"username":"nul","password":"pass\u0000word"}'), 400,
+	'invalid_field', '\u0000 in a password', field => 'password');
+is(count_tests(), $n0, 'nothing was stored by a refused body');
+
+# valid JSON that looks odd is fine
+my $r = create(qq( \r\n\t{ "name" : "\\u00fc\\ud83d\\ude00\\/\\"" } \n));
+is($r->{status}, 201, 'whitespace everywhere and escapes');
+is($u->api(GET => "test/$r->{json}{id}")->{json}{name}, "ü😀/\"", '... escapes decoded');
+$r = create('{"threshold":5e-1}');
+is($u->api(GET => "test/$r->{json}{id}")->{json}{threshold}, 0.5, 'exponent notation 5e-1');
+$r = create('{"name":"a","name":"b"}');
+ok(($r->{status} == 201 && $u->api(GET => "test/$r->{json}{id}")->{json}{name} =~ /^[ab]$/)
+	|| ($r->{status} == 400 && ref $r->{json} && $r->{json}{error}),
+	"duplicate keys: one value or a 400 ($r->{status})");
+$r = $u->api(POST => 'test', '{"name":"ct"}', 'Content-Type' => 'application/x-www-form-urlencoded');
+is($r->{status}, 201, 'the body is JSON whatever the Content-Type says');
+
+# depth: 32 levels are JSON (then the wrong type), 33 are too deep
+my $d32 = '{"name":' . ('[' x 31) . (']' x 31) . '}';
+my $d33 = '{"name":' . ('[' x 32) . (']' x 32) . '}';
+is_error(create($d32), 400, 'invalid_field', 'depth 32: parsed, name has the wrong type',
+	field => 'name');
+is_error(create($d33), 400, 'invalid_json', 'depth 33: too deep');
+is_error(create(('[' x 33) . (']' x 33)), 400, 'invalid_json', 'array nested 33 deep');
+is_error(create(('{"a":' x 33) . '1' . ('}' x 33)), 400, 'invalid_json', 'objects nested 33 deep');
+is_error(create(('[' x 32) . (']' x 32)), 400, 'invalid_json',
+	'array nested 32 deep: not an object');
+
+# --- body size ---------------------------------------------------------------------------
+
+sub too_large {
+	my ($r, $what) = @_;
+	local $Test::Builder::Level = $Test::Builder::Level + 1;
+	is_error($r, 413, 'too_large', $what);
+}
+too_large($u->api(POST => 'test', '{"name":"' . ('x' x (2 * 1024 * 1024)) . '"}'),
+	'2 MiB body: 413');
+too_large($u->api(POST => "test/$tid/usage", ' ' x (1024 * 1024) . '[]'), '1 MiB + 2 bytes: 413');
+too_large($s->api(POST => 'users', '{"username":"' . ('x' x (1024 * 1024)) . '"}'),
+	'1 MiB registration: 413');
+my $chunked = join '', map { sprintf("%x\r\n%s\r\n", 65536, 'x' x 65536) } 1 .. 32;
+too_large($s->raw("POST /api/v1/test HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer "
+	. $u->token . "\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+	. $chunked . "0\r\n\r\n"), '2 MiB chunked body: 413');
+
+# exactly 1 MiB reaches the worker whole
+my $one = '[{"cpu_usage":0.5,"timestamp":"2024-01-01T00:00:00Z"}]';
+my $pad = 1024 * 1024 - length $one;
+$r = $u->api(POST => "test/$tid/usage", $one . (' ' x $pad));
+is($r->{status}, 200, 'a body of exactly 1 MiB is read whole');
+$r = $u->api(POST => "test/$tid/usage", (' ' x ($pad - 1)) . $one . ' ');
+is($r->{status}, 200, '... also with the JSON at its end');
+my @many = map { sprintf '{"cpu_usage":0.%02d,"timestamp":"2024-01-01T00:%02d:%02d.%06dZ"}',
+	$_ % 100, int($_ / 60) % 60, $_ % 60, $_ } 1 .. 1000;
+my $big = '[' . join(',', @many) . ']';
+$r = $u->api(POST => "test/$tid/usage", $big . (' ' x (1024 * 1024 - length $big)));
+is_deeply([$r->{status}, @{ $r->{json} || {} }{qw(received stored)}], [200, 1000, 1000],
+	'a 1 MiB batch of 1000 samples');
+is_error(create('{"name":"' . ('n' x (900 * 1024)) . '"}'), 400, 'invalid_field',
+	'a 900 KiB name is too long', field => 'name');
+
+# --- routes and methods ----------------------------------------------------------------------
+
+for my $p ('/api/v1/nope', '/api/v1/', '/api/v1', "/api/v1/test/$tid/bogus", '/api/v1/users/1',
+    '/api/v1/users/', '/api/v2/test', '/api/v1/testx', '/api/v1/health/x', '/api/v1/auth/x',
+    "/api/v1/test/$tid/usage/1", "/api/v1/test/$tid/stop/now", '/api/',
+    '/api/V1/test') {
+	is_error($u->api(GET => $p), 404, 'not_found', "GET $p: 404");
+}
+is_error($u->api(POST => '/api/v1/nope', '{}'), 404, 'not_found', 'POST to an unknown route: 404');
+
+sub allow_set {
+	my $h = shift // '';
+	return join ',', sort grep { $_ ne 'HEAD' && $_ ne 'OPTIONS' } map { uc } split /\s*,\s*/, $h;
+}
+for my $c (['GET', 'users', 'POST'], ['PUT', 'users', 'POST'], ['DELETE', 'users', 'POST'],
+    ['GET', 'auth', 'POST'], ['PATCH', 'auth', 'POST'], ['DELETE', 'test', 'GET,POST'],
+    ['PUT', 'test', 'GET,POST'], ['POST', "test/$tid", 'GET'], ['DELETE', "test/$tid", 'GET'],
+    ['PUT', "test/$tid", 'GET'], ['GET', "test/$tid/stop", 'POST'],
+    ['DELETE', "test/$tid/stop", 'POST'], ['DELETE', "test/$tid/usage", 'GET,POST'],
+    ['PUT', "test/$tid/usage", 'GET,POST'], ['POST', 'health', 'GET'],
+    ['DELETE', 'health', 'GET']) {
+	my ($m, $p, $allow) = @$c;
+	my $r = $u->api($m, $p, $m =~ /^(POST|PUT|PATCH)$/ ? '{}' : undef);
+	is_error($r, 405, 'method_not_allowed', "$m /api/v1/$p: 405");
+	is(allow_set($r->{headers}{allow}), $allow, "$m /api/v1/$p: Allow: $allow");
+}
+
+# --- every answer is JSON with charset ----------------------------------------------------------
+
+is_json_ok($s->api(GET => 'health'), 200, 'health: application/json; charset=utf-8');
+is_deeply($s->api(GET => 'health')->{json}, {status => 'ok'}, 'health: {"status":"ok"}');
+is_json_ok($u->api(GET => 'test'), 200, 'list: application/json; charset=utf-8');
+is_json_ok(create({}), 201, 'create: application/json; charset=utf-8');
+is_json_ok($u->api(GET => "test/$tid/usage"), 200, 'usage: application/json; charset=utf-8');
+
+# nginx's own errors are JSON too
+$r = $s->raw("GET /api/v1/test/1%00 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+is($r->{status}, 400, 'a NUL in the path: nginx answers 400');
+ok(lc($r->{headers}{'content-type'} // '') eq 'application/json; charset=utf-8'
+	&& ref $r->{json} eq 'HASH' && $r->{json}{error} && $r->{json}{message},
+	'... as a JSON error') or diag "got: $r->{content}";
+$r = $s->raw("GET /api/v1/health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+	. "X-Big: " . ('h' x 20000) . "\r\n\r\n");
+ok($r->{status} >= 400 && ref $r->{json} eq 'HASH' && $r->{json}{error},
+	"an oversized header: a JSON error ($r->{status})") or diag "got: $r->{content}";
+
+# the tracker logs one line per request: METHOD PATH STATUS MICROSECONDS
+my $log = GH::Stack::_slurp($s->dir . '/tracker.log') // '';
+like($log, qr{^GET /api/v1/health 200 \d+$}m, 'tracker log: "METHOD PATH STATUS MICROSECONDS"');
+unlike($log, qr/\?|Bearer|password1/, 'tracker log: no query string, token or password');
+
+is_deeply([$s->worker_pids], \@w0, 'no worker died or was replaced');
+
+$s->stop;
+done_testing;

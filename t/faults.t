@@ -1,0 +1,167 @@
+# Faults: the database going away and coming back, workers dying, and a
+# graceful stop with a request in flight (SPEC 3 and 5).
+use strict;
+use warnings;
+
+use POSIX ();
+use Test::More;
+use Time::HiRes qw(sleep time);
+use GH::Stack qw(is_error is_json_ok ts parse_ts json_decode);
+
+my $s = GH::Stack->new(workers => 2)->start;
+my $u = $s->user;
+my $tid = $u->api(POST => 'test', {start_time => '2024-01-01T00:00:00Z'})->{json}{id};
+my $S0 = parse_ts('2024-01-01T00:00:00Z');
+sub sample { {cpu_usage => $_[1], timestamp => ts($S0 + $_[0] * 1_000_000)} }
+$u->api(POST => "test/$tid/usage", [map { sample($_, 0.6) } 1 .. 10]);
+
+sub counts {
+	return $s->psql('SELECT (SELECT count(*) FROM users) || \' \' || '
+		. '(SELECT count(*) FROM tests) || \' \' || (SELECT count(*) FROM usage)');
+}
+sub log_text { GH::Stack::_slurp($s->dir . '/tracker.log') // '' }
+
+# --- PostgreSQL stops -------------------------------------------------------------------
+
+my @w0 = $s->worker_pids;
+is(scalar @w0, 2, 'two workers');
+my $counts = counts();
+my $sample_count = $u->api(GET => "test/$tid")->{json}{samples};
+is($sample_count, 10, '10 samples before the outage');
+
+ok($s->stop_postgres, 'PostgreSQL stopped');
+my $r = $s->api(GET => 'health');
+is($r->{status}, 503, 'health: 503 while the database is down');
+like($r->{headers}{'content-type'} // '', qr{^application/json; charset=utf-8$}i, '... as JSON');
+
+my @down = (
+	['GET', "test/$tid", undef, 'get a test'],
+	['GET', 'test', undef, 'list tests'],
+	['POST', 'test', {name => 'during-outage'}, 'create a test'],
+	['POST', "test/$tid/usage", [map { sample($_, 0.9) } 100 .. 199], 'post a batch'],
+	['POST', "test/$tid/usage", sample(300, 0.9), 'post a sample'],
+	['GET', "test/$tid/usage", undef, 'read samples'],
+	['POST', "test/$tid/stop", {}, 'stop the test'],
+);
+for my $round (1 .. 2) {    # twice, so both workers meet the outage
+	for my $c (@down) {
+		my ($m, $p, $body, $what) = @$c;
+		$r = $u->api($m, $p, $body);
+		is_error($r, 503, 'unavailable', "DB down: $what: 503 unavailable ($round)");
+		ok(defined $r->{headers}{'retry-after'}, "DB down: $what: Retry-After ($round)");
+	}
+	is_error($s->register("ghost$round", 'ghost-password'), 503, 'unavailable',
+		"DB down: register: 503 ($round)");
+	is_error($s->login($u->username, $u->password), 503, 'unavailable',
+		"DB down: auth: 503 ($round)");
+}
+is_deeply([$s->worker_pids], \@w0, 'DB down: the same workers are still running');
+
+ok($s->start_postgres, 'PostgreSQL started again');
+my $deadline = time + 15;
+my $st;
+while (time < $deadline) {
+	$st = $s->api(GET => 'health')->{status};
+	last if $st == 200;
+	sleep 0.1;
+}
+is($st, 200, 'health: 200 again after the restart');
+my @ok = map { $u->api(GET => "test/$tid")->{status} } 1 .. 10;
+is_deeply(\@ok, [(200) x 10], 'every worker reconnected (10 requests, all 200)');
+is($s->login($u->username, $u->password)->{status}, 200, 'auth works again');
+is(counts(), $counts, 'nothing of the refused requests was stored');
+$r = $u->api(GET => "test/$tid");
+is($r->{json}{samples}, 10, '... the test has its 10 samples');
+ok($r->{json}{active}, '... and is still active');
+is($s->login('ghost1', 'ghost-password')->{status}, 401, '... no user ghost1');
+is($s->register('ghost1', 'ghost-password')->{status}, 201, '... and ghost1 can register now');
+$r = $u->api(POST => "test/$tid/usage", [map { sample($_, 0.9) } 100 .. 199]);
+is_deeply([$r->{status}, @{ $r->{json} || {} }{qw(received stored)}], [200, 100, 100],
+	'the batch refused during the outage is all new now');
+is_deeply([$s->worker_pids], \@w0, 'the same workers served it all');
+
+# --- a worker dies ----------------------------------------------------------------------------
+
+my $before = length log_text();
+my $victim = $s->kill_worker('KILL');
+my @w1 = $s->wait_workers(2, 5);
+is(scalar @w1, 2, 'SIGKILLed worker: the pool is back to 2 within 5 s');
+ok(!grep({ $_ == $victim } @w1), '... with a new worker in its place');
+like(substr(log_text(), $before), qr/\b$victim\b/, '... and the master logged it');
+@ok = map { $u->api(GET => "test/$tid")->{status} } 1 .. 20;
+is_deeply(\@ok, [(200) x 20], 'the following 20 requests all succeed');
+
+$before = length log_text();
+kill 'KILL', @w1;
+my @w2 = $s->wait_workers(2, 5);
+is(scalar @w2, 2, 'both workers SIGKILLed: back to 2');
+ok(!grep({ my $p = $_; grep { $_ == $p } @w1 } @w2), '... both replaced');
+$deadline = time + 5;
+$st = 0;
+while (time < $deadline) {
+	$st = $s->api(GET => 'health')->{status};
+	last if $st == 200;
+	sleep 0.05;
+}
+is($st, 200, '... and answering');
+@ok = map { $u->api(GET => "test/$tid")->{status} } 1 .. 20;
+is_deeply(\@ok, [(200) x 20], 'the following 20 requests all succeed');
+
+my $w = $s->kill_worker('ABRT');
+@w2 = $s->wait_workers(2, 5);
+ok(@w2 == 2 && !grep({ $_ == $w } @w2), 'a worker killed by SIGABRT is replaced');
+
+# --- SIGTERM with a request in flight ---------------------------------------------------------------
+
+# Hold every table locked so the next usage POST waits inside a worker.
+my $tables = join ', ', split /\n/, $s->psql(
+	"SELECT quote_ident(table_name) FROM information_schema.tables "
+	. "WHERE table_schema = 'public' AND table_type = 'BASE TABLE'");
+my $locker = $s->psql_async("BEGIN; LOCK TABLE $tables IN ACCESS EXCLUSIVE MODE; "
+	. "SELECT pg_sleep(3); COMMIT;");
+my $locked = 0;
+$deadline = time + 10;
+while (time < $deadline && !$locked) {
+	$locked = $s->psql("SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%pg_sleep(3)%' "
+		. "AND state = 'active' AND pid <> pg_backend_pid()");
+	sleep 0.05 unless $locked;
+}
+ok($locked, 'tables locked by another session');
+
+my $out = $s->dir . '/inflight.json';
+my $child = fork // die "fork: $!";
+if ($child == 0) {
+	$s->reconnect;
+	my $r = $u->api(POST => "test/$tid/usage", [map { sample($_, 0.7) } 500 .. 999]);
+	open my $fh, '>', $out;
+	print $fh GH::Stack::json_encode({status => $r->{status}, json => $r->{json}});
+	close $fh;
+	POSIX::_exit(0);
+}
+my $waiting = 0;
+$deadline = time + 10;
+while (time < $deadline && !$waiting) {
+	$waiting = $s->psql("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'");
+	sleep 0.02 unless $waiting;
+}
+ok($waiting, 'a worker is waiting on the lock (request in flight)');
+my @workers = $s->worker_pids;
+my $t0 = time;
+ok($s->signal_tracker('TERM'), 'SIGTERM sent to the master');
+waitpid $child, 0;
+my $res = eval { json_decode(GH::Stack::_slurp($out)) } || {};
+is($res->{status}, 200, 'the in-flight request completed (200)');
+is_deeply([@{ $res->{json} || {} }{qw(received stored)}], [500, 500], '... and stored its 500 samples');
+my $exit = $s->wait_tracker(20);
+ok(defined $exit, sprintf 'the master exited %.1f s after SIGTERM', time - $t0);
+is($exit, 0, 'the master exited with status 0');
+sleep 0.2;
+ok(!grep({ GH::Stack::_alive($_) } @workers), 'no worker is left');
+waitpid $locker, 0;
+
+$s->start_tracker;
+ok($s->wait_healthy, 'the tracker starts again');
+is($u->api(GET => "test/$tid")->{json}{samples}, 10 + 100 + 500, 'all samples are there');
+
+$s->stop;
+done_testing;

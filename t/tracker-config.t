@@ -1,0 +1,146 @@
+# grasshopper-tracker's command line and environment (SPEC 5,
+# docs/architecture.md): refusing bad configuration, the secret file, the
+# token lifetime, the worker count, the socket, init-db.
+use strict;
+use warnings;
+
+use IO::Socket::INET;
+use Test::More;
+use Time::HiRes qw(sleep time);
+use GH::Stack qw(is_json_ok);
+
+my $s = GH::Stack->new->start;
+my $u = $s->user;
+
+# run(\%env, $timeout, @args): the exit code, or undef if still running
+# after $timeout (then it is stopped); and the output.
+sub run {
+	my ($env, $timeout, @args) = @_;
+	my ($pid, $log) = $s->spawn_tracker($env, @args);
+	my $deadline = time + $timeout;
+	my $code;
+	while (time < $deadline) {
+		if (waitpid($pid, POSIX::WNOHANG()) == $pid) {
+			$code = $? >> 8 || ($? & 127 ? 128 + ($? & 127) : 0);
+			last;
+		}
+		sleep 0.02;
+	}
+	unless (defined $code) {
+		kill 'TERM', $pid;
+		waitpid $pid, 0;
+	}
+	return ($code, GH::Stack::_slurp($log) // '');
+}
+
+# --- commands ------------------------------------------------------------------------
+
+my ($code, $out) = run({}, 5, 'version');
+is($code, 0, 'version: exit 0');
+like($out, qr/\d+\.\d+\.\d+/, 'version: prints a version');
+($code) = run({}, 5);
+ok($code, 'no command: non-zero exit');
+($code) = run({}, 5, 'frobnicate');
+ok($code, 'unknown command: non-zero exit');
+
+# --- refusing to start ------------------------------------------------------------------------
+
+my $sock = $s->dir . '/other.sock';
+for my $c (
+    [{TRACKER_JWT_SECRET => undef}, 'no secret', qr/secret/i],
+    [{TRACKER_JWT_SECRET => ''}, 'an empty secret', qr/secret/i],
+    [{TRACKER_JWT_SECRET => 's' x 31}, 'a 31-byte secret', qr/secret/i],
+    [{TRACKER_JWT_SECRET => undef, TRACKER_JWT_SECRET_FILE => '/nonexistent/secret'},
+	'a missing secret file', qr/secret/i],
+    [{TRACKER_WORKERS => 0}, 'TRACKER_WORKERS=0', qr/WORKERS/],
+    [{TRACKER_WORKERS => 257}, 'TRACKER_WORKERS=257', qr/WORKERS/],
+    [{TRACKER_WORKERS => 'two'}, 'TRACKER_WORKERS=two', qr/WORKERS/],
+    [{TRACKER_TOKEN_TTL => 'forever'}, 'TRACKER_TOKEN_TTL=forever', qr/TTL/],
+    [{TRACKER_TOKEN_TTL => '-5'}, 'TRACKER_TOKEN_TTL=-5', qr/TTL/],
+    [{TRACKER_TOKEN_TTL => '10x'}, 'TRACKER_TOKEN_TTL=10x', qr/TTL/],
+    [{TRACKER_LISTEN => '127.0.0.1:99999'}, 'TRACKER_LISTEN with a bad port', qr/LISTEN/],
+    ) {
+	my ($env, $what, $msg) = @$c;
+	unlink $sock;
+	my ($code, $out) = run({TRACKER_LISTEN => $sock, %$env}, 10, 'serve');
+	ok(defined $code && $code != 0, "serve refuses $what (exit " . ($code // 'none') . ')');
+	like($out, $msg, '... and says why');
+	ok(!-e $sock, '... without opening its socket');
+}
+
+# A 32-byte secret is enough; TRACKER_LISTEN as HOST:PORT.
+my $port = GH::Stack::_free_port();
+my ($pid, $log) = $s->spawn_tracker({TRACKER_JWT_SECRET => 's' x 32,
+	TRACKER_LISTEN => "127.0.0.1:$port"}, 'serve');
+my $conn;
+my $deadline = time + 10;
+until ($conn || time > $deadline) {
+	$conn = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $port, Proto => 'tcp');
+	sleep 0.05 unless $conn;
+}
+ok($conn, 'a 32-byte secret is accepted; TRACKER_LISTEN=127.0.0.1:PORT listens');
+close $conn if $conn;
+kill 'TERM', $pid;
+waitpid $pid, 0;
+is($?, 0, '... and it stops with status 0 on SIGTERM');
+
+# --- the running stack's settings ----------------------------------------------------------------
+
+my $mode = (stat $s->dir . '/tracker.sock')[2];
+is(sprintf('%04o', ($mode // 0) & 07777), '0660', 'the unix socket has mode 0660');
+
+$s->restart_tracker(TRACKER_WORKERS => 3);
+is(scalar(my @w3 = $s->worker_pids), 3, 'TRACKER_WORKERS=3 gives 3 workers');
+is($s->api(GET => 'health')->{status}, 200, '... serving');
+
+for my $c (['90', 90], ['15m', 900], ['2h', 7200], ['1d', 86400], ['30d', 30 * 86400]) {
+	my ($ttl, $secs) = @$c;
+	$s->restart_tracker(TRACKER_TOKEN_TTL => $ttl);
+	my $r = $s->login($u->username, $u->password);
+	my $cl = $s->jwt_claims($r->{json}{token} // '') || {};
+	is(($cl->{exp} // 0) - ($cl->{iat} // 0), $secs, "TRACKER_TOKEN_TTL=$ttl: $secs s");
+}
+
+# The secret from a file, one trailing newline ignored.
+my $secret2 = 'f' x 40 . 'secret-from-file';
+my $file = $s->dir . '/secret2';
+open my $fh, '>', $file or die;
+print $fh "$secret2\n";
+close $fh;
+chmod 0600, $file;
+$s->restart_tracker(TRACKER_JWT_SECRET => undef, TRACKER_JWT_SECRET_FILE => $file);
+my $now = int time;
+my %claims = (sub => "" . $u->id, iat => $now, exp => $now + 600);
+is($s->as($s->jwt(\%claims, key => $secret2))->api(GET => 'test')->{status}, 200,
+	'TRACKER_JWT_SECRET_FILE: tokens signed with the file\'s secret are accepted');
+is($s->as($s->jwt(\%claims, key => "$secret2\n"))->api(GET => 'test')->{status}, 401,
+	'... the trailing newline is not part of the secret');
+is($s->as($s->jwt(\%claims))->api(GET => 'test')->{status}, 401,
+	'... tokens signed with the old secret are refused');
+my $tok = $s->login($u->username, $u->password)->{json}{token} // '';
+is($s->as($tok)->api(GET => 'test')->{status}, 200, '... and /auth signs with it');
+
+# A database that cannot be reached: the pool runs and answers 503.
+$s->restart_tracker(TRACKER_DATABASE_URL => 'host=' . $s->dir . '/nowhere dbname=x user=postgres '
+	. 'connect_timeout=2');
+my $r = $s->api(GET => 'health');
+is($r->{status}, 503, 'unreachable database at start: health 503');
+is(scalar(my @w2 = $s->worker_pids), 2, '... and the workers keep running');
+$s->restart_tracker;
+is($s->api(GET => 'health')->{status}, 200, 'back to the real database: 200');
+
+# --- init-db is idempotent -------------------------------------------------------------------------
+
+my $schema = $s->psql("SELECT string_agg(table_name || ':' || table_type, ',' ORDER BY table_name) "
+	. "FROM information_schema.tables WHERE table_schema = 'public'");
+is($s->init_db, 0, 'init-db again: exit 0');
+is($s->init_db, 0, 'init-db a third time: exit 0');
+is($s->psql("SELECT string_agg(table_name || ':' || table_type, ',' ORDER BY table_name) "
+	. "FROM information_schema.tables WHERE table_schema = 'public'"), $schema,
+	'... the schema did not change');
+is($s->login($u->username, $u->password)->{status}, 200, '... and the data is intact');
+cmp_ok($s->psql("SELECT count(*) FROM information_schema.views WHERE table_schema = 'public'"),
+	'>=', 2, 'schema provides views for admins');
+
+$s->stop;
+done_testing;
