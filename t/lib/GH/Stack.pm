@@ -53,7 +53,8 @@ sub _repo_root { abs_path(dirname(__FILE__) . '/../../..') }
 
 # new(%opts): dir (persistent when given), port, workers, auth_rate,
 # auth_burst, token_ttl, env (extra tracker environment), secret_file (pass
-# the secret as TRACKER_JWT_SECRET_FILE), quiet.
+# the secret as TRACKER_JWT_SECRET_FILE), wrapper (a command prefixed to
+# `serve`; default $GH_TRACKER_WRAPPER), quiet.
 sub new {
 	my ($class, %o) = @_;
 	my $root = _repo_root();
@@ -70,7 +71,7 @@ sub new {
 		persistent => defined $o{dir},
 		quiet => $o{quiet},
 		owner => $$,
-		wrapper => $ENV{GH_TRACKER_WRAPPER},
+		wrapper => exists $o{wrapper} ? $o{wrapper} : $ENV{GH_TRACKER_WRAPPER},
 	}, $class;
 	$self->{env}{TRACKER_TOKEN_TTL} = $o{token_ttl} if defined $o{token_ttl};
 	$self->{slow} = $self->{wrapper} ? 4 : 1;
@@ -91,6 +92,21 @@ sub new {
 	$LIVE{refaddr $self} = $self;
 	weaken $LIVE{refaddr $self};
 	return $self;
+}
+
+# memcheck: a valgrind wrapper for the tracker when valgrind is installed,
+# the tracker is not built with AddressSanitizer (the two exclude each
+# other) and GH_NO_VALGRIND is unset; else undef.  Errors end up in
+# tracker.log, where stop() looks for them.
+sub memcheck {
+	return undef if $ENV{GH_NO_VALGRIND};
+	my $bin = ($ENV{GH_BUILDDIR} || _repo_root()) . '/grasshopper-tracker';
+	my $image = _slurp($bin) // return undef;
+	return undef if index($image, '__asan_init') >= 0;
+	my ($vg) = grep { -x "$_/valgrind" } split /:/, $ENV{PATH} // '';
+	return undef unless $vg;
+	return "$vg/valgrind --quiet --error-exitcode=99 --leak-check=full "
+		. '--errors-for-leak-kinds=definite --show-leak-kinds=definite';
 }
 
 sub dir { $_[0]{dir} }
@@ -719,15 +735,18 @@ sub _tail {
 	return join "\n", "--- $file (last lines) ---", @l;
 }
 
-# log_problems: [alert]/[emerg] lines of nginx and sanitizer reports of the
-# tracker, as two lists.
+# log_problems: [alert]/[emerg] lines of nginx and sanitizer (or valgrind)
+# reports of the tracker, as two lists.
 sub log_problems {
 	my $self = shift;
 	my $elog = _slurp("$self->{dir}/error.log") // '';
 	my $tlog = _slurp("$self->{dir}/tracker.log") // '';
 	my @ng = grep /\[(?:alert|emerg)\]/, split /\n/, $elog;
-	my @san = grep /runtime error:|ERROR: AddressSanitizer|LeakSanitizer|ERROR: LeakSanitizer|==\d+==ERROR/,
-		split /\n/, $tlog;
+	# ASan/UBSan/LSan, and valgrind's error kinds and non-zero summaries.
+	my @san = grep m{runtime error:|ERROR: AddressSanitizer|LeakSanitizer|==\d+==ERROR
+		|==\d+==\ (?:Invalid\ (?:read|write|free)|Conditional\ jump|Use\ of\ uninitialised
+		|Syscall\ param|Mismatched\ free|Source\ and\ destination\ overlap)
+		|definitely\ lost:\ [1-9]|ERROR\ SUMMARY:\ [1-9]}x, split /\n/, $tlog;
 	return (\@ng, \@san);
 }
 
@@ -757,7 +776,7 @@ sub stop {
 		}
 		$tb->ok(!@$ng, 'teardown: no [alert]/[emerg] in nginx error.log')
 			or $tb->diag(join "\n", @$ng);
-		$tb->ok(!@$san, 'teardown: no sanitizer report in tracker.log')
+		$tb->ok(!@$san, 'teardown: no sanitizer or valgrind report in tracker.log')
 			or $tb->diag(join "\n", @$san[0 .. ($#$san < 20 ? $#$san : 20)]);
 	} elsif (@$ng || @$san) {
 		$self->{failed} = 1;
