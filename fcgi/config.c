@@ -154,6 +154,18 @@ config_load(struct config *cfg, bool need_secret, char *err, size_t errlen)
 	memset(cfg, 0, sizeof *cfg);
 	const char *s = getenv("TRACKER_DATABASE_URL");
 	cfg->database_url = xstrdup(s ? s : "");
+	char *perr = NULL;
+	PQconninfoOption *opts = PQconninfoParse(cfg->database_url, &perr);
+	if (!opts) {
+		/* libpq's message names the bad part; never the password. */
+		snprintf(err, errlen, "TRACKER_DATABASE_URL is malformed: %s",
+			 perr ? perr : "out of memory");
+		if (perr)
+			err[strcspn(err, "\n")] = '\0';
+		PQfreemem(perr);
+		goto fail;
+	}
+	PQconninfoFree(opts);
 
 	s = getenv("TRACKER_LISTEN");
 	cfg->listen = xstrdup(s && *s ? s : "127.0.0.1:9000");

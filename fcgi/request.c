@@ -316,11 +316,14 @@ request_handle(struct request *req)
 	const char *seg = NULL;
 	size_t seglen = 0;
 	struct buf allow = {0};
+	/* nginx drops the body of a HEAD answer: serve it as a GET. */
+	const char *method = strcmp(req->method, "HEAD") == 0 ? "GET"
+							       : req->method;
 
 	for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++) {
 		if (!route_match(routes[i].pattern, req->path, &seg, &seglen))
 			continue;
-		if (strcmp(routes[i].method, req->method) == 0)
+		if (strcmp(routes[i].method, method) == 0)
 			found = &routes[i];
 		buf_printf(&allow, "%s%s", allow.len ? ", " : "",
 			   routes[i].method);
