@@ -93,6 +93,7 @@ is_deeply(\@ok, [(200) x 20], 'the following 20 requests all succeed');
 
 $before = length log_text();
 kill 'KILL', @w1;
+ok($s->wait_gone(5, @w1), 'both workers SIGKILLed');
 my @w2 = $s->wait_workers(2, 5);
 is(scalar @w2, 2, 'both workers SIGKILLed: back to 2');
 ok(!grep({ my $p = $_; grep { $_ == $p } @w1 } @w2), '... both replaced');

@@ -32,7 +32,7 @@ use JSON::PP ();
 use MIME::Base64 qw(encode_base64url decode_base64url);
 use POSIX qw(WNOHANG);
 use Scalar::Util qw(weaken refaddr);
-use Time::HiRes qw(sleep);
+use Time::HiRes qw(sleep time);
 use Test::More ();
 
 our @EXPORT_OK = qw(is_error is_json_ok is_num is_bool fresh
@@ -484,12 +484,26 @@ sub wait_workers {
 	}
 }
 
-# kill_worker($sig): signal one worker (default SIGKILL); returns its pid.
+# kill_worker($sig): kill one worker (default SIGKILL) and wait until it is
+# dead (so that a following wait_workers does not count it); returns its pid.
 sub kill_worker {
 	my ($self, $sig) = @_;
 	my ($pid) = $self->worker_pids or croak "no worker to kill";
 	kill $sig || 'KILL', $pid;
+	$self->wait_gone(5, $pid);
 	return $pid;
+}
+
+# wait_gone($timeout, @pids): wait until none of @pids is alive (a zombie
+# counts as dead); returns true if they all went within $timeout seconds.
+sub wait_gone {
+	my ($self, $timeout, @pids) = @_;
+	my $deadline = time + $timeout * $self->{slow};
+	while (grep { _alive($_) } @pids) {
+		return 0 if time > $deadline;
+		sleep 0.01;
+	}
+	return 1;
 }
 
 # ---------------------------------------------------------------------------
