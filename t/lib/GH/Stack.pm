@@ -31,7 +31,7 @@ use IO::Socket::INET;
 use JSON::PP ();
 use MIME::Base64 qw(encode_base64url decode_base64url);
 use POSIX qw(WNOHANG);
-use Scalar::Util qw(weaken refaddr);
+use Scalar::Util qw(refaddr);
 use Time::HiRes qw(sleep time);
 use Test::More ();
 
@@ -41,7 +41,7 @@ our @EXPORT_OK = qw(is_error is_json_ok is_num is_bool fresh
 my $PGBIN = '/usr/lib/postgresql/15/bin';
 my $PGPORT = 5432;    # only names the socket file in our private directory
 my $JSON = JSON::PP->new->utf8->canonical->allow_nonref;
-my %LIVE;             # refaddr => weak ref, for END
+my %LIVE;             # refaddr => stack not yet stopped, for END
 
 $SIG{PIPE} = 'IGNORE';
 
@@ -89,8 +89,9 @@ sub new {
 	$self->{sock} = "$self->{dir}/tracker.sock";
 	$self->{dbname} = 'grasshopper';
 	$self->reconnect;
+	# A strong reference: when a test dies, Perl frees the file's lexicals
+	# before END runs, and DESTROY could not tell a death from a success.
 	$LIVE{refaddr $self} = $self;
-	weaken $LIVE{refaddr $self};
 	return $self;
 }
 
@@ -822,7 +823,7 @@ sub DESTROY {
 END {
 	my $died = $?;
 	local $?;
-	for my $s (grep defined, values %LIVE) {
+	for my $s (values %LIVE) {
 		$s->stop(implicit => 1, failed => $died != 0);
 	}
 }
