@@ -134,7 +134,16 @@ test_headers(void)
 			     "Bearer a.b.c d",
 			     "Bearer a.b.c\t",
 			     "Token a.b.c",
-			     "Bearer a+b/c=.d.e"};
+			     "Bearer a+b/c=.d.e",
+			     "Bearer a.b.c",
+			     "Bearer abcde.abcd.abcd",
+			     "Bearer abcd.abcde.abcd",
+			     "Bearer abcd.abcd.abcde",
+			     "Bearer abcd..abcd",
+			     "Bearer .abcd.abcd",
+			     "Bearer abcd.abcd.",
+			     "Bearer abcd.abcd.abcd.abcd",
+			     "Bearer abcd.abcd"};
 	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
 		is_int(token_verify(secret, SLEN, bad[i], NOW, &user), -1,
 		       "header '%s'", bad[i] ? bad[i] : "(none)");
