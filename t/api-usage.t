@@ -274,6 +274,28 @@ ok(!grep({ $_ != 201 } @statuses), 'reverse arrival: 100 samples stored');
 is(sprintf('%.0f', get($t6)->{time_above_threshold} * 1e6),
 	expected_above_us($S0, $thr, @rev), 'reverse arrival: time_above_threshold exact');
 
+# overlapping batches from 4 connections at once
+my $t8 = new_test(threshold => $thr);
+my @pool = @all[0 .. 299];
+my @got = $s->parallel(4, sub {
+	my ($stored, $bad) = (0, 0);
+	for (1 .. 8) {
+		my @chunk = map { $pool[int rand @pool] } 1 .. 60;
+		my $r = post($t8, [map { sample(@$_) } @chunk]);
+		$r->{status} == 200 ? ($stored += $r->{json}{stored}) : $bad++;
+	}
+	# and every sample once more, so that all of them are sent
+	my $r = post($t8, [map { sample(@$_) } @pool[($_[0] - 1) * 75 .. $_[0] * 75 - 1]]);
+	$r->{status} == 200 ? ($stored += $r->{json}{stored}) : $bad++;
+	return [$stored, $bad];
+});
+is(sum(map { $_ ? $_->[1] : 1 } @got), 0, 'concurrent batches: all answered 200');
+is(sum(map { $_ ? $_->[0] : 0 } @got), 300, 'concurrent batches: each sample stored once');
+$t = get($t8);
+is($t->{samples}, 300, 'concurrent batches: 300 samples');
+is(sprintf('%.0f', $t->{time_above_threshold} * 1e6), expected_above_us($S0, $thr, @pool),
+	'concurrent batches: time_above_threshold exact');
+
 # --- read-back ---------------------------------------------------------------------------------
 
 $r = $u->api(GET => "test/$t5/usage");

@@ -114,6 +114,13 @@ is($s->login('Carol', 'carol-pass')->{status}, 200, 'Carol logs in with her pass
 is($s->login('Carol', 'other-pass')->{status}, 401, 'the refused duplicate did not change her password');
 is($s->login('carol', 'carol-pass')->{status}, 401, 'logging in uses the exact name (carol: 401)');
 
+# the same name registered from 4 connections at once: one wins
+my @st = sort map { $_ // 'died' } $s->parallel(4, sub {
+	my $r = $s->register($_[0] % 2 ? 'Racer' : 'racer', "racer-password-$_[0]");
+	return $r->{status} == 409 ? "409 $r->{json}{error}" : $r->{status};
+});
+is_deeply(\@st, [201, ('409 username_taken') x 3], 'concurrent registrations of one name: one 201, three 409');
+
 # --- auth ------------------------------------------------------------------
 
 $r = reg('dave', 'dave-password');

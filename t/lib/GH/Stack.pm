@@ -683,6 +683,37 @@ sub raw {
 	return $res;
 }
 
+# parallel($n, $code): run $code->($i) for $i in 1..$n in $n child
+# processes at once (each with its own connection); returns their results
+# (JSON-encodable values) in order.  A child that dies returns undef.
+sub parallel {
+	my ($self, $n, $code) = @_;
+	my @kids;
+	for my $i (1 .. $n) {
+		my $out = "$self->{dir}/parallel-$$-$i.json";
+		unlink $out;
+		my $pid = fork // croak "fork: $!";
+		if ($pid == 0) {
+			$self->reconnect;
+			my $r = eval { $code->($i) };
+			if (open my $fh, '>', $out) {
+				print $fh $JSON->encode([$r]);
+				close $fh;
+			}
+			POSIX::_exit(0);
+		}
+		push @kids, [$pid, $out];
+	}
+	my @res;
+	for my $k (@kids) {
+		waitpid $k->[0], 0;
+		my $got = eval { $JSON->decode(_slurp($k->[1]) // '') };
+		push @res, $got ? $got->[0] : undef;
+		unlink $k->[1];
+	}
+	return @res;
+}
+
 # register($username, $password, %more) → api response.
 sub register {
 	my ($self, $user, $pass, %more) = @_;
