@@ -1,0 +1,314 @@
+/*
+ * grasshopper, the client: runs a command (or just watches), samples the
+ * whole system's CPU usage and reports it to the tracker (SPEC section 4).
+ *
+ * One header for the client, a section per file:
+ *   grasshopper.c  main: options in, exit status out
+ *   options.c      command line and environment, --help
+ *   sampler.c      /proc/stat, the busy fraction, timestamps
+ *   child.c        fork/execvp, signal dispositions, exit statuses
+ *   loop.c         the event loop: timer, signals, child, sender
+ *   sender.c       the queue and its delivery over HTTP (libcurl multi)
+ *   spool.c        undelivered samples to a file, and back (--replay)
+ *   summary.c      the run's figures and the summary line
+ *   json.c         the little JSON the client reads and writes
+ *   buf.c          growable buffers, allocation that cannot fail
+ */
+#ifndef GH_CLIENT_H
+#define GH_CLIENT_H
+
+#include <signal.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <sys/types.h>
+
+/* ---- buf.c ------------------------------------------------------------ */
+
+/* A growable byte string, always NUL-terminated once anything is added. */
+struct buf {
+	char *p;
+	size_t len, cap;
+};
+
+/* Allocation that aborts with a message instead of returning NULL. */
+void *xmalloc(size_t n);
+void *xrealloc(void *p, size_t n);
+char *xstrdup(const char *s);
+
+void buf_add(struct buf *b, const void *p, size_t n);
+void buf_puts(struct buf *b, const char *s);
+void buf_printf(struct buf *b, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+/* Forget the contents but keep the memory. */
+void buf_reset(struct buf *b);
+void buf_free(struct buf *b);
+
+/* ---- options.c -------------------------------------------------------- */
+
+#define INTERVAL_MIN 0.05
+#define INTERVAL_MAX 3600.0
+#define INTERVAL_DEFAULT 0.5
+#define THRESHOLD_DEFAULT 0.5
+#define SERVER_DEFAULT "http://127.0.0.1:5000"
+#define FLUSH_TIMEOUT_DEFAULT 5.0
+/* The tracker's limits on a test's name and description (code points). */
+#define NAME_MAX_CHARS 255
+#define DESCRIPTION_MAX_CHARS 4096
+
+struct options {
+	char *token;	   /* -j or GRASSHOPPER_JWT; never printed */
+	char *server;	   /* -s or GRASSHOPPER_SERVER, no trailing '/' */
+	bool server_given; /* -s or the variable, not the default */
+	double interval;   /* seconds between samples */
+	char *name;
+	char *description;
+	double threshold; /* a fraction, 0 to 1 */
+	bool no_command;
+	bool quiet;
+	char *replay;	      /* --replay FILE */
+	char **command;	      /* argv of the command, NULL-terminated */
+	double flush_timeout; /* GRASSHOPPER_FLUSH_TIMEOUT, seconds */
+	char *spool_dir;      /* GRASSHOPPER_SPOOL_DIR, or NULL */
+};
+
+enum options_result {
+	OPTIONS_RUN,	 /* run (or replay) with these options */
+	OPTIONS_HELP,	 /* --help: print options_help() and exit 0 */
+	OPTIONS_VERSION, /* --version */
+	OPTIONS_USAGE,	 /* a usage error, described in err: exit 2 */
+};
+
+/* Fill o from argv and the environment. Return one of options_result; on
+ * OPTIONS_USAGE err holds a one-line message (no "grasshopper: " prefix). */
+enum options_result options_parse(struct options *o, int argc, char **argv,
+				  char *err, size_t errlen);
+void options_free(struct options *o);
+void options_help(FILE *f);
+
+/* "0.25" seconds within the allowed range; return 0 or -1. */
+int parse_interval(const char *s, double *out);
+/* "0.8" or "80%"; return 0 or -1 if not a fraction from 0 to 1. */
+int parse_threshold(const char *s, double *out);
+
+/* ---- sampler.c -------------------------------------------------------- */
+
+/* The aggregate "cpu" line of /proc/stat, in clock ticks. Fields an old
+ * kernel does not have read as 0. guest/guest_nice are not kept: the kernel
+ * already counts them inside user/nice. */
+struct cpu_times {
+	uint64_t user, nice, system, idle, iowait, irq, softirq, steal;
+};
+
+/* Parse the "cpu " line at the start of a /proc/stat text. Return 0, or -1
+ * if it is missing or has fewer than the 4 fields every kernel has. */
+int stat_parse(const char *text, size_t len, struct cpu_times *out);
+
+/* Busy fraction of the machine between two readings, from 0 to 1. */
+double cpu_busy_fraction(const struct cpu_times *prev,
+			 const struct cpu_times *cur);
+
+/* The stamp of the next sample: the wall clock, unless it stepped back to
+ * or before the previous stamp; then the previous stamp plus the time the
+ * monotonic clock says has passed (at least 1 us), so stamps never repeat. */
+int64_t stamp_next(int64_t prev_stamp, int64_t wall_now, int64_t mono_elapsed);
+
+/* Microseconds on CLOCK_MONOTONIC. */
+int64_t mono_now(void);
+
+struct sampler {
+	int fd; /* /proc/stat, kept open */
+	struct cpu_times prev;
+	int64_t prev_stamp; /* wall clock, us */
+	int64_t prev_mono;
+};
+
+/* Open /proc/stat and take the baseline reading; *start_us is its wall
+ * time. Return 0, or -1 with errno set. */
+int sampler_open(struct sampler *s, int64_t *start_us);
+/* Measure the interval since the previous reading. Return 0 and set the
+ * sample's stamp and busy fraction, or -1 with errno set. */
+int sampler_take(struct sampler *s, int64_t *stamp, double *cpu);
+void sampler_close(struct sampler *s);
+
+/* ---- child.c ---------------------------------------------------------- */
+
+/* Signal state as grasshopper found it, handed back to the command. */
+struct sigsave {
+	sigset_t mask;
+	struct sigaction intr, quit, pipe;
+};
+
+/* Set up grasshopper's own signals and return a signalfd for them, or -1.
+ * With a command: SIGCHLD, SIGTERM and SIGHUP arrive on the fd and SIGINT,
+ * SIGQUIT are ignored (the terminal sends them to the command directly, as
+ * with time(1)). Without: SIGINT, SIGTERM and SIGHUP arrive on the fd. */
+int signals_setup(struct sigsave *save, bool with_command);
+/* After the command ended: SIGINT and SIGQUIT arrive on sigfd too, so that
+ * Ctrl-C cuts the final flush short. */
+void signals_after_child(int sigfd);
+
+/* Start argv with fork/execvp. Return the pid, or -1 with *exec_errno set
+ * to why the command could not run (the child is already reaped). */
+pid_t child_start(char **argv, const struct sigsave *save, int *exec_errno);
+
+/* grasshopper's exit status for a wait status: the command's, or 128+N. */
+int child_exit_status(int wstatus);
+/* 127 when the command was not found, 126 when it could not be run. */
+int exec_error_status(int err);
+
+/* ---- json.c ----------------------------------------------------------- */
+
+enum json_type {
+	JSON_NULL,
+	JSON_BOOL,
+	JSON_NUMBER,
+	JSON_STRING,
+	JSON_ARRAY,
+	JSON_OBJECT,
+};
+
+/* A value inside a JSON text: its type and raw span. */
+struct json_value {
+	enum json_type type;
+	const char *p;
+	size_t len;
+};
+
+/* Find member key of the top-level object in js[0..len). Return 0 and set
+ * *v, or -1 if js is not an object or has no such member. */
+int json_get(const char *js, size_t len, const char *key, struct json_value *v);
+/* The value as a finite number; return 0 or -1. */
+int json_number(const struct json_value *v, double *out);
+/* The value as an integer; return 0 or -1. */
+int json_int64(const struct json_value *v, int64_t *out);
+/* The value as a newly allocated, unescaped string, or NULL if it is not a
+ * string (or holds \u0000). */
+char *json_string(const struct json_value *v);
+
+/* Append s as a JSON string: quoted, escaped, invalid UTF-8 as U+FFFD. */
+void json_put_string(struct buf *b, const char *s);
+/* Append a timestamp (us since the epoch) as a JSON string. */
+void json_put_time(struct buf *b, int64_t us);
+
+/* Number of code points in s, each invalid UTF-8 byte counting as one. */
+size_t utf8_chars(const char *s);
+/* Cut s to at most max code points, on a character boundary. */
+void utf8_truncate(char *s, size_t max);
+
+/* ---- summary.c -------------------------------------------------------- */
+
+/* A run's figures: from the tracker's test object when it answered, else
+ * computed by the client from its own samples (same rules, SPEC 2). */
+struct run_stats {
+	int64_t test_id; /* 0 while the tracker has not created the test */
+	int64_t start_us, end_us;
+	double duration;  /* seconds */
+	double above;	  /* seconds above threshold */
+	double threshold; /* fraction */
+	long samples;
+	double max_cpu, sum_cpu;
+	int64_t last_us; /* stamp of the latest sample counted */
+	/* Samples this run took itself; 0 when unknown (a replay). If the
+	 * tracker counts otherwise, the summary says so. */
+	long taken;
+};
+
+void stats_init(struct run_stats *st, int64_t start_us, double threshold);
+/* Count one sample; samples arrive in stamp order. */
+void stats_add(struct run_stats *st, int64_t stamp, double cpu);
+void stats_end(struct run_stats *st, int64_t end_us);
+/* Overwrite the figures with the tracker's test object; return 0 or -1. */
+int stats_from_test(struct run_stats *st, const char *js, size_t len);
+
+/* The one summary line (no newline). exit_status < 0 leaves it out; server
+ * may be NULL, then there is no URL. */
+void summary_format(struct buf *b, const struct run_stats *st, int exit_status,
+		    const char *server);
+
+/* ---- sender.c --------------------------------------------------------- */
+
+struct sample {
+	int64_t stamp; /* us since the epoch */
+	double cpu;
+};
+
+/* What the sender needs to know about the test it feeds. */
+struct test_meta {
+	const char *server, *token;
+	const char *name, *description;
+	double threshold;
+	int64_t start_us;
+	int64_t test_id; /* already created (a replay), else 0 */
+	bool quiet;	 /* no warnings about an unreachable tracker */
+};
+
+struct sender;
+struct curl_waitfd;
+
+struct sender *sender_new(const struct test_meta *m);
+void sender_free(struct sender *s);
+/* Queue a sample; never blocks. */
+void sender_push(struct sender *s, int64_t stamp, double cpu);
+/* No more samples: once the queue is delivered, stop the test at end_us. */
+void sender_finish(struct sender *s, int64_t end_us);
+/* For a replay of a test that was already stopped. */
+void sender_mark_stopped(struct sender *s);
+/* Wait for the network or the extra fds, at most max_ms. */
+void sender_wait(struct sender *s, struct curl_waitfd *extra, unsigned n,
+		 int max_ms);
+/* Do whatever network work is due, never blocking. */
+void sender_step(struct sender *s);
+/* Nothing left to do: everything delivered, or delivery gave up. */
+bool sender_idle(const struct sender *s);
+/* Everything delivered and the test stopped. */
+bool sender_complete(const struct sender *s);
+/* Delivered requests so far, to tell progress. */
+unsigned long sender_progress(const struct sender *s);
+/* Abandon any request in flight. */
+void sender_cancel(struct sender *s);
+int64_t sender_test_id(const struct sender *s);
+bool sender_stopped(const struct sender *s);
+/* The undelivered samples, oldest first. */
+const struct sample *sender_queue(const struct sender *s, size_t *n);
+/* The tracker's test object from the stop, or NULL. */
+const char *sender_result(const struct sender *s, size_t *len);
+
+/* ---- spool.c ---------------------------------------------------------- */
+
+/* Everything needed to deliver a run later; never the token. */
+struct spool {
+	char *server;
+	int64_t test_id; /* 0: not created yet */
+	char *name, *description;
+	double threshold;
+	int64_t start_us, end_us;
+	bool stopped;
+	int exit_status; /* the command's, -1 for none */
+	struct sample *samples;
+	size_t n;
+};
+
+/* Write sp to a new file in dir (or the default directory when NULL) and
+ * return its path (allocated), or NULL after printing why. */
+char *spool_write_new(const struct spool *sp, const char *dir);
+/* Replace the file at path with sp; return 0, or -1 after printing why. */
+int spool_rewrite(const struct spool *sp, const char *path);
+/* Read a spool file; return 0, or -1 after printing why. */
+int spool_read(struct spool *sp, const char *path);
+void spool_free(struct spool *sp);
+/* The spool file's text for sp (what spool_write_* put in the file). */
+void spool_format(struct buf *b, const struct spool *sp);
+/* Parse a spool file's text; return 0 or -1 with err set. */
+int spool_parse(struct spool *sp, const char *text, size_t len, char *err,
+		size_t errlen);
+
+/* ---- loop.c ----------------------------------------------------------- */
+
+/* Run the command (or monitor) and report it; return the exit status. */
+int run(const struct options *o);
+/* Deliver a spool file; return 0 when all of it arrived, else 1. */
+int replay(const struct options *o);
+
+#endif

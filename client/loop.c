@@ -1,0 +1,386 @@
+/*
+ * The event loop: one thread waits on the sample timer (a timerfd on the
+ * monotonic clock), grasshopper's signals (a signalfd) and the tracker's
+ * connection (libcurl multi) together, so a slow tracker never delays a
+ * sample and a sample never waits for the tracker.
+ *
+ * A run has two phases. While the command runs: sample on every tick,
+ * forward SIGTERM/SIGHUP to the command, send in the background. Once it
+ * ended: a last sample for the partial interval, then a bounded flush, the
+ * stop, the spool file for whatever is left, and the summary.
+ */
+#include "grasshopper.h"
+
+#include <curl/curl.h>
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <sys/timerfd.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+/* A last sample closer than this to the previous one measures nothing. */
+#define FINAL_SAMPLE_MIN_US 1000
+/* Longest single wait; the loop just goes round again. */
+#define WAIT_MAX_MS 60000
+
+struct run_state {
+	const struct options *o;
+	struct sampler smp;
+	struct sender *snd;
+	struct run_stats st;
+	int sigfd, tfd;
+	pid_t child;	    /* the command, until reaped; 0 with --no-command */
+	bool ended;	    /* the command ended, or monitoring was stopped */
+	int exit_status;    /* the command's, as grasshopper exits with it */
+	bool sample_warned; /* a failed /proc/stat read was reported */
+};
+
+/* Tick every interval from start_mono on: absolute expiries on the
+ * monotonic clock, start + k * interval, so no error accumulates. */
+static int
+timer_start(int64_t start_mono, double interval)
+{
+	int fd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+	if (fd < 0)
+		return -1;
+	int64_t step = llround(interval * 1e9);
+	int64_t first = start_mono * 1000 + step;
+	struct itimerspec its = {
+	    .it_value = {first / 1000000000, first % 1000000000},
+	    .it_interval = {step / 1000000000, step % 1000000000},
+	};
+	if (timerfd_settime(fd, TFD_TIMER_ABSTIME, &its, NULL) < 0) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+/* Take a sample and queue it. */
+static void
+sample(struct run_state *r)
+{
+	int64_t stamp;
+	double cpu;
+	if (sampler_take(&r->smp, &stamp, &cpu) < 0) {
+		if (!r->sample_warned)
+			fprintf(stderr, "grasshopper: /proc/stat: %s\n",
+				strerror(errno));
+		r->sample_warned = true;
+		return;
+	}
+	stats_add(&r->st, stamp, cpu);
+	sender_push(r->snd, stamp, cpu);
+}
+
+/* The timer fired (maybe more than once, if we were stopped). */
+static void
+on_timer(struct run_state *r)
+{
+	uint64_t ticks;
+	/* Missed ticks are not made up: one sample covers the whole gap. */
+	if (read(r->tfd, &ticks, sizeof ticks) == (ssize_t)sizeof ticks)
+		sample(r);
+}
+
+/* The command ended or monitoring was told to stop: a last sample for the
+ * partial interval, so the samples tile the run up to its end. */
+static void
+run_end(struct run_state *r)
+{
+	if (r->st.samples == 0 ||
+	    mono_now() - r->smp.prev_mono >= FINAL_SAMPLE_MIN_US)
+		sample(r);
+	stats_end(&r->st, r->smp.prev_stamp);
+	sender_finish(r->snd, r->smp.prev_stamp);
+	r->ended = true;
+	close(r->tfd);
+	r->tfd = -1;
+	if (r->child == 0 && !r->o->no_command)
+		signals_after_child(r->sigfd);
+}
+
+/* Reap the command if it has ended. */
+static void
+child_check(struct run_state *r)
+{
+	int ws;
+	pid_t p;
+	do
+		p = waitpid(r->child, &ws, WNOHANG);
+	while (p < 0 && errno == EINTR);
+	if (p != r->child)
+		return;
+	r->child = 0;
+	r->exit_status = child_exit_status(ws);
+	run_end(r);
+}
+
+/* Read the signals that arrived while the command runs. */
+static void
+on_signals(struct run_state *r)
+{
+	struct signalfd_siginfo si;
+	while (read(r->sigfd, &si, sizeof si) == (ssize_t)sizeof si) {
+		int sig = (int)si.ssi_signo;
+		if (sig == SIGCHLD && r->child > 0)
+			child_check(r);
+		else if (r->child > 0)
+			/* Not reaped yet, so the pid is still this child's. */
+			kill(r->child, sig);
+		else if (r->o->no_command && !r->ended)
+			run_end(r);
+	}
+}
+
+/* Whether a signal arrived that should cut the final flush short. */
+static bool
+flush_interrupted(int sigfd)
+{
+	struct signalfd_siginfo si;
+	bool stop = false;
+	while (read(sigfd, &si, sizeof si) == (ssize_t)sizeof si)
+		if (si.ssi_signo != SIGCHLD)
+			stop = true;
+	return stop;
+}
+
+/* Deliver what is left until done, until timeout seconds pass without a
+ * request succeeding, or until a signal says stop. */
+static void
+flush(struct sender *snd, int sigfd, double timeout)
+{
+	int64_t limit = llround(timeout * 1e6);
+	int64_t last = mono_now();
+	unsigned long progress = sender_progress(snd);
+	struct curl_waitfd fd = {.fd = sigfd, .events = CURL_WAIT_POLLIN};
+	sender_step(snd);
+	while (!sender_idle(snd)) {
+		int64_t now = mono_now();
+		if (sender_progress(snd) != progress) {
+			progress = sender_progress(snd);
+			last = now;
+		}
+		int64_t left = last + limit - now;
+		if (left <= 0)
+			break;
+		fd.revents = 0;
+		sender_wait(snd, &fd, 1, (int)(left / 1000 + 1));
+		if (fd.revents && flush_interrupted(sigfd))
+			break;
+		sender_step(snd);
+	}
+	sender_cancel(snd);
+}
+
+/* Save what the tracker did not get; print where, or why not. */
+static char *
+spool_leftovers(const struct run_state *r, const struct spool *base)
+{
+	struct spool sp = *base;
+	sp.test_id = sender_test_id(r->snd);
+	sp.stopped = sender_stopped(r->snd);
+	sp.samples = (struct sample *)sender_queue(r->snd, &sp.n);
+	return spool_write_new(&sp, r->o->spool_dir);
+}
+
+/* Tell where the leftovers are and how to send them. */
+static void
+spool_report(const char *path, size_t n)
+{
+	fprintf(stderr,
+		"grasshopper: %zu sample%s not delivered, saved in %s; send "
+		"them later with: grasshopper --replay %s\n",
+		n, n == 1 ? "" : "s", path, path);
+}
+
+/* The summary line, from the tracker's figures when it gave them. */
+static void
+summary_print(struct run_stats *st, struct sender *snd, int exit_status,
+	      const char *server)
+{
+	size_t len;
+	const char *test = sender_result(snd, &len);
+	st->test_id = sender_test_id(snd);
+	if (test && stats_from_test(st, test, len) < 0)
+		fputs("grasshopper: the tracker's test figures are unreadable; "
+		      "these are the client's own\n",
+		      stderr);
+	struct buf b = {0};
+	summary_format(&b, st, exit_status, server);
+	fprintf(stderr, "grasshopper: %s\n", b.p);
+	buf_free(&b);
+}
+
+/* While the command runs: sample, forward signals, send. */
+static void
+run_loop(struct run_state *r)
+{
+	struct curl_waitfd fds[2] = {
+	    {.fd = r->sigfd, .events = CURL_WAIT_POLLIN},
+	    {.fd = r->tfd, .events = CURL_WAIT_POLLIN},
+	};
+	sender_step(r->snd);
+	while (!r->ended) {
+		fds[0].revents = fds[1].revents = 0;
+		sender_wait(r->snd, fds, 2, WAIT_MAX_MS);
+		/* The tick first: a command ending on one still gets it. */
+		if (fds[1].revents)
+			on_timer(r);
+		if (fds[0].revents)
+			on_signals(r);
+		sender_step(r->snd);
+	}
+}
+
+/* Start the command (or not), return its pid, 0, or -status on failure. */
+static pid_t
+command_start(const struct options *o, const struct sigsave *save)
+{
+	if (o->no_command)
+		return 0;
+	int e;
+	pid_t pid = child_start(o->command, save, &e);
+	if (pid > 0)
+		return pid;
+	fprintf(stderr, "grasshopper: %s: %s\n", o->command[0],
+		e == ENOENT ? "command not found" : strerror(e));
+	return -exec_error_status(e);
+}
+
+int
+run(const struct options *o)
+{
+	struct run_state r = {.o = o, .tfd = -1};
+	struct sigsave save;
+	int64_t start;
+	r.sigfd = signals_setup(&save, !o->no_command);
+	if (r.sigfd < 0) {
+		fprintf(stderr, "grasshopper: signalfd: %s\n", strerror(errno));
+		return 1;
+	}
+	/* The baseline is read just before the command starts: the first
+	 * sample measures from that moment. */
+	if (sampler_open(&r.smp, &start) < 0) {
+		fprintf(stderr, "grasshopper: /proc/stat: %s\n",
+			strerror(errno));
+		return 1;
+	}
+	r.tfd = timer_start(r.smp.prev_mono, o->interval);
+	if (r.tfd < 0) {
+		fprintf(stderr, "grasshopper: timerfd: %s\n", strerror(errno));
+		return 1;
+	}
+	r.child = command_start(o, &save);
+	if (r.child < 0)
+		return -r.child;
+
+	/* The network only now, with the command already running. */
+	stats_init(&r.st, start, o->threshold);
+	struct test_meta meta = {
+	    .server = o->server,
+	    .token = o->token,
+	    .name = o->name,
+	    .description = o->description,
+	    .threshold = o->threshold,
+	    .start_us = start,
+	    .quiet = o->quiet,
+	};
+	r.snd = sender_new(&meta);
+	run_loop(&r);
+	flush(r.snd, r.sigfd, o->flush_timeout);
+
+	int status = o->no_command ? -1 : r.exit_status;
+	if (!sender_complete(r.snd)) {
+		struct spool base = {
+		    .server = o->server,
+		    .name = o->name,
+		    .description = o->description,
+		    .threshold = o->threshold,
+		    .start_us = start,
+		    .end_us = r.st.end_us,
+		    .exit_status = status,
+		};
+		char *path = spool_leftovers(&r, &base);
+		size_t n;
+		sender_queue(r.snd, &n);
+		if (path)
+			spool_report(path, n);
+		free(path);
+	}
+	if (!o->quiet)
+		summary_print(&r.st, r.snd, status, o->server);
+	sender_free(r.snd);
+	sampler_close(&r.smp);
+	close(r.sigfd);
+	return o->no_command ? 0 : r.exit_status;
+}
+
+int
+replay(const struct options *o)
+{
+	struct spool sp;
+	struct sigsave save;
+	if (spool_read(&sp, o->replay) < 0)
+		return 1;
+	int sigfd = signals_setup(&save, false);
+	if (sigfd < 0) {
+		fprintf(stderr, "grasshopper: signalfd: %s\n", strerror(errno));
+		spool_free(&sp);
+		return 1;
+	}
+	/* -s or GRASSHOPPER_SERVER if given, else where the run was sent. */
+	const char *server = o->server_given ? o->server : sp.server;
+	struct test_meta meta = {
+	    .server = server,
+	    .token = o->token,
+	    .name = sp.name,
+	    .description = sp.description,
+	    .threshold = sp.threshold,
+	    .start_us = sp.start_us,
+	    .test_id = sp.test_id,
+	    .quiet = o->quiet,
+	};
+	struct sender *snd = sender_new(&meta);
+	struct run_stats st;
+	stats_init(&st, sp.start_us, sp.threshold);
+	for (size_t i = 0; i < sp.n; i++) {
+		sender_push(snd, sp.samples[i].stamp, sp.samples[i].cpu);
+		stats_add(&st, sp.samples[i].stamp, sp.samples[i].cpu);
+	}
+	stats_end(&st, sp.end_us);
+	st.taken = 0; /* the run may have delivered others before */
+	if (sp.stopped)
+		sender_mark_stopped(snd);
+	else
+		sender_finish(snd, sp.end_us);
+	flush(snd, sigfd, o->flush_timeout);
+
+	int rc = 0;
+	if (sender_complete(snd)) {
+		if (unlink(o->replay) < 0)
+			fprintf(stderr, "grasshopper: %s: %s\n", o->replay,
+				strerror(errno));
+	} else {
+		/* Keep what is still undelivered, and what was done. */
+		struct spool left = sp;
+		left.test_id = sender_test_id(snd);
+		left.stopped = sender_stopped(snd);
+		left.samples = (struct sample *)sender_queue(snd, &left.n);
+		if (spool_rewrite(&left, o->replay) == 0)
+			fprintf(stderr,
+				"grasshopper: %zu sample%s still not "
+				"delivered, kept in %s\n",
+				left.n, left.n == 1 ? "" : "s", o->replay);
+		rc = 1;
+	}
+	if (!o->quiet)
+		summary_print(&st, snd, sp.exit_status, server);
+	sender_free(snd);
+	spool_free(&sp);
+	close(sigfd);
+	return rc;
+}

@@ -1,0 +1,441 @@
+/*
+ * The sender: samples wait in a queue in memory and go to the tracker in the
+ * background, one request at a time over one kept-alive connection (libcurl
+ * multi, driven by the event loop, so the network never blocks sampling).
+ *
+ * The requests follow the test's life: create it (with the client's own
+ * start time) once the tracker answers; post the queue in batches; once
+ * finished and drained, stop it. A failed request is retried with backoff;
+ * resending samples is safe because the tracker dedups them by timestamp.
+ * A refusal that retrying cannot cure (401, 404, ...) is reported once and
+ * ends delivery; what is left goes to the spool file.
+ */
+#include "grasshopper.h"
+
+#include <curl/curl.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config.h"
+
+#define BATCH_MAX 1000 /* the API's limit on one usage array */
+#define BACKOFF_MIN_US 250000
+#define BACKOFF_MAX_US 5000000
+#define CONNECT_TIMEOUT_MS 3000
+#define REQUEST_TIMEOUT_MS 10000
+#define RESPONSE_MAX (1024 * 1024) /* the API's answers are far smaller */
+
+enum request { REQ_NONE, REQ_CREATE, REQ_USAGE, REQ_STOP, REQ_GET };
+
+struct sender {
+	CURLM *multi;
+	CURL *easy; /* one handle, reused: its connection stays alive */
+	struct curl_slist *headers;
+	char errbuf[CURL_ERROR_SIZE];
+
+	char *server, *name, *description;
+	double threshold;
+	int64_t start_us, end_us;
+	bool quiet;
+
+	int64_t test_id;
+	struct sample *q; /* undelivered samples are q[head..len) */
+	size_t head, len, cap;
+
+	enum request inflight;
+	size_t batch; /* samples in the usage request in flight */
+	struct buf url, body, resp;
+
+	int64_t retry_at; /* monotonic us; no request before then */
+	int64_t backoff;
+	unsigned long progress;
+
+	bool finishing; /* no more samples; stop once drained */
+	bool stopped;
+	bool fetch;	   /* stopped earlier: GET the test for the summary */
+	bool gave_up;	   /* a refusal retrying cannot cure */
+	bool warned;	   /* the tracker being unreachable was reported */
+	struct buf result; /* the test object from stop (or GET) */
+};
+
+/* libcurl's write callback: keep the answer, up to RESPONSE_MAX. */
+static size_t
+on_body(char *p, size_t size, size_t n, void *arg)
+{
+	struct buf *b = arg;
+	if (b->len + n > RESPONSE_MAX)
+		return 0;
+	buf_add(b, p, n);
+	return size * n;
+}
+
+struct sender *
+sender_new(const struct test_meta *m)
+{
+	struct sender *s = xmalloc(sizeof *s);
+	*s = (struct sender){.server = xstrdup(m->server),
+			     .name = xstrdup(m->name),
+			     .description = xstrdup(m->description),
+			     .threshold = m->threshold,
+			     .start_us = m->start_us,
+			     .quiet = m->quiet,
+			     .test_id = m->test_id,
+			     .backoff = BACKOFF_MIN_US};
+	curl_global_init(CURL_GLOBAL_DEFAULT);
+	s->multi = curl_multi_init();
+	s->easy = curl_easy_init();
+	if (!s->multi || !s->easy) {
+		fputs("grasshopper: cannot start libcurl\n", stderr);
+		exit(1);
+	}
+	struct buf auth = {0};
+	buf_printf(&auth, "Authorization: Bearer %s", m->token);
+	s->headers = curl_slist_append(NULL, auth.p);
+	memset(auth.p, 0, auth.len); /* one copy of the token less */
+	buf_free(&auth);
+	s->headers =
+	    curl_slist_append(s->headers, "Content-Type: application/json");
+	s->headers = curl_slist_append(s->headers, "Accept: application/json");
+	s->headers = curl_slist_append(s->headers, "Expect:");
+
+	CURL *e = s->easy;
+	curl_easy_setopt(e, CURLOPT_HTTPHEADER, s->headers);
+	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
+	curl_easy_setopt(e, CURLOPT_WRITEDATA, &s->resp);
+	curl_easy_setopt(e, CURLOPT_ERRORBUFFER, s->errbuf);
+	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS,
+			 (long)CONNECT_TIMEOUT_MS);
+	curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)REQUEST_TIMEOUT_MS);
+	curl_easy_setopt(e, CURLOPT_USERAGENT, "grasshopper/" PACKAGE_VERSION);
+	curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+	return s;
+}
+
+void
+sender_free(struct sender *s)
+{
+	if (!s)
+		return;
+	sender_cancel(s);
+	curl_easy_cleanup(s->easy);
+	curl_multi_cleanup(s->multi);
+	curl_slist_free_all(s->headers);
+	curl_global_cleanup();
+	free(s->server);
+	free(s->name);
+	free(s->description);
+	free(s->q);
+	buf_free(&s->url);
+	buf_free(&s->body);
+	buf_free(&s->resp);
+	buf_free(&s->result);
+	free(s);
+}
+
+void
+sender_push(struct sender *s, int64_t stamp, double cpu)
+{
+	if (s->head > 0 && s->head >= s->len / 2) {
+		/* Reclaim the delivered front; a request in flight has its
+		 * body already written and only ever moves head on. */
+		memmove(s->q, s->q + s->head,
+			(s->len - s->head) * sizeof *s->q);
+		s->len -= s->head;
+		s->head = 0;
+	}
+	if (s->len == s->cap) {
+		s->cap = s->cap ? s->cap * 2 : 64;
+		s->q = xrealloc(s->q, s->cap * sizeof *s->q);
+	}
+	s->q[s->len++] = (struct sample){stamp, cpu};
+}
+
+void
+sender_finish(struct sender *s, int64_t end_us)
+{
+	s->finishing = true;
+	s->end_us = end_us;
+}
+
+void
+sender_mark_stopped(struct sender *s)
+{
+	s->stopped = true;
+	s->fetch = true;
+}
+
+/* Whether there is a request to make (now or after the backoff). */
+static bool
+request_due(const struct sender *s)
+{
+	return !s->test_id || s->head < s->len ||
+	       (s->finishing && !s->stopped) || s->fetch;
+}
+
+/* Build the next request's URL and body; return it, or REQ_NONE. */
+static enum request
+request_next(struct sender *s)
+{
+	buf_reset(&s->url);
+	buf_reset(&s->body);
+	buf_puts(&s->url, s->server);
+	if (!s->test_id) {
+		buf_puts(&s->url, "/api/v1/test");
+		buf_puts(&s->body, "{\"name\":");
+		json_put_string(&s->body, s->name);
+		buf_puts(&s->body, ",\"description\":");
+		json_put_string(&s->body, s->description);
+		buf_printf(&s->body, ",\"threshold\":%.15g,\"start_time\":",
+			   s->threshold);
+		json_put_time(&s->body, s->start_us);
+		buf_puts(&s->body, "}");
+		return REQ_CREATE;
+	}
+	buf_printf(&s->url, "/api/v1/test/%" PRId64, s->test_id);
+	if (s->head < s->len) {
+		s->batch = s->len - s->head;
+		if (s->batch > BATCH_MAX)
+			s->batch = BATCH_MAX;
+		buf_puts(&s->url, "/usage");
+		buf_puts(&s->body, "[");
+		for (size_t i = 0; i < s->batch; i++) {
+			const struct sample *x = &s->q[s->head + i];
+			buf_printf(&s->body, "%s{\"cpu_usage\":%.6f,",
+				   i ? "," : "", x->cpu);
+			buf_puts(&s->body, "\"timestamp\":");
+			json_put_time(&s->body, x->stamp);
+			buf_puts(&s->body, "}");
+		}
+		buf_puts(&s->body, "]");
+		return REQ_USAGE;
+	}
+	if (s->finishing && !s->stopped) {
+		buf_puts(&s->url, "/stop");
+		buf_puts(&s->body, "{\"end_time\":");
+		json_put_time(&s->body, s->end_us);
+		buf_puts(&s->body, "}");
+		return REQ_STOP;
+	}
+	if (s->fetch)
+		return REQ_GET;
+	return REQ_NONE;
+}
+
+/* Start the next request if one is due; return true if one started. */
+static bool
+request_start(struct sender *s)
+{
+	if (s->inflight || s->gave_up || !request_due(s) ||
+	    mono_now() < s->retry_at)
+		return false;
+	enum request r = request_next(s);
+	if (r == REQ_NONE)
+		return false;
+	buf_reset(&s->resp);
+	s->errbuf[0] = '\0';
+	curl_easy_setopt(s->easy, CURLOPT_URL, s->url.p);
+	if (r == REQ_GET) {
+		curl_easy_setopt(s->easy, CURLOPT_HTTPGET, 1L);
+	} else {
+		curl_easy_setopt(s->easy, CURLOPT_POSTFIELDS, s->body.p);
+		curl_easy_setopt(s->easy, CURLOPT_POSTFIELDSIZE,
+				 (long)s->body.len);
+	}
+	if (curl_multi_add_handle(s->multi, s->easy) != CURLM_OK)
+		return false;
+	s->inflight = r;
+	return true;
+}
+
+/* A failure retrying may cure: report the first one, then back off. */
+static void
+request_retry(struct sender *s, const char *why)
+{
+	if (!s->warned && !s->quiet)
+		fprintf(stderr,
+			"grasshopper: tracker %s not answering (%s); samples "
+			"wait and are retried\n",
+			s->server, why);
+	s->warned = true;
+	s->retry_at = mono_now() + s->backoff;
+	s->backoff =
+	    s->backoff * 2 > BACKOFF_MAX_US ? BACKOFF_MAX_US : s->backoff * 2;
+}
+
+/* A refusal retrying cannot cure: report it once and stop delivering. */
+static void
+request_refused(struct sender *s, long code)
+{
+	struct json_value v;
+	char *error = NULL, *message = NULL;
+	if (!json_get(s->resp.p, s->resp.len, "error", &v))
+		error = json_string(&v);
+	if (!json_get(s->resp.p, s->resp.len, "message", &v))
+		message = json_string(&v);
+	if (code == 401)
+		fprintf(
+		    stderr,
+		    "grasshopper: the tracker rejected the token (401%s%s); "
+		    "get a new one on its web page\n",
+		    message ? ": " : "", message ? message : "");
+	else
+		fprintf(
+		    stderr,
+		    "grasshopper: the tracker refused the %s (%ld%s%s%s%s)\n",
+		    s->inflight == REQ_CREATE  ? "new test"
+		    : s->inflight == REQ_USAGE ? "samples"
+		    : s->inflight == REQ_STOP  ? "stop"
+					       : "request",
+		    code, error ? " " : "", error ? error : "",
+		    message ? ": " : "", message ? message : "");
+	free(error);
+	free(message);
+	s->gave_up = true;
+}
+
+/* A 2xx answer: move the test along; return -1 if it makes no sense. */
+static int
+request_succeeded(struct sender *s)
+{
+	struct json_value v;
+	int64_t id;
+	switch (s->inflight) {
+	case REQ_CREATE:
+		if (json_get(s->resp.p, s->resp.len, "id", &v) ||
+		    json_int64(&v, &id) || id <= 0)
+			return -1;
+		s->test_id = id;
+		break;
+	case REQ_USAGE:
+		s->head += s->batch;
+		if (s->head == s->len)
+			s->head = s->len = 0;
+		break;
+	case REQ_STOP:
+	case REQ_GET:
+		s->stopped = true;
+		s->fetch = false;
+		buf_reset(&s->result);
+		buf_add(&s->result, s->resp.p ? s->resp.p : "", s->resp.len);
+		break;
+	case REQ_NONE:
+		break;
+	}
+	return 0;
+}
+
+/* The request in flight ended with rc: act on the answer. */
+static void
+request_done(struct sender *s, CURLcode rc)
+{
+	long code = 0;
+	curl_easy_getinfo(s->easy, CURLINFO_RESPONSE_CODE, &code);
+	curl_multi_remove_handle(s->multi, s->easy);
+	if (rc != CURLE_OK) {
+		request_retry(s, s->errbuf[0] ? s->errbuf
+					      : curl_easy_strerror(rc));
+	} else if (code >= 200 && code < 300) {
+		if (request_succeeded(s) == 0) {
+			s->backoff = BACKOFF_MIN_US;
+			s->retry_at = 0;
+			s->progress++;
+		} else {
+			request_retry(s, "an answer that is not the API's");
+		}
+	} else if (s->inflight == REQ_STOP && code == 409) {
+		/* already_stopped: an earlier stop arrived but its answer
+		 * did not; fetch the test for the summary instead. */
+		s->stopped = true;
+		s->fetch = true;
+		s->progress++;
+	} else if (code == 408 || code == 429 || code >= 500) {
+		char why[64];
+		snprintf(why, sizeof why, "HTTP %ld", code);
+		request_retry(s, why);
+	} else {
+		request_refused(s, code);
+	}
+	s->inflight = REQ_NONE;
+}
+
+void
+sender_wait(struct sender *s, struct curl_waitfd *extra, unsigned n, int max_ms)
+{
+	int ms = max_ms;
+	if (!s->inflight && !s->gave_up && request_due(s)) {
+		int64_t left = s->retry_at - mono_now();
+		if (left <= 0)
+			ms = 0;
+		else if (left / 1000 + 1 < ms)
+			ms = (int)(left / 1000 + 1);
+	}
+	curl_multi_poll(s->multi, extra, n, ms, NULL);
+}
+
+void
+sender_step(struct sender *s)
+{
+	int running;
+	curl_multi_perform(s->multi, &running);
+	CURLMsg *msg;
+	int left;
+	while ((msg = curl_multi_info_read(s->multi, &left)))
+		if (msg->msg == CURLMSG_DONE && s->inflight)
+			request_done(s, msg->data.result);
+	if (request_start(s))
+		curl_multi_perform(s->multi, &running);
+}
+
+bool
+sender_complete(const struct sender *s)
+{
+	return s->test_id && s->head == s->len && s->stopped;
+}
+
+bool
+sender_idle(const struct sender *s)
+{
+	return s->gave_up || (sender_complete(s) && !s->fetch);
+}
+
+unsigned long
+sender_progress(const struct sender *s)
+{
+	return s->progress;
+}
+
+void
+sender_cancel(struct sender *s)
+{
+	if (s->inflight)
+		curl_multi_remove_handle(s->multi, s->easy);
+	s->inflight = REQ_NONE;
+}
+
+int64_t
+sender_test_id(const struct sender *s)
+{
+	return s->test_id;
+}
+
+bool
+sender_stopped(const struct sender *s)
+{
+	return s->stopped;
+}
+
+const struct sample *
+sender_queue(const struct sender *s, size_t *n)
+{
+	*n = s->len - s->head;
+	return s->q + s->head;
+}
+
+const char *
+sender_result(const struct sender *s, size_t *len)
+{
+	*len = s->result.len;
+	return s->result.len ? s->result.p : NULL;
+}
