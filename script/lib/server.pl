@@ -52,7 +52,9 @@ unless (eval { $s->start; 1 }) {
 }
 
 my $url = $s->url;
-my $client = -x "$root/grasshopper" ? './grasshopper' : 'grasshopper';
+my $build = $ENV{GH_BUILDDIR} // $root;
+(my $client = "$build/grasshopper") =~ s{^\Q$root\E/}{./};
+$client = 'grasshopper' unless -x "$build/grasshopper";
 print <<"BANNER";
 
   grasshopper is running: $url/
