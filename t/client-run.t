@@ -1,0 +1,300 @@
+# grasshopper against the real service (SPEC section 4): exit statuses,
+# signals as with time(1), sampling (counts, tiling, no drift, a CPU burner),
+# the summary line, and the token kept out of every output.
+use strict;
+use warnings;
+
+use File::Temp qw(tempdir);
+use POSIX qw(WNOHANG);
+use Test::More;
+use Time::HiRes qw(sleep time);
+use GH::Stack qw(parse_ts);
+
+my $GH = ($ENV{GH_BUILDDIR} || '.') . '/grasshopper';
+plan skip_all => "no client at $GH" unless -x $GH;
+
+my $s = GH::Stack->new->start;
+my $u = $s->user;
+my $tmp = tempdir('gh-client-XXXXXX', TMPDIR => 1, CLEANUP => 1);
+my @outputs;    # everything grasshopper printed, to look for the token
+
+# gh(args => [...], env => {...}, during => sub { $pid }, pgrp => 1):
+# run grasshopper to its end (60 s at most); → {status, signal, stdout,
+# stderr, elapsed, pid}. The token and server come from the environment.
+my $runs = 0;
+sub gh {
+	my %o = @_;
+	my ($out, $err) = map { "$tmp/run" . ++$runs . ".$_" } qw(out err);
+	my %env = (GRASSHOPPER_SERVER => $s->url, GRASSHOPPER_JWT => $u->token,
+		GRASSHOPPER_SPOOL_DIR => $tmp, %{ $o{env} || {} });
+	my $t0 = time;
+	my $pid = fork // die "fork: $!";
+	if ($pid == 0) {
+		setpgrp(0, 0) if $o{pgrp};
+		# What a shell would hand over: default dispositions.
+		$SIG{$_} = 'DEFAULT' for qw(INT QUIT PIPE TERM HUP CHLD);
+		delete $ENV{$_} for grep /^GRASSHOPPER_/, keys %ENV;
+		defined $env{$_} and $ENV{$_} = $env{$_} for keys %env;
+		open STDIN, '<', '/dev/null';
+		open STDOUT, '>', $out;
+		open STDERR, '>', $err;
+		exec $GH, @{ $o{args} } or POSIX::_exit(99);
+	}
+	$o{during}->($pid) if $o{during};
+	my $deadline = time + 60;
+	while (waitpid($pid, WNOHANG) == 0) {
+		if (time > $deadline) {
+			kill 'KILL', $pid;
+			waitpid $pid, 0;
+			fail("grasshopper @{ $o{args} } did not end in 60 s");
+			last;
+		}
+		sleep 0.01;
+	}
+	my $st = $?;
+	my %r = (status => $st >> 8, signal => $st & 127, pid => $pid,
+		elapsed => time - $t0, stdout => slurp($out), stderr => slurp($err));
+	push @outputs, $r{stdout}, $r{stderr};
+	return \%r;
+}
+
+sub slurp { open my $fh, '<', $_[0] or return ''; local $/; <$fh> // '' }
+
+# The summary line, parsed: id, duration, above, threshold, pct, peak,
+# mean, samples, taken, exit, url.
+my $SUMMARY = qr{^grasshopper: test (\d+): (\d+\.\d\d) s, (\d+\.\d\d) s above }
+	. qr{([\d.]+)% \((\d+\.\d)%\), peak (\d+\.\d)%, mean (\d+\.\d)%, (\d+) samples?}
+	. qr{(?: \(the client took (\d+)\))?(?:, exit (\d+))?, (\S+)$};
+$SUMMARY = qr/$SUMMARY/m;
+sub summary {
+	my $r = shift;
+	my @f = $r->{stderr} =~ $SUMMARY or return undef;
+	my %h;
+	@h{qw(id duration above threshold pct peak mean samples taken exit url)} = @f;
+	return \%h;
+}
+
+sub test_of { $u->api(GET => "test/$_[0]")->{json} }
+sub samples_of { $u->api(GET => "test/$_[0]/usage?limit=10000")->{json}{samples} || [] }
+sub count_tests { scalar @{ $u->api(GET => 'test?limit=200')->{json}{tests} || [] } }
+
+# tiles_ok($test, $samples, $interval, $name): the samples cover the run
+# from start to end, one per interval (SPEC 4): the first about an interval
+# after the start, no gap above 1.5 intervals, the last at the end time,
+# and as many as duration / interval, give or take one.
+sub tiles_ok {
+	my ($t, $xs, $iv, $name) = @_;
+	my @ts = map { parse_ts($_->{timestamp}) } @$xs;
+	my $start = parse_ts($t->{start_time});
+	my $end = parse_ts($t->{end_time} // '');
+	my @why;
+	push @why, 'no samples' unless @ts;
+	push @why, 'the test is not stopped' unless defined $end;
+	if (@ts && defined $end) {
+		my $slack = 0.1 * 1e6;    # a loaded machine wakes us late
+		push @why, sprintf('first sample %.3f s after the start', ($ts[0] - $start) / 1e6)
+			if $ts[0] <= $start || $ts[0] - $start > 1.5 * $iv * 1e6 + $slack;
+		for my $i (1 .. $#ts) {
+			my $gap = $ts[$i] - $ts[$i - 1];
+			push @why, sprintf('gap of %.3f s before sample %d', $gap / 1e6, $i)
+				if $gap <= 0 || $gap > 1.5 * $iv * 1e6 + $slack;
+		}
+		push @why, "the last sample ($xs->[-1]{timestamp}) is not at the end ($t->{end_time})"
+			unless $ts[-1] == $end;
+		my $want = ($end - $start) / 1e6 / $iv;
+		push @why, sprintf('%d samples for %.2f intervals', scalar @ts, $want)
+			if abs(@ts - $want) > 1;
+	}
+	ok(!@why, $name) or diag join "\n", @why;
+}
+
+# --- exit statuses --------------------------------------------------------
+
+my $r = gh(args => ['--', 'sh', '-c', 'exit 3']);
+is($r->{status}, 3, "sh -c 'exit 3' exits 3");
+my $sum = summary($r);
+ok($sum, 'a summary line on stderr') or diag $r->{stderr};
+is($sum->{exit}, 3, 'the summary shows exit 3');
+is($sum->{url}, $s->url . "/#/test/$sum->{id}", 'and the test on the page: SERVER/#/test/ID');
+my $t = test_of($sum->{id});
+is($t->{name}, 'sh', "the test is named after the command");
+is($t->{description}, '-c exit 3', 'described by its arguments');
+ok(!$t->{active}, 'and stopped');
+ok($t->{samples} >= 1, 'with at least one sample');
+is($sum->{samples}, $t->{samples}, "the summary's count is the tracker's");
+ok(!defined $sum->{taken}, 'and the client took as many');
+
+$r = gh(args => ['sh', '-c', 'kill -TERM $$']);
+is($r->{status}, 143, 'a command killed by SIGTERM: 128 + 15');
+is(summary($r)->{exit}, 143, 'the summary shows 143');
+
+my $before = count_tests();
+$r = gh(args => ['grasshopper-no-such-command', 'x']);
+is($r->{status}, 127, 'a command not found: 127');
+like($r->{stderr}, qr/^grasshopper: grasshopper-no-such-command: command not found$/m,
+	'one line says so');
+open my $fh, '>', "$tmp/noexec" or die;
+print $fh "#!/bin/sh\necho hi\n";
+close $fh;
+chmod 0644, "$tmp/noexec";
+$r = gh(args => ["$tmp/noexec"]);
+is($r->{status}, 126, 'a command that cannot be executed: 126');
+like($r->{stderr}, qr/^grasshopper: \Q$tmp\E\/noexec: Permission denied$/m, 'one line says why');
+is(count_tests(), $before, 'a command that never ran creates no test');
+
+# --- usage errors: exit 2, one line, before anything runs -----------------
+
+for my $case (
+	[['-i', '0.01', 'touch', "$tmp/ran"], qr/--interval/, 'interval out of range'],
+	[['-i', 'fast', 'touch', "$tmp/ran"], qr/--interval/, 'interval not a number'],
+	[['-t', '1.5', 'touch', "$tmp/ran"], qr/--threshold/, 'threshold above 1'],
+	[['-t', 'high', 'touch', "$tmp/ran"], qr/--threshold/, 'threshold not a fraction'],
+	[['--bogus', 'touch', "$tmp/ran"], qr/unknown option --bogus/, 'an unknown option'],
+	[['-s', 'localhost:5000', 'touch', "$tmp/ran"], qr/--server/, 'a server without http://'],
+	[[], qr/no command/, 'no command'],
+) {
+	my ($args, $re, $what) = @$case;
+	$r = gh(args => $args);
+	is($r->{status}, 2, "usage error, $what: exit 2");
+	like($r->{stderr}, qr/\Agrasshopper: .*$re.*\n\z/, "$what: one line naming it");
+}
+$r = gh(args => ['touch', "$tmp/ran"], env => {GRASSHOPPER_JWT => undef});
+is($r->{status}, 2, 'no token: exit 2');
+like($r->{stderr}, qr/\Agrasshopper: no token: .*GRASSHOPPER_JWT.*\n\z/, 'no token: one line');
+ok(!-e "$tmp/ran", 'after a usage error the command never ran');
+is(count_tests(), $before, 'and no test was created');
+
+$r = gh(args => ['--help']);
+is($r->{status}, 0, '--help exits 0');
+like($r->{stdout}, qr/^Usage: grasshopper .*--no-command.*--interval.*--threshold/s,
+	'--help prints the usage on stdout');
+is($r->{stderr}, '', 'and nothing on stderr');
+$r = gh(args => ['--version']);
+like($r->{stdout}, qr/^grasshopper \d+\.\d+/, '--version');
+
+# --- sampling -------------------------------------------------------------
+
+$r = gh(args => ['-i', '0.5', '--', 'sh', '-c', 'sleep 0.1']);
+$sum = summary($r);
+$t = test_of($sum->{id});
+my $xs = samples_of($sum->{id});
+is(scalar @$xs, 1, 'a 0.1 s command at a 0.5 s interval leaves one sample');
+tiles_ok($t, $xs, 0.5, 'it covers the whole run: start to end');
+ok($t->{duration} >= 0.1 && $t->{duration} < 0.5, "the test lasted about 0.1 s ($t->{duration})");
+
+$r = gh(args => ['-i', '0.2', '-n', 'count', 'sleep', '2']);
+$sum = summary($r);
+$t = test_of($sum->{id});
+$xs = samples_of($sum->{id});
+tiles_ok($t, $xs, 0.2, 'sleep 2 at 0.2 s: duration/interval samples (±1), tiling the run');
+is($t->{name}, 'count', '-n names the test');
+ok(abs($t->{duration} - 2) < 0.5, "the test lasted about 2 s ($t->{duration})");
+
+# No drift: sample k is due at start + k * interval on the monotonic
+# clock; lateness must not accumulate over the run.
+$r = gh(args => ['-i', '0.05', 'sleep', '3']);
+$sum = summary($r);
+$t = test_of($sum->{id});
+$xs = samples_of($sum->{id});
+my $start = parse_ts($t->{start_time});
+my @late = map { (parse_ts($xs->[$_]{timestamp}) - $start) / 1e6 - ($_ + 1) * 0.05 } 0 .. $#$xs - 1;
+my @tail = sort { $a <=> $b } @late[int(@late * 2 / 3) .. $#late];
+my $median = $tail[@tail / 2];
+ok(@late >= 55, scalar(@late) . ' regular samples in 3 s at 0.05 s');
+ok(abs($median) < 0.015, sprintf('no drift: in the last third, samples are %.1f ms off schedule (median)', 1000 * $median));
+
+# A CPU burner on one core: its share of the machine, and time above a
+# threshold below that share close to its duration. The machine may be
+# busy with other things too, so the client's figures are checked against
+# /proc/stat read independently over the same run.
+my $ncpu = () = slurp('/proc/stat') =~ /^cpu\d+ /mg;
+my $share = 1 / $ncpu;
+sub stat_now { my ($l) = slurp('/proc/stat') =~ /^cpu +(.*)$/m; my @f = split ' ', $l; (\@f) }
+sub busy_between {
+	my ($a, $b) = @_;
+	my @d = map { ($b->[$_] // 0) - ($a->[$_] // 0) } 0 .. 7;
+	my $total = 0;
+	$total += $_ for @d;
+	return $total ? ($total - $d[3] - $d[4]) / $total : 0;
+}
+my $s0 = stat_now();
+$r = gh(args => ['-i', '0.25', '-t', sprintf('%.3f', $share / 2), '--',
+	'perl', '-MTime::HiRes=time', '-e', '$e = time + 3; 1 while time < $e']);
+my $s1 = stat_now();
+$sum = summary($r);
+$t = test_of($sum->{id});
+$xs = samples_of($sum->{id});
+my ($weighted, $prev) = (0, parse_ts($t->{start_time}));
+for my $x (@$xs) {
+	my $ts = parse_ts($x->{timestamp});
+	$weighted += $x->{cpu_usage} * ($ts - $prev);
+	$prev = $ts;
+}
+$weighted /= parse_ts($t->{end_time}) - parse_ts($t->{start_time});
+my $independent = busy_between($s0, $s1);
+ok($weighted >= 0.85 * $share,
+	sprintf('a burner on one of %d cores: mean usage %.3f, at least its share %.3f', $ncpu, $weighted, $share));
+ok(abs($weighted - $independent) < 0.1,
+	sprintf('the samples agree with /proc/stat read around the run (%.3f vs %.3f)', $weighted, $independent));
+ok($t->{time_above_threshold} >= 0.85 * $t->{duration},
+	"time above a threshold of half its share ($t->{time_above_threshold} s) is close to the run's $t->{duration} s");
+ok(abs($t->{duration} - 3) < 0.7, "the burner ran about 3 s ($t->{duration})");
+
+# --- signals, as with time(1) ---------------------------------------------
+
+# --no-command runs until SIGTERM or SIGINT, then stops the test: exit 0.
+for my $sig (qw(TERM INT)) {
+	$r = gh(args => ['--no-command', '-i', '0.1'],
+		during => sub { sleep 1; kill $sig, $_[0] });
+	is($r->{status}, 0, "--no-command stopped by SIG$sig exits 0");
+	$sum = summary($r);
+	$t = test_of($sum->{id});
+	is($t->{name}, 'monitor', 'the test is named "monitor"');
+	ok(!$t->{active}, "SIG$sig stopped the test");
+	tiles_ok($t, samples_of($sum->{id}), 0.1, 'its samples tile the run');
+	unlike($sum ? $r->{stderr} : '', qr/, exit \d/, 'no exit status in the summary');
+}
+
+# SIGTERM and SIGHUP to grasshopper reach the command.
+$r = gh(args => ['sh', '-c', "trap 'kill \$!; echo got-term > $tmp/term; exit 7' TERM; sleep 30 & wait"],
+	during => sub { sleep 0.5; kill 'TERM', $_[0] });
+is($r->{status}, 7, 'SIGTERM to grasshopper reaches the command (its trap exits 7)');
+is(slurp("$tmp/term"), "got-term\n", 'the trap ran');
+ok($r->{elapsed} < 5, 'at once');
+$r = gh(args => ['sleep', '30'], during => sub { sleep 0.5; kill 'HUP', $_[0] });
+is($r->{status}, 129, 'SIGHUP forwarded: the command dies of it, 128 + 1');
+ok(summary($r), 'and grasshopper still reports');
+
+# SIGINT is the terminal's: sent to grasshopper alone it is ignored...
+$r = gh(args => ['sh', '-c', 'sleep 1; exit 4'], during => sub { sleep 0.3; kill 'INT', $_[0] });
+is($r->{status}, 4, 'SIGINT to grasshopper alone is ignored; the command runs on');
+# ...while Ctrl-C, sent to the foreground process group, reaches the command.
+$r = gh(pgrp => 1, args => ['sleep', '30'], during => sub { sleep 0.5; kill 'INT', -$_[0] });
+is($r->{status}, 130, "Ctrl-C (SIGINT to the group) ends the command: 128 + 2");
+ok(summary($r), 'grasshopper outlives it to report');
+ok($r->{elapsed} < 5, 'at once');
+
+# The command stays in grasshopper's process group (the terminal's
+# foreground group), with nothing blocked or ignored on its account.
+$r = gh(pgrp => 1, args => ['perl', '-e', 'print getpgrp(), " ", getppid()']);
+is($r->{stdout}, "$r->{pid} $r->{pid}", "the command is grasshopper's child, in its process group");
+$r = gh(args => ['sh', '-c', 'grep -E "^Sig(Blk|Ign)" /proc/$$/status']);
+my ($blk) = $r->{stdout} =~ /^SigBlk:\s*([0-9a-f]+)/m;
+my ($ign) = $r->{stdout} =~ /^SigIgn:\s*([0-9a-f]+)/m;
+is($blk, '0' x 16, 'the command starts with no signal blocked');
+ok(defined $ign && !(hex($ign) & (1 << 1 | 1 << 2 | 1 << 12)),
+	'and SIGINT, SIGQUIT, SIGPIPE not ignored (' . ($ign // '?') . ')');
+
+# --- quiet, and the token -------------------------------------------------
+
+$r = gh(args => ['-q', 'true']);
+is($r->{status}, 0, '-q true exits 0');
+is($r->{stderr}, '', '-q prints no summary');
+
+$r = gh(args => ['-j', $u->token, '-d', 'with -j', 'true'], env => {GRASSHOPPER_JWT => undef});
+ok(summary($r), 'the token on the command line works too');
+my $token = $u->token;
+ok(!grep({ index($_, $token) >= 0 } @outputs), 'the token never appears in any output');
+
+$s->stop;
+done_testing;
