@@ -179,6 +179,10 @@ struct json_value {
 /* Find member key of the top-level object in js[0..len). Return 0 and set
  * *v, or -1 if js is not an object or has no such member. */
 int json_get(const char *js, size_t len, const char *key, struct json_value *v);
+/* The elements of array arr in turn: start with *pos = 0; return 0 and set
+ * *elem, or -1 after the last one. */
+int json_array_next(const struct json_value *arr, size_t *pos,
+		    struct json_value *elem);
 /* The value as a finite number; return 0 or -1. */
 int json_number(const struct json_value *v, double *out);
 /* The value as an integer; return 0 or -1. */
@@ -241,6 +245,7 @@ struct test_meta {
 	double threshold;
 	int64_t start_us;
 	int64_t test_id; /* already created (a replay), else 0 */
+	bool find;	 /* it may have been created: look before creating */
 	bool quiet;	 /* no warnings about an unreachable tracker */
 };
 

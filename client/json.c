@@ -176,6 +176,26 @@ json_get(const char *js, size_t len, const char *key, struct json_value *v)
 }
 
 int
+json_array_next(const struct json_value *arr, size_t *pos,
+		struct json_value *elem)
+{
+	const char *end = arr->p + arr->len, *p = arr->p + *pos;
+	enum json_type t;
+	if (arr->type != JSON_ARRAY || *pos >= arr->len)
+		return -1;
+	/* At the '[' or at the ',' after the previous element. */
+	p = skip_ws(p + 1, end);
+	if (p == end || *p == ']')
+		return -1;
+	const char *start = p;
+	if (!(p = skip_value(p, end, 2, &t)))
+		return -1;
+	*elem = (struct json_value){t, start, (size_t)(p - start)};
+	*pos = (size_t)(skip_ws(p, end) - arr->p);
+	return 0;
+}
+
+int
 json_number(const struct json_value *v, double *out)
 {
 	char tmp[64];

@@ -342,6 +342,8 @@ replay(const struct options *o)
 	    .threshold = sp.threshold,
 	    .start_us = sp.start_us,
 	    .test_id = sp.test_id,
+	    /* The run may have been cut short with its create unanswered. */
+	    .find = sp.test_id == 0,
 	    .quiet = o->quiet,
 	};
 	struct sender *snd = sender_new(&meta);
@@ -367,6 +369,7 @@ replay(const struct options *o)
 	} else {
 		/* Keep what is still undelivered, and what was done. */
 		struct spool left = sp;
+		left.server = (char *)server; /* where its test now is */
 		left.test_id = sender_test_id(snd);
 		left.stopped = sender_stopped(snd);
 		left.samples = (struct sample *)sender_queue(snd, &left.n);

@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "config.h"
+#include "isotime.h"
 
 #define BATCH_MAX 1000 /* the API's limit on one usage array */
 #define BACKOFF_MIN_US 250000
@@ -25,8 +26,16 @@
 #define CONNECT_TIMEOUT_MS 3000
 #define REQUEST_TIMEOUT_MS 10000
 #define RESPONSE_MAX (1024 * 1024) /* the API's answers are far smaller */
+#define FIND_LIMIT "50"		   /* newest tests to look through for ours */
 
-enum request { REQ_NONE, REQ_CREATE, REQ_USAGE, REQ_STOP, REQ_GET };
+enum request {
+	REQ_NONE,
+	REQ_FIND,   /* look for a test created by an unanswered request */
+	REQ_CREATE, /* the test, with the client's own start time */
+	REQ_USAGE,  /* a batch of samples */
+	REQ_STOP,   /* the test, with the client's own end time */
+	REQ_GET,    /* the stopped test's figures, for the summary */
+};
 
 struct sender {
 	CURLM *multi;
@@ -40,6 +49,7 @@ struct sender {
 	bool quiet;
 
 	int64_t test_id;
+	bool find;	  /* a create may have arrived unanswered: look first */
 	struct sample *q; /* undelivered samples are q[head..len) */
 	size_t head, len, cap;
 
@@ -81,6 +91,7 @@ sender_new(const struct test_meta *m)
 			     .start_us = m->start_us,
 			     .quiet = m->quiet,
 			     .test_id = m->test_id,
+			     .find = m->find,
 			     .backoff = BACKOFF_MIN_US};
 	curl_global_init(CURL_GLOBAL_DEFAULT);
 	s->multi = curl_multi_init();
@@ -181,6 +192,10 @@ request_next(struct sender *s)
 	buf_reset(&s->url);
 	buf_reset(&s->body);
 	buf_puts(&s->url, s->server);
+	if (!s->test_id && s->find) {
+		buf_puts(&s->url, "/api/v1/test?limit=" FIND_LIMIT);
+		return REQ_FIND;
+	}
 	if (!s->test_id) {
 		buf_puts(&s->url, "/api/v1/test");
 		buf_puts(&s->body, "{\"name\":");
@@ -223,32 +238,6 @@ request_next(struct sender *s)
 	return REQ_NONE;
 }
 
-/* Start the next request if one is due; return true if one started. */
-static bool
-request_start(struct sender *s)
-{
-	if (s->inflight || s->gave_up || !request_due(s) ||
-	    mono_now() < s->retry_at)
-		return false;
-	enum request r = request_next(s);
-	if (r == REQ_NONE)
-		return false;
-	buf_reset(&s->resp);
-	s->errbuf[0] = '\0';
-	curl_easy_setopt(s->easy, CURLOPT_URL, s->url.p);
-	if (r == REQ_GET) {
-		curl_easy_setopt(s->easy, CURLOPT_HTTPGET, 1L);
-	} else {
-		curl_easy_setopt(s->easy, CURLOPT_POSTFIELDS, s->body.p);
-		curl_easy_setopt(s->easy, CURLOPT_POSTFIELDSIZE,
-				 (long)s->body.len);
-	}
-	if (curl_multi_add_handle(s->multi, s->easy) != CURLM_OK)
-		return false;
-	s->inflight = r;
-	return true;
-}
-
 /* A failure retrying may cure: report the first one, then back off. */
 static void
 request_retry(struct sender *s, const char *why)
@@ -262,6 +251,34 @@ request_retry(struct sender *s, const char *why)
 	s->retry_at = mono_now() + s->backoff;
 	s->backoff =
 	    s->backoff * 2 > BACKOFF_MAX_US ? BACKOFF_MAX_US : s->backoff * 2;
+}
+
+/* Start the next request if one is due; return true if one started. */
+static bool
+request_start(struct sender *s)
+{
+	if (s->inflight || s->gave_up || !request_due(s) ||
+	    mono_now() < s->retry_at)
+		return false;
+	enum request r = request_next(s);
+	if (r == REQ_NONE)
+		return false;
+	buf_reset(&s->resp);
+	s->errbuf[0] = '\0';
+	curl_easy_setopt(s->easy, CURLOPT_URL, s->url.p);
+	if (r == REQ_GET || r == REQ_FIND) {
+		curl_easy_setopt(s->easy, CURLOPT_HTTPGET, 1L);
+	} else {
+		curl_easy_setopt(s->easy, CURLOPT_POSTFIELDS, s->body.p);
+		curl_easy_setopt(s->easy, CURLOPT_POSTFIELDSIZE,
+				 (long)s->body.len);
+	}
+	if (curl_multi_add_handle(s->multi, s->easy) != CURLM_OK) {
+		request_retry(s, "libcurl would not start the request");
+		return false;
+	}
+	s->inflight = r;
+	return true;
 }
 
 /* A refusal retrying cannot cure: report it once and stop delivering. */
@@ -295,6 +312,27 @@ request_refused(struct sender *s, long code)
 	s->gave_up = true;
 }
 
+/* The id of our test in a list of tests (the one with our start time, to
+ * the microsecond), 0 if it is not there, -1 if the list is unreadable. */
+static int64_t
+find_created(const struct sender *s)
+{
+	struct json_value list, t, v;
+	size_t pos = 0;
+	int64_t start, id;
+	if (json_get(s->resp.p, s->resp.len, "tests", &list) ||
+	    list.type != JSON_ARRAY)
+		return -1;
+	while (json_array_next(&list, &pos, &t) == 0)
+		if (!json_get(t.p, t.len, "start_time", &v) &&
+		    v.type == JSON_STRING &&
+		    !isotime_parse(v.p + 1, v.len - 2, &start) &&
+		    start == s->start_us && !json_get(t.p, t.len, "id", &v) &&
+		    !json_int64(&v, &id) && id > 0)
+			return id;
+	return 0;
+}
+
 /* A 2xx answer: move the test along; return -1 if it makes no sense. */
 static int
 request_succeeded(struct sender *s)
@@ -302,6 +340,12 @@ request_succeeded(struct sender *s)
 	struct json_value v;
 	int64_t id;
 	switch (s->inflight) {
+	case REQ_FIND:
+		if ((id = find_created(s)) < 0)
+			return -1;
+		s->test_id = id; /* or still 0: create it */
+		s->find = false;
+		break;
 	case REQ_CREATE:
 		if (json_get(s->resp.p, s->resp.len, "id", &v) ||
 		    json_int64(&v, &id) || id <= 0)
@@ -324,6 +368,18 @@ request_succeeded(struct sender *s)
 		break;
 	}
 	return 0;
+}
+
+/* Whether a failed request may still have been carried out: anything but
+ * a connection never made, or a tracker saying it did nothing. */
+static bool
+maybe_arrived(CURLcode rc, long code)
+{
+	if (rc != CURLE_OK)
+		return rc != CURLE_COULDNT_CONNECT &&
+		       rc != CURLE_COULDNT_RESOLVE_HOST &&
+		       rc != CURLE_COULDNT_RESOLVE_PROXY;
+	return code != 429 && code != 503;
 }
 
 /* The request in flight ended with rc: act on the answer. */
@@ -357,6 +413,10 @@ request_done(struct sender *s, CURLcode rc)
 	} else {
 		request_refused(s, code);
 	}
+	/* Retrying a create that may have been carried out could make a
+	 * second test: look for the first one before. */
+	if (s->inflight == REQ_CREATE && !s->test_id)
+		s->find = maybe_arrived(rc, code);
 	s->inflight = REQ_NONE;
 }
 

@@ -10,7 +10,7 @@ use IO::Socket::INET;
 use POSIX qw(WNOHANG);
 use Test::More;
 use Time::HiRes qw(sleep time);
-use GH::Stack qw(parse_ts json_decode now_us);
+use GH::Stack qw(parse_ts json_decode json_encode now_us ts);
 
 my $GH = ($ENV{GH_BUILDDIR} || '.') . '/grasshopper';
 plan skip_all => "no client at $GH" unless -x $GH;
@@ -233,6 +233,29 @@ is(count_tests(), $before + 1, 'no second test');
 $t = test_of($id);
 is(parse_ts($t->{end_time}), parse_ts($h->{end_time}), "stopped at the run's end time");
 tiles_ok($t, samples_of($id), 0.2, 'the samples before the outage and the replayed ones tile the run, none twice');
+
+# --- a create whose answer was lost: --replay finds the test --------------
+
+# As if the run's create reached the tracker but its answer never came
+# back: the test exists, the spool does not know its id.
+my $t0 = now_us() - 10_000_000;
+my $made = $u->api(POST => 'test', {name => 'unanswered', start_time => ts($t0)})->{json}{id};
+$path = "$tmp/lost.jsonl";
+open my $fh, '>', $path or die;
+print $fh json_encode({grasshopper_spool => 1, server => $s->url, test_id => undef,
+	name => 'unanswered', description => '', threshold => 0.5,
+	start_time => ts($t0), end_time => ts($t0 + 1_000_000),
+	stopped => JSON::PP::false, exit_status => 0}), "\n";
+print $fh json_encode({timestamp => ts($t0 + $_ * 500_000), cpu_usage => 0.25}), "\n" for 1, 2;
+close $fh;
+$before = count_tests();
+$r = gh(args => ['--replay', $path]);
+is($r->{status}, 0, '--replay of a run whose create went unanswered: exit 0');
+($id) = summary_id($r);
+is($id, $made, 'it finds the test the create made (same start time) instead of making another');
+is(count_tests(), $before, 'no second test');
+$t = test_of($made);
+ok(!$t->{active} && $t->{samples} == 2, 'the samples arrived and the test is stopped');
 
 # --- a token the tracker refuses ------------------------------------------
 

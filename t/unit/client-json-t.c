@@ -112,6 +112,28 @@ test_read(void)
 		ok(s == NULL, "refused escape: %s", bads[i]);
 		free(s);
 	}
+	const char *list =
+	    "{\"tests\": [ {\"id\": 3, \"x\": [1]} ,{\"id\": 2}],"
+	    " \"next\": null}";
+	struct json_value arr, el;
+	size_t pos = 0;
+	int64_t ids[3] = {0};
+	int k = 0;
+	is_int(json_get(list, strlen(list), "tests", &arr), 0, "an array");
+	while (k < 3 && json_array_next(&arr, &pos, &el) == 0)
+		if (json_get(el.p, el.len, "id", &v) ||
+		    json_int64(&v, &ids[k++]))
+			break;
+	ok(k == 2 && ids[0] == 3 && ids[1] == 2,
+	   "json_array_next walks the elements in order (%d)", k);
+	const char *none = "{\"tests\": [ ]}";
+	json_get(none, strlen(none), "tests", &arr);
+	pos = 0;
+	is_int(json_array_next(&arr, &pos, &el), -1, "an empty array");
+	json_get(list, strlen(list), "next", &arr);
+	pos = 0;
+	is_int(json_array_next(&arr, &pos, &el), -1, "null is not an array");
+
 	const char *big = "{\"n\": 1e999, \"i\": 99999999999999999999}";
 	ok(isnan(get_num(big, "n")), "1e999 is not a finite number");
 	json_get(big, strlen(big), "i", &v);
