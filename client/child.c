@@ -27,9 +27,14 @@ signals_setup(struct sigsave *save, bool with_command)
 	if (sigprocmask(SIG_BLOCK, &set, &save->mask) < 0)
 		return -1;
 	struct sigaction ign = {.sa_handler = SIG_IGN};
+	struct sigaction dfl = {.sa_handler = SIG_DFL};
 	sigemptyset(&ign.sa_mask);
+	sigemptyset(&dfl.sa_mask);
 	/* libcurl may write to a socket the tracker closed. */
 	sigaction(SIGPIPE, &ign, &save->pipe);
+	/* An inherited SIG_IGN would discard SIGCHLD (and reap the command
+	 * before we could learn its status). */
+	sigaction(SIGCHLD, &dfl, &save->chld);
 	sigaction(SIGINT, NULL, &save->intr);
 	sigaction(SIGQUIT, NULL, &save->quit);
 	if (with_command) {
@@ -42,7 +47,7 @@ signals_setup(struct sigsave *save, bool with_command)
 }
 
 void
-signals_after_child(int sigfd)
+signals_after_child(int sigfd, const struct sigsave *save)
 {
 	sigset_t set;
 	sigemptyset(&set);
@@ -53,18 +58,23 @@ signals_after_child(int sigfd)
 	sigaddset(&set, SIGQUIT);
 	sigprocmask(SIG_BLOCK, &set, NULL);
 	signalfd(sigfd, &set, 0);
-	/* A blocked signal stays pending only if it is not ignored. */
+	/* A blocked signal stays pending only if it is not ignored; one we
+	 * were started ignoring (a background job's) stays ignored. */
 	struct sigaction dfl = {.sa_handler = SIG_DFL};
 	sigemptyset(&dfl.sa_mask);
-	sigaction(SIGINT, &dfl, NULL);
-	sigaction(SIGQUIT, &dfl, NULL);
+	if (save->intr.sa_handler != SIG_IGN)
+		sigaction(SIGINT, &dfl, NULL);
+	if (save->quit.sa_handler != SIG_IGN)
+		sigaction(SIGQUIT, &dfl, NULL);
 }
 
-/* In the child: give back the signal state grasshopper was started with,
+/* In the child: give back the signal state grasshopper was started with
+ * (normally the defaults and an empty mask; under nohup, SIGHUP ignored),
  * then exec; on failure send errno up the pipe and exit 127. */
 static void
 child_exec(char **argv, const struct sigsave *save, int errfd)
 {
+	sigaction(SIGCHLD, &save->chld, NULL);
 	sigaction(SIGINT, &save->intr, NULL);
 	sigaction(SIGQUIT, &save->quit, NULL);
 	sigaction(SIGPIPE, &save->pipe, NULL);

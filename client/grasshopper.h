@@ -137,7 +137,7 @@ void sampler_close(struct sampler *s);
 /* Signal state as grasshopper found it, handed back to the command. */
 struct sigsave {
 	sigset_t mask;
-	struct sigaction intr, quit, pipe;
+	struct sigaction intr, quit, pipe, chld;
 };
 
 /* Set up grasshopper's own signals and return a signalfd for them, or -1.
@@ -147,7 +147,7 @@ struct sigsave {
 int signals_setup(struct sigsave *save, bool with_command);
 /* After the command ended: SIGINT and SIGQUIT arrive on sigfd too, so that
  * Ctrl-C cuts the final flush short. */
-void signals_after_child(int sigfd);
+void signals_after_child(int sigfd, const struct sigsave *save);
 
 /* Start argv with fork/execvp. Return the pid, or -1 with *exec_errno set
  * to why the command could not run (the child is already reaped). */

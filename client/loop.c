@@ -32,6 +32,7 @@ struct run_state {
 	struct sender *snd;
 	struct run_stats st;
 	int sigfd, tfd;
+	struct sigsave save; /* the signal state we were started with */
 	pid_t child;	    /* the command, until reaped; 0 with --no-command */
 	bool ended;	    /* the command ended, or monitoring was stopped */
 	int exit_status;    /* the command's, as grasshopper exits with it */
@@ -100,7 +101,7 @@ run_end(struct run_state *r)
 	close(r->tfd);
 	r->tfd = -1;
 	if (r->child == 0 && !r->o->no_command)
-		signals_after_child(r->sigfd);
+		signals_after_child(r->sigfd, &r->save);
 }
 
 /* Reap the command if it has ended. */
@@ -255,9 +256,8 @@ int
 run(const struct options *o)
 {
 	struct run_state r = {.o = o, .tfd = -1};
-	struct sigsave save;
 	int64_t start;
-	r.sigfd = signals_setup(&save, !o->no_command);
+	r.sigfd = signals_setup(&r.save, !o->no_command);
 	if (r.sigfd < 0) {
 		fprintf(stderr, "grasshopper: signalfd: %s\n", strerror(errno));
 		return 1;
@@ -274,7 +274,7 @@ run(const struct options *o)
 		fprintf(stderr, "grasshopper: timerfd: %s\n", strerror(errno));
 		return 1;
 	}
-	r.child = command_start(o, &save);
+	r.child = command_start(o, &r.save);
 	if (r.child < 0)
 		return -r.child;
 

@@ -18,7 +18,8 @@ my $u = $s->user;
 my $tmp = tempdir('gh-client-XXXXXX', TMPDIR => 1, CLEANUP => 1);
 my @outputs;    # everything grasshopper printed, to look for the token
 
-# gh(args => [...], env => {...}, during => sub { $pid }, pgrp => 1):
+# gh(args => [...], env => {...}, during => sub { $pid }, pgrp => 1,
+#    setup => sub { in the child, before exec }):
 # run grasshopper to its end (60 s at most); → {status, signal, stdout,
 # stderr, elapsed, pid}. The token and server come from the environment.
 my $runs = 0;
@@ -33,6 +34,7 @@ sub gh {
 		setpgrp(0, 0) if $o{pgrp};
 		# What a shell would hand over: default dispositions.
 		$SIG{$_} = 'DEFAULT' for qw(INT QUIT PIPE TERM HUP CHLD);
+		$o{setup}->() if $o{setup};
 		delete $ENV{$_} for grep /^GRASSHOPPER_/, keys %ENV;
 		defined $env{$_} and $ENV{$_} = $env{$_} for keys %env;
 		open STDIN, '<', '/dev/null';
@@ -284,6 +286,15 @@ my ($ign) = $r->{stdout} =~ /^SigIgn:\s*([0-9a-f]+)/m;
 is($blk, '0' x 16, 'the command starts with no signal blocked');
 ok(defined $ign && !(hex($ign) & (1 << 1 | 1 << 2 | 1 << 12)),
 	'and SIGINT, SIGQUIT, SIGPIPE not ignored (' . ($ign // '?') . ')');
+
+# Started as nohup starts it (SIGHUP ignored), the command is too; started
+# with SIGCHLD ignored, grasshopper still learns the command's status.
+$r = gh(setup => sub { $SIG{HUP} = 'IGNORE' },
+	args => ['sh', '-c', 'grep -E "^SigIgn" /proc/$$/status']);
+($ign) = $r->{stdout} =~ /^SigIgn:\s*([0-9a-f]+)/m;
+ok(defined $ign && (hex($ign) & 1), 'under nohup the command ignores SIGHUP too');
+$r = gh(setup => sub { $SIG{CHLD} = 'IGNORE' }, args => ['sh', '-c', 'sleep 0.2; exit 9']);
+is($r->{status}, 9, "started with SIGCHLD ignored: still the command's status");
 
 # --- quiet, and the token -------------------------------------------------
 
