@@ -273,6 +273,7 @@ is($r->{status}, 0, '--replay with the good token delivers them');
 
 my $token = $u->token;
 ok(!grep({ index($_, $token) >= 0 } @outputs), 'the token never appears in any output');
+ok(!grep({ /Sanitizer|runtime error:/ } @outputs), 'no sanitizer report from grasshopper');
 
 $s->stop;
 done_testing;

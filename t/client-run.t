@@ -62,6 +62,26 @@ sub gh {
 
 sub slurp { open my $fh, '<', $_[0] or return ''; local $/; <$fh> // '' }
 
+# wait_for($pid, @names): wait (10 s at most) until process $pid has a
+# child running $names[0], which has one running $names[1], and so on:
+# grasshopper is set up once its command runs.
+sub wait_for {
+	my ($pid, @names) = @_;
+	my $deadline = time + 10;
+	while (time < $deadline) {
+		my $p = $pid;
+		for my $name (@names) {
+			($p) = grep { slurp("/proc/$_/comm") eq "$name\n" }
+				split ' ', slurp("/proc/$p/task/$p/children");
+			last unless $p;
+		}
+		return 1 if $p;
+		sleep 0.01;
+	}
+	fail("no @names under $pid after 10 s");
+	return 0;
+}
+
 # The summary line, parsed: id, duration, above, threshold, pct, peak,
 # mean, samples, taken, exit, url.
 my $SUMMARY = qr{^grasshopper: test (\d+): (\d+\.\d\d) s, (\d+\.\d\d) s above }
@@ -192,17 +212,22 @@ tiles_ok($t, $xs, 0.2, 'sleep 2 at 0.2 s: duration/interval samples (±1), tilin
 is($t->{name}, 'count', '-n names the test');
 ok(abs($t->{duration} - 2) < 0.5, "the test lasted about 2 s ($t->{duration})");
 
-# No drift: sample k is due at start + k * interval on the monotonic
-# clock; lateness must not accumulate over the run.
+# No drift: samples are due at start + k * interval on the monotonic
+# clock; lateness must not accumulate over the run. (A tick missed while
+# busy is not made up, so each sample is compared with its nearest due
+# time.)
 $r = gh(args => ['-i', '0.05', 'sleep', '3']);
 $sum = summary($r);
 $t = test_of($sum->{id});
 $xs = samples_of($sum->{id});
 my $start = parse_ts($t->{start_time});
-my @late = map { (parse_ts($xs->[$_]{timestamp}) - $start) / 1e6 - ($_ + 1) * 0.05 } 0 .. $#$xs - 1;
+my @late = map {
+	my $k = (parse_ts($_->{timestamp}) - $start) / 1e6 / 0.05;
+	($k - int($k + 0.5)) * 0.05
+} @$xs[0 .. $#$xs - 1];
 my @tail = sort { $a <=> $b } @late[int(@late * 2 / 3) .. $#late];
 my $median = $tail[@tail / 2];
-ok(@late >= 55, scalar(@late) . ' regular samples in 3 s at 0.05 s');
+ok(@late >= 50, scalar(@late) . ' regular samples in 3 s at 0.05 s');
 ok(abs($median) < 0.015, sprintf('no drift: in the last third, samples are %.1f ms off schedule (median)', 1000 * $median));
 
 # A CPU burner on one core: its share of the machine, and time above a
@@ -245,9 +270,15 @@ ok(abs($t->{duration} - 3) < 0.7, "the burner ran about 3 s ($t->{duration})");
 # --- signals, as with time(1) ---------------------------------------------
 
 # --no-command runs until SIGTERM or SIGINT, then stops the test: exit 0.
+# (Its test being created shows it is ready for them.)
+sub wait_tests {
+	my $deadline = time + 10;
+	sleep 0.01 while count_tests() < $_[0] && time < $deadline;
+}
 for my $sig (qw(TERM INT)) {
+	$before = count_tests();
 	$r = gh(args => ['--no-command', '-i', '0.1'],
-		during => sub { sleep 1; kill $sig, $_[0] });
+		during => sub { wait_tests($before + 1); sleep 1; kill $sig, $_[0] });
 	is($r->{status}, 0, "--no-command stopped by SIG$sig exits 0");
 	$sum = summary($r);
 	$t = test_of($sum->{id});
@@ -259,19 +290,21 @@ for my $sig (qw(TERM INT)) {
 
 # SIGTERM and SIGHUP to grasshopper reach the command.
 $r = gh(args => ['sh', '-c', "trap 'kill \$!; echo got-term > $tmp/term; exit 7' TERM; sleep 30 & wait"],
-	during => sub { sleep 0.5; kill 'TERM', $_[0] });
+	during => sub { wait_for($_[0], 'sh', 'sleep'); kill 'TERM', $_[0] });
 is($r->{status}, 7, 'SIGTERM to grasshopper reaches the command (its trap exits 7)');
 is(slurp("$tmp/term"), "got-term\n", 'the trap ran');
 ok($r->{elapsed} < 5, 'at once');
-$r = gh(args => ['sleep', '30'], during => sub { sleep 0.5; kill 'HUP', $_[0] });
+$r = gh(args => ['sleep', '30'], during => sub { wait_for($_[0], 'sleep'); kill 'HUP', $_[0] });
 is($r->{status}, 129, 'SIGHUP forwarded: the command dies of it, 128 + 1');
 ok(summary($r), 'and grasshopper still reports');
 
 # SIGINT is the terminal's: sent to grasshopper alone it is ignored...
-$r = gh(args => ['sh', '-c', 'sleep 1; exit 4'], during => sub { sleep 0.3; kill 'INT', $_[0] });
+$r = gh(args => ['sh', '-c', 'sleep 1; exit 4'],
+	during => sub { wait_for($_[0], 'sh', 'sleep'); kill 'INT', $_[0] });
 is($r->{status}, 4, 'SIGINT to grasshopper alone is ignored; the command runs on');
 # ...while Ctrl-C, sent to the foreground process group, reaches the command.
-$r = gh(pgrp => 1, args => ['sleep', '30'], during => sub { sleep 0.5; kill 'INT', -$_[0] });
+$r = gh(pgrp => 1, args => ['sleep', '30'],
+	during => sub { wait_for($_[0], 'sleep'); kill 'INT', -$_[0] });
 is($r->{status}, 130, "Ctrl-C (SIGINT to the group) ends the command: 128 + 2");
 ok(summary($r), 'grasshopper outlives it to report');
 ok($r->{elapsed} < 5, 'at once');
@@ -306,6 +339,7 @@ $r = gh(args => ['-j', $u->token, '-d', 'with -j', 'true'], env => {GRASSHOPPER_
 ok(summary($r), 'the token on the command line works too');
 my $token = $u->token;
 ok(!grep({ index($_, $token) >= 0 } @outputs), 'the token never appears in any output');
+ok(!grep({ /Sanitizer|runtime error:/ } @outputs), 'no sanitizer report from grasshopper');
 
 $s->stop;
 done_testing;

@@ -16,11 +16,14 @@ static char err[256];
 #define PARSE(...) parse_args((char *[]){"grasshopper", __VA_ARGS__, NULL})
 
 static enum options_result
-parse_args(char **argv)
+parse_args(char **args)
 {
-	int argc = 0;
-	while (argv[argc])
-		argc++;
+	/* o.command points into argv: keep it past the caller's literal. */
+	static char *argv[64];
+	int argc;
+	for (argc = 0; args[argc] && argc < 63; argc++)
+		argv[argc] = args[argc];
+	argv[argc] = NULL;
 	options_free(&o);
 	return options_parse(&o, argc, argv, err, sizeof err);
 }
