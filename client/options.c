@@ -193,9 +193,28 @@ join_args(char **args)
 	return b.p;
 }
 
-/* Fill in the defaults and environment after the options are read. */
+/* What to run: a command, --no-command or --replay, exactly one. */
 static enum options_result
-options_finish(struct options *o, char *err, size_t errlen)
+options_mode(const struct options *o, char *err, size_t errlen)
+{
+	if (o->replay && (o->command || o->no_command))
+		return usage_error(err, errlen,
+				   "--replay takes no command and no "
+				   "--no-command");
+	if (o->no_command && o->command)
+		return usage_error(err, errlen,
+				   "give a command or --no-command, not both");
+	if (!o->replay && !o->no_command && !o->command)
+		return usage_error(err, errlen,
+				   "no command to run (or pass --no-command "
+				   "to only monitor); see grasshopper --help");
+	return OPTIONS_RUN;
+}
+
+/* The token and the server, from the options or else the environment,
+ * and the environment's tuning. */
+static enum options_result
+options_env(struct options *o, char *err, size_t errlen)
 {
 	const char *env;
 	if (!o->token && (env = getenv("GRASSHOPPER_JWT")) && *env)
@@ -233,22 +252,14 @@ options_finish(struct options *o, char *err, size_t errlen)
 				   env);
 	if ((env = getenv("GRASSHOPPER_SPOOL_DIR")) && *env)
 		o->spool_dir = xstrdup(env);
+	return OPTIONS_RUN;
+}
 
-	if (o->replay) {
-		if (o->command || o->no_command)
-			return usage_error(err, errlen,
-					   "--replay takes no command and no "
-					   "--no-command");
-		return OPTIONS_RUN;
-	}
-	if (o->no_command && o->command)
-		return usage_error(err, errlen,
-				   "give a command or --no-command, not both");
-	if (!o->no_command && !o->command)
-		return usage_error(err, errlen,
-				   "no command to run (or pass --no-command "
-				   "to only monitor); see grasshopper --help");
-
+/* The test's name and description when not given: from the command, cut
+ * to what the tracker takes (the command must run whatever its length). */
+static void
+options_defaults(struct options *o)
+{
 	if (!o->name) {
 		const char *base =
 		    o->command ? strrchr(o->command[0], '/') : NULL;
@@ -262,7 +273,6 @@ options_finish(struct options *o, char *err, size_t errlen)
 		    o->command ? join_args(o->command + 1) : xstrdup("");
 		utf8_truncate(o->description, DESCRIPTION_MAX_CHARS);
 	}
-	return OPTIONS_RUN;
 }
 
 /* Take an option's string argument, replacing any earlier one. */
@@ -356,7 +366,12 @@ options_parse(struct options *o, int argc, char **argv, char *err,
 	}
 	if (optind < argc)
 		o->command = argv + optind;
-	return options_finish(o, err, errlen);
+	if (options_mode(o, err, errlen) != OPTIONS_RUN ||
+	    options_env(o, err, errlen) != OPTIONS_RUN)
+		return OPTIONS_USAGE;
+	if (!o->replay) /* a replay's test is described in its file */
+		options_defaults(o);
+	return OPTIONS_RUN;
 }
 
 void

@@ -74,10 +74,11 @@ static size_t
 on_body(char *p, size_t size, size_t n, void *arg)
 {
 	struct buf *b = arg;
-	if (b->len + n > RESPONSE_MAX)
+	size_t len = size * n; /* size is always 1 */
+	if (b->len + len > RESPONSE_MAX)
 		return 0;
-	buf_add(b, p, n);
-	return size * n;
+	buf_add(b, p, len);
+	return len;
 }
 
 struct sender *
