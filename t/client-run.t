@@ -309,6 +309,51 @@ is($r->{status}, 130, "Ctrl-C (SIGINT to the group) ends the command: 128 + 2");
 ok(summary($r), 'grasshopper outlives it to report');
 ok($r->{elapsed} < 5, 'at once');
 
+# On a real terminal (script(1) makes one): Ctrl-C typed there reaches the
+# command, grasshopper reports, and the status is the command's.
+SKIP: {
+	skip 'no script(1) to make a terminal', 3 unless -x '/usr/bin/script';
+	pipe my $rd, my $wr or die "pipe: $!";
+	my $pid = fork // die "fork: $!";
+	if ($pid == 0) {
+		close $wr;
+		$SIG{$_} = 'DEFAULT' for qw(INT QUIT PIPE TERM HUP CHLD);
+		@ENV{qw(GRASSHOPPER_SERVER GRASSHOPPER_JWT GRASSHOPPER_SPOOL_DIR)} = ($s->url, $u->token, $tmp);
+		open STDIN, '<&', $rd;
+		open STDOUT, '>', "$tmp/tty.out";
+		open STDERR, '>&', \*STDOUT;
+		exec '/usr/bin/script', '-qec', "$GH -i 0.1 -- sleep 30", '/dev/null';
+		POSIX::_exit(99);
+	}
+	close $rd;
+	my $t0 = time;
+	my $ready = 0;
+	until ($ready || time - $t0 > 10) {
+		# A sleep whose parent is grasshopper, somewhere under script.
+		my @todo = ($pid);
+		while (my $p = shift @todo) {
+			my @kids = split ' ', slurp("/proc/$p/task/$p/children");
+			$ready ||= grep { slurp("/proc/$_/comm") eq "sleep\n" } @kids
+				if slurp("/proc/$p/comm") eq "grasshopper\n";
+			push @todo, @kids;
+		}
+		sleep 0.01;
+	}
+	syswrite $wr, "\x03";    # Ctrl-C, as typed
+	my $st;
+	while (time - $t0 < 20) {
+		last if waitpid($pid, WNOHANG) == $pid && defined($st = $?);
+		sleep 0.01;
+	}
+	kill 'KILL', $pid unless defined $st;
+	close $wr;
+	my $out = slurp("$tmp/tty.out");
+	push @outputs, $out;
+	ok($ready, 'the command runs under grasshopper on a terminal');
+	is(defined $st ? $st >> 8 : 'hung', 130, "Ctrl-C on the terminal ends the command: 130");
+	like($out, qr/grasshopper: test \d+: .*, exit 130, /, 'and grasshopper reports it');
+}
+
 # The command stays in grasshopper's process group (the terminal's
 # foreground group), with nothing blocked or ignored on its account.
 $r = gh(pgrp => 1, args => ['perl', '-e', 'print getpgrp(), " ", getppid()']);
