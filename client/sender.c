@@ -27,6 +27,9 @@
 #define REQUEST_TIMEOUT_MS 10000
 #define RESPONSE_MAX (1024 * 1024) /* the API's answers are far smaller */
 #define FIND_LIMIT "50"		   /* newest tests to look through for ours */
+/* While sampling, samples go out at most once a second, together: a request
+ * per sample would cost more than the sampling (20 a second at -i 0.05). */
+#define SEND_GAP_US 1000000
 
 enum request {
 	REQ_NONE,
@@ -57,7 +60,8 @@ struct sender {
 	size_t batch; /* samples in the usage request in flight */
 	struct buf url, body, resp;
 
-	int64_t retry_at; /* monotonic us; no request before then */
+	int64_t retry_at;  /* monotonic us; no request before then */
+	int64_t next_send; /* no samples before then (but when finishing) */
 	int64_t backoff;
 	unsigned long progress;
 
@@ -186,6 +190,18 @@ request_due(const struct sender *s)
 	       (s->finishing && !s->stopped) || s->fetch;
 }
 
+/* When the next request may start (monotonic us), INT64_MAX for never. */
+static int64_t
+request_when(const struct sender *s)
+{
+	if (s->inflight || s->gave_up || !request_due(s))
+		return INT64_MAX;
+	bool samples_next = s->test_id && s->head < s->len;
+	if (samples_next && !s->finishing && s->next_send > s->retry_at)
+		return s->next_send;
+	return s->retry_at;
+}
+
 /* Build the next request's URL and body; return it, or REQ_NONE. */
 static enum request
 request_next(struct sender *s)
@@ -258,12 +274,14 @@ request_retry(struct sender *s, const char *why)
 static bool
 request_start(struct sender *s)
 {
-	if (s->inflight || s->gave_up || !request_due(s) ||
-	    mono_now() < s->retry_at)
+	int64_t now = mono_now();
+	if (now < request_when(s))
 		return false;
 	enum request r = request_next(s);
 	if (r == REQ_NONE)
 		return false;
+	if (r == REQ_USAGE)
+		s->next_send = now + SEND_GAP_US;
 	buf_reset(&s->resp);
 	s->errbuf[0] = '\0';
 	curl_easy_setopt(s->easy, CURLOPT_URL, s->url.p);
@@ -425,8 +443,9 @@ void
 sender_wait(struct sender *s, struct curl_waitfd *extra, unsigned n, int max_ms)
 {
 	int ms = max_ms;
-	if (!s->inflight && !s->gave_up && request_due(s)) {
-		int64_t left = s->retry_at - mono_now();
+	int64_t when = request_when(s);
+	if (when != INT64_MAX) {
+		int64_t left = when - mono_now();
 		if (left <= 0)
 			ms = 0;
 		else if (left / 1000 + 1 < ms)
