@@ -1,9 +1,20 @@
-// grasshopper's web page: sign up, log in, and hand the token to the
-// grasshopper command. Plain ES module, no dependencies (the page's CSP allows
-// only scripts and styles from this origin).
+// grasshopper's web page: sign up, log in, hand the token to grasshopper, and
+// see one's runs with a CPU-usage chart. A plain ES module over the v1 API;
+// the chart is uPlot (vendor/, copied from node_modules by make), loaded by
+// index.html before this file. The CSP allows only this origin's scripts and
+// styles, so text goes into the page with textContent, never as markup.
+//
+// Views, chosen by the address's hash (router at the end):
+//   #/            logged out: log in / sign up; logged in: token and runs
+//   #/test/ID     one run: details, chart, CSV (the URL grasshopper prints)
 
 const API = "/api/v1";
 const SESSION_KEY = "grasshopper.session";
+const RUNS_PAGE = 20;             // runs per page of the list
+const LIST_ACTIVE_POLL_MS = 3000; // a list page with active runs refreshes
+const LIST_IDLE_POLL_MS = 15000;  // the first page, for runs that start
+const RUN_POLL_MS = 2000;         // an active run: its numbers, new samples
+const USAGE_PAGE = 10000;         // the API's largest usage `limit`
 
 // ---- the API -------------------------------------------------------------
 
@@ -17,10 +28,10 @@ class ApiError extends Error {
 	}
 }
 
-// Call the tracker. Resolves to the JSON body of a 2xx answer, rejects with
-// an ApiError for anything else.
-async function api(method, path, { body, token } = {}) {
-	const headers = { Accept: "application/json" };
+// Call the tracker. Resolves to the JSON body of a 2xx answer (or its text
+// when `accept` is not JSON), rejects with an ApiError for anything else.
+async function api(method, path, { body, token, accept = "application/json" } = {}) {
+	const headers = { Accept: accept };
 	if (body !== undefined) headers["Content-Type"] = "application/json";
 	if (token) headers.Authorization = `Bearer ${token}`;
 
@@ -36,6 +47,7 @@ async function api(method, path, { body, token } = {}) {
 	} catch {
 		throw new ApiError(0, "network", "Could not reach the tracker. Is it running?");
 	}
+	if (response.ok && accept !== "application/json") return response.text();
 
 	let data = null;
 	try {
@@ -49,6 +61,27 @@ async function api(method, path, { body, token } = {}) {
 	}
 	throw new ApiError(response.status, "http",
 		`The tracker answered ${response.status} ${response.statusText}.`);
+}
+
+// Call the tracker as the logged-in user. A 401 means the token is no good
+// any more (expired, or the server's secret changed): forget it and go back
+// to the log-in form, then reject as api() does.
+async function authed(method, path, options = {}) {
+	const session = sessionLoad();
+	if (!session) {
+		route();
+		throw new ApiError(401, "unauthorized", "Not logged in.");
+	}
+	try {
+		return await api(method, path, { ...options, token: session.token });
+	} catch (e) {
+		if (e.status === 401) {
+			sessionClear();
+			notice = "Your session has expired: log in again.";
+			route();
+		}
+		throw e;
+	}
 }
 
 // ---- the session: the token lives only in this tab's sessionStorage -------
@@ -74,36 +107,118 @@ function sessionClear() {
 	sessionStorage.removeItem(SESSION_KEY);
 }
 
-// ---- views ----------------------------------------------------------------
+// ---- numbers and times, as people read them --------------------------------
+
+// API timestamps (UTC, up to microseconds) → seconds since the epoch, keeping
+// the fraction Date.parse would cut to milliseconds.
+function parseTs(s) {
+	const m = /^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(\.\d+)?Z$/.exec(s ?? "");
+	if (!m) return NaN;
+	return Date.parse(`${m[1]}Z`) / 1000 + (m[2] ? Number(m[2]) : 0);
+}
+
+const pad2 = (n) => String(n).padStart(2, "0");
+
+// Seconds: "2 s", "2.5 s", "1 min 05 s", "2 h 03 min".
+function fmtSeconds(s) {
+	if (typeof s !== "number" || !Number.isFinite(s) || s < 0) return "–";
+	const tenths = Math.round(s * 10) / 10;
+	if (tenths < 60) return `${tenths} s`;
+	const whole = Math.round(s);
+	if (whole < 3600) return `${Math.floor(whole / 60)} min ${pad2(whole % 60)} s`;
+	return `${Math.floor(whole / 3600)} h ${pad2(Math.floor(whole / 60) % 60)} min`;
+}
+
+// A fraction as a percentage: "95%", "4.2%".
+function fmtPercent(f) {
+	if (typeof f !== "number" || !Number.isFinite(f)) return "–";
+	const v = f * 100;
+	return `${v > 0 && v < 10 ? v.toFixed(1) : Math.round(v)}%`;
+}
+
+// Time above threshold with its share of the duration: "2 s (50%)".
+function fmtAbove(t) {
+	const share = t.duration > 0 ? t.time_above_threshold / t.duration : null;
+	const s = fmtSeconds(t.time_above_threshold);
+	return share === null ? s : `${s} (${fmtPercent(share)})`;
+}
+
+const dateLong = new Intl.DateTimeFormat(undefined, {
+	dateStyle: "medium", timeStyle: "medium" });
+const dateShort = new Intl.DateTimeFormat(undefined, {
+	month: "short", day: "numeric", hour: "2-digit", minute: "2-digit" });
+
+// A <time> element for an API timestamp, in local time; UTC on hover.
+function timeElement(ts, format = dateLong) {
+	const t = document.createElement("time");
+	t.dateTime = ts;
+	t.title = ts;
+	t.textContent = format.format(new Date(parseTs(ts) * 1000));
+	return t;
+}
+
+// ---- the page's pieces -------------------------------------------------------
 
 const $ = (id) => document.getElementById(id);
 
-// Show the token panel; focus its heading when it replaces a form.
-function showToken(session, focus = true) {
-	$("token-user").textContent = session.username;
-	const expiry = $("token-expiry");
-	expiry.dateTime = session.expires_at;
-	expiry.textContent = new Date(session.expires_at).toLocaleString();
-	expiry.title = session.expires_at;
-	$("token-text").value = session.token;
-	$("command-text").value =
-		`GRASSHOPPER_JWT=${session.token} grasshopper --server ${location.origin} -- make test`;
-	$("copy-status").textContent = "";
-	$("forms").hidden = true;
-	$("token-view").hidden = false;
-	if (focus) $("token-heading").focus();
+// el("td", {className: "num"}, "text", child…): an element with properties
+// and children (strings become text).
+function el(tag, props = {}, ...children) {
+	const e = Object.assign(document.createElement(tag), props);
+	e.append(...children.filter((c) => c !== null && c !== undefined));
+	return e;
 }
 
-function showForms() {
-	$("token-view").hidden = true;
-	$("forms").hidden = false;
-	$("token-text").value = "";
-	$("command-text").value = "";
+function badge(active) {
+	return el("span", { className: active ? "badge active" : "badge" },
+		active ? "Active" : "Finished");
 }
 
-// Show message under a form (empty to clear it).
+// One timer for what is on screen; every route cancels it. `seq` numbers the
+// routes, so that an answer arriving after the user moved on is dropped.
+let pollTimer = 0;
+let seq = 0;
+let notice = ""; // a message for the next view (why we are logged out, say)
+
+function poll(mySeq, ms, work) {
+	clearTimeout(pollTimer);
+	pollTimer = setTimeout(async () => {
+		if (mySeq !== seq) return;
+		if (document.hidden) {
+			poll(mySeq, ms, work); // a hidden tab asks nothing
+			return;
+		}
+		await work();
+	}, ms);
+}
+
+function showView(name) {
+	for (const v of ["welcome", "home", "run"]) $(`view-${v}`).hidden = v !== name;
+}
+
+// ---- logged out: log in and sign up -----------------------------------------
+
+function showWelcome() {
+	showView("welcome");
+	$("account").hidden = true;
+}
+
+// Show `message` under `input` (empty to clear it) and mark the field.
+function fieldError(input, message) {
+	$(`${input.id}-error`).textContent = message;
+	if (message) input.setAttribute("aria-invalid", "true");
+	else input.removeAttribute("aria-invalid");
+}
+
 function formError(form, message) {
 	form.querySelector(".error").textContent = message;
+}
+
+function clearErrors(form) {
+	formError(form, "");
+	for (const input of form.querySelectorAll("input")) {
+		if ($(`${input.id}-error`)) fieldError(input, "");
+	}
 }
 
 // Disable a form's submit button while a request is in flight.
@@ -117,36 +232,37 @@ async function busy(form, work) {
 	}
 }
 
-// ---- actions ----------------------------------------------------------------
+const sentence = (s) => s.charAt(0).toUpperCase() + s.slice(1);
+
+// The sign-up field an API error is about: the API's messages start with the
+// field's name ("password must be 8 to 1024 bytes long").
+function errorField(form, e) {
+	if (e.code === "username_taken") return form.username;
+	if (e.code === "invalid_field") {
+		const m = /^(username|password|email)\b/.exec(e.message);
+		if (m) return form[m[1]];
+	}
+	return null;
+}
 
 async function logIn(username, password) {
 	const { token, expires_at } = await api("POST", "/auth", {
 		body: { username, password },
 	});
-	const session = { username, token, expires_at };
-	sessionSave(session);
-	showToken(session);
-}
-
-// Check a form with the browser's constraints; show the first problem.
-function formValid(form) {
-	for (const input of form.elements) {
-		if (input.willValidate && !input.checkValidity()) {
-			const label = form.querySelector(`label[for="${input.id}"]`);
-			const name = label ? label.firstChild.textContent.trim() : input.name;
-			formError(form, `${name}: ${input.validationMessage}`);
-			input.focus();
-			return false;
-		}
-	}
-	return true;
+	sessionSave({ username, token, expires_at });
+	justLoggedIn = true;
+	route();
 }
 
 function onLogin(event) {
 	event.preventDefault();
 	const form = event.currentTarget;
 	formError(form, "");
-	if (!formValid(form)) return;
+	if (!form.username.value || !form.password.value) {
+		formError(form, "Enter your username and password.");
+		(form.username.value ? form.password : form.username).focus();
+		return;
+	}
 	busy(form, async () => {
 		try {
 			await logIn(form.username.value, form.password.value);
@@ -157,14 +273,32 @@ function onLogin(event) {
 	});
 }
 
+// The browser's checks, with messages of our own beside each field.
+function signupValid(form) {
+	const problems = [
+		[form.username, form.username.validity.valid ? ""
+			: "Use 1 to 64 letters, digits, _, . or -."],
+		[form.password, form.password.value.length >= 8 ? ""
+			: "Use at least 8 characters."],
+		[form.confirm, form.confirm.value === form.password.value ? ""
+			: "The two passwords differ."],
+		[form.email, form.email.validity.valid ? ""
+			: "Enter an address like name@example.org, or nothing."],
+	];
+	let first = null;
+	for (const [input, message] of problems) {
+		fieldError(input, message);
+		if (message && !first) first = input;
+	}
+	if (first) first.focus();
+	return !first;
+}
+
 function onSignup(event) {
 	event.preventDefault();
 	const form = event.currentTarget;
-	formError(form, "");
-	const confirm = form.confirm;
-	confirm.setCustomValidity(
-		confirm.value === form.password.value ? "" : "the passwords differ");
-	if (!formValid(form)) return;
+	clearErrors(form);
+	if (!signupValid(form)) return;
 
 	const body = {
 		username: form.username.value,
@@ -178,7 +312,13 @@ function onSignup(event) {
 		try {
 			await api("POST", "/users", { body });
 		} catch (e) {
-			formError(form, e.message);
+			const input = errorField(form, e);
+			if (input) {
+				fieldError(input, `${sentence(e.message)}.`);
+				input.focus();
+			} else {
+				formError(form, e.message);
+			}
 			return;
 		}
 		// The account exists: log straight in with the same credentials.
@@ -191,12 +331,27 @@ function onSignup(event) {
 	});
 }
 
+// ---- logged in: the token ------------------------------------------------------
+
+let justLoggedIn = false;
+
+function showToken(session) {
+	$("token-expiry").replaceWith(Object.assign(timeElement(session.expires_at),
+		{ id: "token-expiry" }));
+	$("token-text").value = session.token;
+	$("command-text").value =
+		`GRASSHOPPER_JWT=${session.token} grasshopper --server ${location.origin} -- make test`;
+	$("copy-status").textContent = "";
+}
+
 async function onCopy(event) {
 	const field = $(event.currentTarget.dataset.copy);
 	const status = $("copy-status");
 	try {
 		await navigator.clipboard.writeText(field.value);
-		status.textContent = "Copied.";
+		status.textContent = field.id === "token-text"
+			? "Token copied to the clipboard."
+			: "Command copied: paste it into a terminal.";
 	} catch {
 		// No clipboard access (an insecure origin, say): select it instead.
 		field.focus();
@@ -205,13 +360,492 @@ async function onCopy(event) {
 	}
 }
 
-function onLogout() {
-	sessionClear();
-	showForms();
-	$("login-username").focus();
+// ---- logged in: the list of runs -------------------------------------------------
+
+// The page on screen: `before` as the API takes it (null: the newest), and
+// the `before`s of the newer pages, to go back.
+const list = { before: null, newer: [] };
+
+async function listLoad(mySeq) {
+	const q = new URLSearchParams({ limit: RUNS_PAGE });
+	if (list.before !== null) q.set("before", list.before);
+	let data;
+	try {
+		data = await authed("GET", `/test?${q}`);
+	} catch (e) {
+		if (mySeq !== seq) return;
+		$("runs-error").textContent = `Could not load your runs: ${e.message}`;
+		$("runs-error").hidden = false;
+		poll(mySeq, LIST_IDLE_POLL_MS, () => listLoad(mySeq));
+		return;
+	}
+	if (mySeq !== seq) return;
+	$("runs-error").hidden = true;
+	listRender(data);
+
+	const active = data.tests.some((t) => t.active);
+	$("runs-status").textContent = active ? "Active runs update live." : "";
+	if (active) poll(mySeq, LIST_ACTIVE_POLL_MS, () => listLoad(mySeq));
+	else if (list.before === null) poll(mySeq, LIST_IDLE_POLL_MS, () => listLoad(mySeq));
 }
 
-// ---- start ----------------------------------------------------------------
+// One cell that turns into a labelled line on a phone (see style.css).
+function cell(label, props, ...children) {
+	const td = el("td", props, ...children);
+	td.dataset.label = label;
+	return td;
+}
+
+function runRow(t) {
+	const link = el("a", { href: `#/test/${t.id}` }, t.name);
+	// Without samples there is nothing measured to show.
+	const measured = t.samples > 0;
+	const share = t.duration > 0 ? Math.min(1, t.time_above_threshold / t.duration) : 0;
+	const bar = el("span", { className: "bar" });
+	bar.style.setProperty("--share", String(share));
+	const meter = el("span", { className: "meter", title:
+		`${fmtPercent(share)} of the run above ${fmtPercent(t.threshold)}` }, bar);
+
+	const row = el("tr", {},
+		cell("Run", { className: "name" },
+			link, " ", el("span", { className: "run-id" }, `#${t.id}`),
+			t.description ? el("span", { className: "description" }, t.description) : null),
+		cell("Started", {}, timeElement(t.start_time, dateShort)),
+		cell("Duration", { className: "num duration" }, fmtSeconds(t.duration)),
+		cell("Status", { className: "state" }, badge(t.active)),
+		cell("Above threshold", { className: "num above" },
+			measured ? fmtAbove(t) : "–", measured ? meter : null),
+		cell("Peak CPU", { className: "num peak" }, fmtPercent(t.max_cpu_usage)));
+	row.dataset.id = t.id;
+	return row;
+}
+
+function listRender(data) {
+	// A refresh must not throw away the keyboard's place in the table.
+	const focused = document.activeElement?.closest?.("#runs-body tr")?.dataset.id;
+	$("runs-body").replaceChildren(...data.tests.map(runRow));
+	if (focused) $("runs-body").querySelector(`tr[data-id="${focused}"] a`)?.focus();
+
+	const first = list.before === null;
+	$("runs-empty").hidden = !(first && data.tests.length === 0);
+	$("runs").hidden = data.tests.length === 0;
+	$("runs-newer").hidden = first;
+	$("runs-older").hidden = data.next === null;
+	$("runs-older").dataset.next = data.next ?? "";
+	$("runs-page").textContent = first && data.next === null ? "" : `Page ${list.newer.length + 1}`;
+}
+
+// Another page of the list: the same view, so only the list reloads.
+function listGo(before) {
+	clearTimeout(pollTimer);
+	list.before = before;
+	listLoad(++seq);
+}
+
+function onOlder() {
+	list.newer.push(list.before);
+	listGo(Number($("runs-older").dataset.next));
+}
+
+function onNewer() {
+	listGo(list.newer.pop() ?? null);
+}
+
+function showHome(session, mySeq) {
+	showView("home");
+	showToken(session);
+	// The token is what one logs in for: open right after logging in,
+	// folded away when coming back to the list.
+	$("token-panel").open = justLoggedIn;
+	if (justLoggedIn) $("token-heading").focus();
+	listLoad(mySeq);
+}
+
+// ---- logged in: one run ------------------------------------------------------------
+
+// The run on screen: its test object, its samples as the chart's columns.
+let run = null;
+
+function runReset(id) {
+	chartDestroy();
+	run = {
+		id,
+		test: null,
+		xs: [], // sample timestamps, seconds
+		ys: [], // cpu_usage, percent
+		above: [], // above_threshold
+		last: null, // the last timestamp, as the API wrote it (for `after`)
+	};
+}
+
+// All samples after `after` (null: from the start), a page at a time.
+async function samplesFetch(id, after) {
+	const out = [];
+	for (;;) {
+		const q = new URLSearchParams({ limit: USAGE_PAGE });
+		if (after) q.set("after", after);
+		const { samples } = await authed("GET", `/test/${id}/usage?${q}`);
+		for (const s of samples) out.push(s);
+		if (samples.length < USAGE_PAGE) return out;
+		after = samples[samples.length - 1].timestamp;
+	}
+}
+
+function samplesAdd(samples) {
+	for (const s of samples) {
+		run.xs.push(parseTs(s.timestamp));
+		run.ys.push(s.cpu_usage * 100);
+		run.above.push(s.above_threshold);
+		run.last = s.timestamp;
+	}
+}
+
+function runDetails(t) {
+	run.test = t;
+	$("run-name").textContent = t.name;
+	$("run-state").replaceWith(Object.assign(badge(t.active), { id: "run-state" }));
+	$("run-id").textContent = `#${t.id}`;
+	$("run-description").textContent = t.description;
+	$("run-description").hidden = t.description === "";
+	$("run-duration").textContent = fmtSeconds(t.duration);
+	$("run-above").textContent = fmtAbove(t);
+	$("run-peak").textContent = fmtPercent(t.max_cpu_usage);
+	$("run-mean").textContent = fmtPercent(t.mean_cpu_usage);
+	$("run-threshold").textContent = fmtPercent(t.threshold);
+	$("run-samples").textContent = String(t.samples);
+	$("run-when").replaceChildren("Started ", timeElement(t.start_time),
+		...(t.end_time ? [", ended ", timeElement(t.end_time)] : [", still running"]));
+	$("run-live").hidden = !t.active;
+	$("run").dataset.active = t.active;
+	document.title = `${t.name} #${t.id} · grasshopper`;
+}
+
+async function showRun(id, mySeq, focus) {
+	showView("run");
+	runReset(id);
+	$("run").hidden = true;
+	$("run-missing").hidden = true;
+	$("run-error").hidden = true;
+	$("csv-status").textContent = "";
+
+	// Ids are decimal numbers; anything else is as unknown as another
+	// user's run, which the API answers 404 too.
+	let t;
+	try {
+		if (!/^[1-9][0-9]{0,18}$/.test(id)) throw new ApiError(404, "not_found", "no such test");
+		t = await authed("GET", `/test/${id}`);
+		samplesAdd(await samplesFetch(id, null));
+	} catch (e) {
+		if (mySeq !== seq) return;
+		if (e.status === 404) {
+			$("missing-id").textContent = id;
+			$("run-missing").hidden = false;
+			$("missing-heading").focus();
+			document.title = "Run not found · grasshopper";
+		} else {
+			$("run-error").textContent = `Could not load run ${id}: ${e.message}`;
+			$("run-error").hidden = false;
+		}
+		return;
+	}
+	if (mySeq !== seq) return;
+	$("run").hidden = false;
+	runDetails(t);
+	chartDraw();
+	if (focus) $("run-name").focus();
+	if (t.active) poll(mySeq, RUN_POLL_MS, () => runFollow(mySeq));
+}
+
+// An active run: its numbers and the samples that arrived since.
+async function runFollow(mySeq) {
+	try {
+		const t = await authed("GET", `/test/${run.id}`);
+		const fresh = await samplesFetch(run.id, run.last);
+		if (mySeq !== seq) return;
+		samplesAdd(fresh);
+		// Samples delivered late (a client's retries) can land before the
+		// last one we have: then the count differs, and we read all again.
+		if (t.samples !== run.xs.length || !t.active) {
+			const all = await samplesFetch(run.id, null);
+			if (mySeq !== seq) return;
+			run.xs = [];
+			run.ys = [];
+			run.above = [];
+			samplesAdd(all);
+		}
+		runDetails(t);
+		chartDraw();
+		if (!t.active) return;
+	} catch (e) {
+		if (mySeq !== seq) return;
+		$("csv-status").textContent = `Live update failed (${e.message}); retrying.`;
+	}
+	poll(mySeq, RUN_POLL_MS, () => runFollow(mySeq));
+}
+
+// ---- the chart -----------------------------------------------------------------------
+
+let chart = null; // { u: uPlot, resize: ResizeObserver }
+let chartLead = false; // the chart's data starts with a lead point
+
+function chartDestroy() {
+	if (!chart) return;
+	chart.resize.disconnect();
+	chart.u.destroy();
+	chart = null;
+}
+
+// The x axis runs from the start to the end of the run (or to now).
+function chartRange() {
+	const t = run.test;
+	const start = parseTs(t.start_time);
+	let lo = start;
+	let hi = t.end_time ? parseTs(t.end_time) : start + t.duration;
+	if (run.xs.length) {
+		lo = Math.min(lo, run.xs[0]);
+		hi = Math.max(hi, run.xs[run.xs.length - 1]);
+	}
+	return [lo, hi > lo ? hi : lo + 1];
+}
+
+const cssVar = (name) =>
+	getComputedStyle(document.documentElement).getPropertyValue(name).trim();
+
+// The time above threshold, shaded under everything, and the threshold, a
+// dashed line over everything. Each sample covers the interval since the
+// previous one (the run's start for the first: SPEC 2), exactly what
+// time_above_threshold adds up; the sum is left on the chart's element.
+function thresholdPlugin(colors) {
+	function shade(u) {
+		const { ctx } = u;
+		const { left, top, width, height } = u.bbox;
+		let prev = parseTs(run.test.start_time);
+		let spanFrom = null;
+		let spanTo = null;
+		let total = 0;
+		const flush = () => {
+			if (spanFrom === null) return;
+			const x0 = u.valToPos(spanFrom, "x", true);
+			const x1 = u.valToPos(spanTo, "x", true);
+			ctx.fillRect(x0, top, Math.max(1, x1 - x0), height);
+		};
+		ctx.save();
+		ctx.beginPath();
+		ctx.rect(left, top, width, height);
+		ctx.clip();
+		ctx.fillStyle = colors.above;
+		for (let i = 0; i < run.xs.length; i++) {
+			const t = run.xs[i];
+			if (run.above[i] && t > prev) {
+				total += t - prev;
+				if (spanFrom !== null && prev <= spanTo) {
+					spanTo = t;
+				} else {
+					flush();
+					spanFrom = prev;
+					spanTo = t;
+				}
+			}
+			prev = t;
+		}
+		flush();
+		ctx.restore();
+		u.root.parentElement.dataset.aboveSeconds = String(Math.round(total * 1e6) / 1e6);
+	}
+
+	function line(u) {
+		const { ctx } = u;
+		const { left, width } = u.bbox;
+		const y = Math.round(u.valToPos(run.test.threshold * 100, "y", true)) + 0.5;
+		const px = devicePixelRatio || 1;
+		ctx.save();
+		ctx.strokeStyle = colors.threshold;
+		ctx.lineWidth = 2 * px;
+		ctx.setLineDash([8 * px, 5 * px]);
+		ctx.beginPath();
+		ctx.moveTo(left, y);
+		ctx.lineTo(left + width, y);
+		ctx.stroke();
+		ctx.setLineDash([]);
+		ctx.fillStyle = colors.threshold;
+		ctx.font = `600 ${12 * px}px system-ui, sans-serif`;
+		ctx.textAlign = "right";
+		ctx.textBaseline = "bottom";
+		ctx.fillText(`threshold ${fmtPercent(run.test.threshold)}`, left + width - 4 * px, y - 3 * px);
+		ctx.restore();
+		u.root.parentElement.dataset.thresholdY = String(y / px);
+	}
+
+	return { hooks: { drawClear: [shade], draw: [line] } };
+}
+
+function chartHeight() {
+	return window.matchMedia("(max-width: 40rem)").matches ? 220 : 320;
+}
+
+function chartDraw() {
+	const box = $("chart");
+	const message = $("chart-message");
+	box.dataset.points = String(run.xs.length);
+	box.dataset.threshold = String(run.test.threshold);
+	if (typeof window.uPlot !== "function") {
+		message.textContent = "The chart library (uPlot) is not installed with this " +
+			"page: run 'npm ci', then 'make', where the page was built. The numbers " +
+			"above and the CSV download work without it.";
+		message.hidden = false;
+		return;
+	}
+	message.hidden = run.xs.length > 0;
+	message.textContent = run.test.active
+		? "No samples yet: they appear here as grasshopper sends them."
+		: "This run has no samples.";
+
+	// A sample covers the interval before it, the first one from the run's
+	// start: a lead point at the start carries the first sample's value so
+	// that the first interval is drawn too (it has no marker of its own).
+	const start = parseTs(run.test.start_time);
+	const lead = run.xs.length > 0 && run.xs[0] > start;
+	const xs = lead ? [start, ...run.xs] : run.xs;
+	const ys = lead ? [run.ys[0], ...run.ys] : run.ys;
+	const threshold = run.test.threshold * 100;
+	const data = [xs, ys, xs.map(() => threshold)];
+	chartLead = lead;
+	if (chart) {
+		chart.u.setData(data);
+		return;
+	}
+
+	const colors = {
+		cpu: cssVar("--chart-cpu"),
+		fill: cssVar("--chart-cpu-fill"),
+		threshold: cssVar("--chart-threshold"),
+		above: cssVar("--chart-above"),
+		axis: cssVar("--muted"),
+		grid: cssVar("--chart-grid"),
+	};
+	const axis = {
+		stroke: colors.axis,
+		grid: { stroke: colors.grid, width: 1 },
+		ticks: { stroke: colors.grid, width: 1 },
+	};
+	const percent = (u, v) => (v === null ? "–" : `${v.toFixed(1)}%`);
+	const u = new window.uPlot({
+		width: Math.max(200, box.clientWidth),
+		height: chartHeight(),
+		scales: {
+			x: { time: true, range: () => chartRange() },
+			y: { range: [0, 100] },
+		},
+		axes: [
+			axis,
+			{ ...axis, size: 48, values: (u, ticks) => ticks.map((v) => `${v}%`) },
+		],
+		series: [
+			{},
+			{
+				label: "CPU",
+				stroke: colors.cpu,
+				fill: colors.fill,
+				width: 2,
+				paths: window.uPlot.paths.stepped({ align: -1 }),
+				points: { filter: (u, i, show) => (show && chartLead
+					? u.data[0].map((x, j) => j).slice(1) : null) },
+				value: percent,
+			},
+			// The threshold, in the legend; the plugin draws its line.
+			{ label: "Threshold", stroke: colors.threshold, paths: () => null,
+				points: { show: false }, value: percent },
+		],
+		cursor: { drag: { x: false, y: false } },
+		plugins: [thresholdPlugin(colors)],
+	}, data, box);
+	const resize = new ResizeObserver(() => {
+		u.setSize({ width: Math.max(200, box.clientWidth), height: chartHeight() });
+	});
+	resize.observe(box);
+	chart = { u, resize };
+}
+
+// The samples as CSV, straight from the API (Accept: text/csv), a page at a
+// time, saved as a file: a plain link could not send the Bearer header.
+async function onCsv() {
+	const button = $("csv");
+	const status = $("csv-status");
+	const id = run.id;
+	button.disabled = true;
+	status.textContent = "Preparing the file…";
+	try {
+		const parts = [];
+		let after = null;
+		for (;;) {
+			const q = new URLSearchParams({ limit: USAGE_PAGE });
+			if (after) q.set("after", after);
+			const text = await authed("GET", `/test/${id}/usage?${q}`, { accept: "text/csv" });
+			const rows = text.split("\r\n").filter((r) => r !== "");
+			// Every page starts with the header; keep the first one only.
+			parts.push(parts.length ? text.slice(text.indexOf("\r\n") + 2) : text);
+			if (rows.length - 1 < USAGE_PAGE) break;
+			after = rows[rows.length - 1].split(",")[0];
+		}
+		const blob = new Blob(parts, { type: "text/csv" });
+		const url = URL.createObjectURL(blob);
+		const a = el("a", { href: url, download: `grasshopper-run-${id}.csv` });
+		document.body.append(a);
+		a.click();
+		a.remove();
+		setTimeout(() => URL.revokeObjectURL(url), 60000);
+		status.textContent = `Saved grasshopper-run-${id}.csv.`;
+	} catch (e) {
+		status.textContent = `Could not download the samples: ${e.message}`;
+	} finally {
+		button.disabled = false;
+	}
+}
+
+// ---- the router ------------------------------------------------------------------------
+
+function route() {
+	const mySeq = ++seq;
+	clearTimeout(pollTimer);
+	chartDestroy();
+	document.title = "grasshopper";
+
+	const session = sessionLoad();
+	const m = /^#\/test\/([^/?#]*)$/.exec(location.hash);
+	let message = notice;
+	notice = "";
+	if (!session && m && !message) message = `Log in to see run ${decodeURIComponent(m[1])}.`;
+	$("notice").textContent = message;
+	$("notice").hidden = message === "";
+
+	if (!session) {
+		showWelcome();
+		return;
+	}
+	$("account").hidden = false;
+	$("account-user").textContent = session.username;
+	if (m) {
+		showRun(decodeURIComponent(m[1]), mySeq, justLoggedIn);
+	} else {
+		showHome(session, mySeq);
+	}
+	justLoggedIn = false;
+}
+
+// Go to `hash`, or show it again when we are there already.
+function navigate(hash) {
+	if (location.hash === hash) route();
+	else location.hash = hash;
+}
+
+function onLogout() {
+	sessionClear();
+	list.before = null;
+	list.newer = [];
+	notice = "You are logged out.";
+	navigate("#/");
+	$("login-username").focus();
+}
 
 function main() {
 	$("login-form").addEventListener("submit", onLogin);
@@ -220,10 +854,14 @@ function main() {
 		button.addEventListener("click", onCopy);
 	}
 	$("logout").addEventListener("click", onLogout);
-	$("signup-confirm").addEventListener("input", (e) => e.target.setCustomValidity(""));
-
-	const session = sessionLoad();
-	if (session) showToken(session, false);
+	$("runs-older").addEventListener("click", onOlder);
+	$("runs-newer").addEventListener("click", onNewer);
+	$("csv").addEventListener("click", onCsv);
+	for (const input of $("signup-form").querySelectorAll("input")) {
+		input.addEventListener("input", () => fieldError(input, ""));
+	}
+	window.addEventListener("hashchange", route);
+	route();
 }
 
 main();

@@ -1,0 +1,405 @@
+// The web page in headless Chromium, driven by playwright-core: what a person
+// does, from signing up to downloading a run's samples. Run by t/page.t
+// against a private stack; every check is printed as one line of JSON,
+// {"ok": bool, "name": "...", "diag": "..."}, which t/page.t turns into TAP.
+//
+// Environment: GH_URL (the stack's nginx), GH_OTHER_RUN (a run of another
+// user), GH_ARTIFACTS (where screenshots go), GH_NODE_MODULES (where
+// playwright-core is), GH_CHROMIUM (the browser, /usr/bin/chromium).
+
+import { readFile, mkdir } from "node:fs/promises";
+import { join } from "node:path";
+import { pathToFileURL } from "node:url";
+
+const URL_ = process.env.GH_URL;
+const OTHER_RUN = process.env.GH_OTHER_RUN;
+const ARTIFACTS = process.env.GH_ARTIFACTS;
+const MODULES = process.env.GH_NODE_MODULES;
+const CHROMIUM = process.env.GH_CHROMIUM || "/usr/bin/chromium";
+
+const { chromium } = await import(
+	pathToFileURL(join(MODULES, "playwright-core", "index.mjs")).href);
+
+// ---- reporting -------------------------------------------------------------
+
+let failures = 0;
+function check(name, ok, diag = "") {
+	if (!ok) failures++;
+	process.stdout.write(`${JSON.stringify({ ok: !!ok, name, diag: ok ? "" : String(diag) })}\n`);
+	return !!ok;
+}
+const is = (got, want, name) =>
+	check(name, got === want, `got ${JSON.stringify(got)}, want ${JSON.stringify(want)}`);
+
+// Wait until fn() (async) returns a truthy value; return it, or the last
+// value after `ms`.
+async function until(fn, ms = 10000, step = 100) {
+	const end = Date.now() + ms;
+	let v;
+	for (;;) {
+		v = await fn();
+		if (v || Date.now() > end) return v;
+		await new Promise((r) => setTimeout(r, step));
+	}
+}
+
+// ---- the API, as grasshopper would use it with the token the page shows ------
+
+async function api(token, method, path, body) {
+	const r = await fetch(`${URL_}/api/v1/${path}`, {
+		method,
+		headers: { Authorization: `Bearer ${token}`, "Content-Type": "application/json" },
+		body: body === undefined ? undefined : JSON.stringify(body),
+	});
+	const json = await r.json();
+	if (!r.ok) throw new Error(`${method} ${path}: ${r.status} ${JSON.stringify(json)}`);
+	return json;
+}
+
+const iso = (ms) => new Date(ms).toISOString();
+
+// The run whose numbers the page must show: 40 samples half a second apart,
+// the last one after a shorter interval, as grasshopper sends when the command
+// ends; threshold 0.5. A sample above it counts its whole interval, the
+// first one's from the start (SPEC 2).
+const THRESHOLD = 0.5;
+const VALUES = Array.from({ length: 40 }, (_, i) => {
+	const v = 0.5 + 0.42 * Math.sin((i / 40) * 4 * Math.PI + 0.3) + ((i * 7) % 5) * 0.01;
+	return Math.round(Math.min(1, Math.max(0, v)) * 1000) / 1000;
+});
+const OFFSETS_MS = VALUES.map((_, i) => (i < VALUES.length - 1 ? (i + 1) * 500 : 20200));
+const DURATION = 20.2;
+const ABOVE = VALUES.reduce((sum, v, i) =>
+	sum + (v > THRESHOLD ? OFFSETS_MS[i] - (i ? OFFSETS_MS[i - 1] : 0) : 0), 0) / 1000;
+
+// How the page writes seconds and shares (under a minute).
+const secs = (s) => `${Math.round(s * 10) / 10} s`;
+const pct = (f) => `${Math.round(f * 100)}%`;
+
+// ---- the browser -------------------------------------------------------------
+
+const browser = await chromium.launch({
+	executablePath: CHROMIUM,
+	headless: true,
+	// As root in a container, without a network beyond loopback.
+	args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+		"--disable-background-networking", "--disable-component-update",
+		"--disable-sync"],
+});
+const context = await browser.newContext({
+	viewport: { width: 1280, height: 900 },
+	acceptDownloads: true,
+	locale: "en-US",
+	timezoneId: "UTC",
+});
+await context.grantPermissions(["clipboard-read", "clipboard-write"], { origin: URL_ });
+const page = await context.newPage();
+page.setDefaultTimeout(15000);
+
+// Everything the page logs as an error, CSP refusals included. A fetch the
+// API answers 4xx is logged by Chromium as "Failed to load resource": those
+// are the page doing its job (a taken username, an unknown run).
+const consoleErrors = [];
+page.on("console", (m) => {
+	if (m.type() === "error" && !/Failed to load resource/.test(m.text())) {
+		consoleErrors.push(m.text());
+	}
+});
+page.on("pageerror", (e) => consoleErrors.push(`uncaught: ${e.message}`));
+
+await mkdir(ARTIFACTS, { recursive: true });
+const shot = (name, fullPage = true) =>
+	page.screenshot({ path: join(ARTIFACTS, name), fullPage });
+
+const visible = (sel) => page.locator(sel).isVisible();
+const text = async (sel) => (await page.locator(sel).textContent())?.trim() ?? "";
+const clipboard = () => page.evaluate(() => navigator.clipboard.readText());
+
+const user = `ann_${process.pid}_${Math.floor(Math.random() * 1e6)}`;
+const password = "correct horse 42";
+
+async function main() {
+	// ---- sign up ----------------------------------------------------------------
+	await page.goto(`${URL_}/`);
+	await page.locator("#view-welcome").waitFor();
+	check("logged out: the log-in and sign-up forms are shown",
+		await visible("#login-form") && await visible("#signup-form"));
+	check("the vendored uPlot is served and loaded",
+		await page.evaluate(() => typeof window.uPlot === "function"));
+	await shot("page-welcome.png");
+
+	await page.fill("#signup-username", user);
+	await page.fill("#signup-password", password);
+	await page.fill("#signup-confirm", `${password}!`);
+	await page.click("#signup-form button[type=submit]");
+	check("sign up: a different confirmation is shown beside the confirmation field",
+		/differ/.test(await text("#signup-confirm-error")), await text("#signup-confirm-error"));
+
+	await page.fill("#signup-confirm", password);
+	await page.fill("#signup-email", `${user}@example.org`);
+	await page.click("#signup-form button[type=submit]");
+	await page.locator("#view-home").waitFor();
+	check("sign up: the new account is logged in, its token shown",
+		await visible("#token-text") && (await page.inputValue("#token-text")).split(".").length === 3);
+
+	await page.click("#logout");
+	await page.locator("#view-welcome").waitFor();
+	check("log out: back to the forms", await visible("#login-form"));
+
+	// ---- a taken username -------------------------------------------------------
+	await page.fill("#signup-username", user.toUpperCase());
+	await page.fill("#signup-password", password);
+	await page.fill("#signup-confirm", password);
+	await page.click("#signup-form button[type=submit]");
+	await page.locator("#signup-username-error:not(:empty)").waitFor();
+	const taken = await text("#signup-username-error");
+	check("sign up with a taken username: the API's message beside the username field",
+		/already taken/.test(taken), taken);
+	is(await page.getAttribute("#signup-username", "aria-invalid"), "true",
+		"the username field is marked invalid");
+	check("a taken username logs nobody in", await visible("#view-welcome"));
+	await shot("page-signup-error.png", false);
+
+	// ---- log in, with the keyboard ----------------------------------------------
+	await page.focus("#login-username");
+	await page.keyboard.type(user);
+	await page.keyboard.press("Tab");
+	await page.keyboard.type(password);
+	await page.keyboard.press("Enter");
+	await page.locator("#view-home").waitFor();
+	const token = await page.inputValue("#token-text");
+	check("log in: the token is shown", token.split(".").length === 3, token);
+	check("log in: the token panel is open", await page.locator("#token-panel").evaluate((d) => d.open));
+	check("the token's expiry is shown", /\d/.test(await text("#token-expiry")));
+	is(await page.inputValue("#command-text"),
+		`GRASSHOPPER_JWT=${token} grasshopper --server ${URL_} -- make test`,
+		"the ready-to-paste command names this server");
+	is(await text("#account-user"), user, "the header names the user");
+	await shot("page-token.png", false);
+	const storage = await page.evaluate(() => ({
+		session: sessionStorage.getItem("grasshopper.session") ?? "",
+		local: localStorage.length,
+		cookie: document.cookie,
+	}));
+	check("the token is in sessionStorage only (no localStorage, no cookie)",
+		storage.session.includes(token) && storage.local === 0 && storage.cookie === "",
+		JSON.stringify(storage));
+
+	// ---- copy -------------------------------------------------------------------
+	await page.click("button[data-copy=token-text]");
+	await until(async () => /copied/i.test(await text("#copy-status")), 5000);
+	is(await clipboard(), token, "Copy token puts the token on the clipboard");
+	await page.click("button[data-copy=command-text]");
+	await until(async () => /Command copied/.test(await text("#copy-status")), 5000);
+	is(await clipboard(), await page.inputValue("#command-text"),
+		"Copy command puts the command on the clipboard");
+
+	// ---- runs, made through the API with the page's token ----------------------
+	const now = Date.now();
+	for (let i = 0; i < 21; i++) {
+		const t = await api(token, "POST", "test", {
+			name: `filler-${i}`, start_time: iso(now - 86400e3 + i * 60e3) });
+		await api(token, "POST", `test/${t.id}/stop`, { end_time: iso(now - 86400e3 + i * 60e3 + 5e3) });
+	}
+	const start = Math.floor(now / 1000) * 1000 - 3600e3;
+	const made = await api(token, "POST", "test", {
+		name: "make", description: "test -j2", threshold: THRESHOLD, start_time: iso(start) });
+	const runA = made.id;
+	await api(token, "POST", `test/${runA}/usage`,
+		VALUES.map((v, i) => ({ cpu_usage: v, timestamp: iso(start + OFFSETS_MS[i]) })));
+	const stopped = await api(token, "POST", `test/${runA}/stop`, { end_time: iso(start + DURATION * 1000) });
+	check("the API agrees with the test's arithmetic (duration, time above threshold)",
+		Math.abs(stopped.duration - DURATION) < 1e-9 &&
+		Math.abs(stopped.time_above_threshold - ABOVE) < 1e-9,
+		JSON.stringify(stopped));
+
+	const bStart = now - 90e3;
+	const runB = (await api(token, "POST", "test", { name: "monitor", start_time: iso(bStart) })).id;
+	await api(token, "POST", `test/${runB}/usage`,
+		[0.2, 0.4, 0.3].map((v, i) => ({ cpu_usage: v, timestamp: iso(bStart + (i + 1) * 1000) })));
+
+	// ---- the list ---------------------------------------------------------------
+	await page.reload();
+	await page.locator("#runs-body tr").first().waitFor();
+	const ids = await page.locator("#runs-body tr").evaluateAll((rows) => rows.map((r) => Number(r.dataset.id)));
+	is(ids.length, 20, "the list shows a page of 20 runs");
+	check("newest first: the active run, then the finished one",
+		ids[0] === runB && ids[1] === runA, JSON.stringify(ids.slice(0, 3)));
+	check("the token is folded away when coming back", !(await page.locator("#token-panel").evaluate((d) => d.open)));
+	const rowA = `#runs-body tr[data-id="${runA}"]`;
+	const rowB = `#runs-body tr[data-id="${runB}"]`;
+	is(await text(`${rowA} td.name a`), "make", "the run's name");
+	is(await text(`${rowA} td.duration`), secs(DURATION), "the run's duration");
+	is(await text(`${rowA} td.above`), `${secs(ABOVE)} (${pct(ABOVE / DURATION)})`,
+		"time above threshold, in seconds and % of the duration");
+	is(await text(`${rowA} td.peak`), pct(Math.max(...VALUES)), "peak CPU");
+	is(await text(`${rowA} td.state`), "Finished", "a stopped run is finished");
+	is(await text(`${rowB} td.state`), "Active", "a running one is active");
+	check("the start is shown", /\d/.test(await text(`${rowA} td:nth-child(2)`)));
+	await shot("page-list.png");
+
+	// Active runs refresh on their own.
+	await api(token, "POST", `test/${runB}/usage`, { cpu_usage: 0.99, timestamp: iso(bStart + 4000) });
+	check("an active run's row refreshes by itself (peak CPU 99%)",
+		await until(async () => (await text(`${rowB} td.peak`)) === "99%", 12000),
+		await text(`${rowB} td.peak`));
+
+	// Pages, with the API's before/next.
+	await page.click("#runs-older");
+	await until(async () => (await page.locator("#runs-body tr").count()) === 3);
+	is(await page.locator("#runs-body tr").count(), 3, "Older: the last 3 of 23 runs");
+	check("…the oldest of them last", await text("#runs-body tr:last-child td.name a") === "filler-0");
+	check("…with a way back", await visible("#runs-newer") && !(await visible("#runs-older")));
+	await page.click("#runs-newer");
+	await until(async () => (await page.locator("#runs-body tr").count()) === 20);
+	is(Number(await page.locator("#runs-body tr").first().getAttribute("data-id")), runB,
+		"Newer: back to the first page");
+
+	// ---- one run ------------------------------------------------------------------
+	await page.click(`${rowA} td.name a`);
+	await page.waitForURL(`**/#/test/${runA}`);
+	await page.locator("#chart canvas").waitFor();
+	check("the run has its own URL, /#/test/ID", page.url().endsWith(`/#/test/${runA}`), page.url());
+	is(await text("#run-name"), "make", "run page: name");
+	is(await text("#run-description"), "test -j2", "run page: description");
+	is(await text("#run-duration"), secs(DURATION), "run page: duration");
+	is(await text("#run-above"), `${secs(ABOVE)} (${pct(ABOVE / DURATION)})`, "run page: time above threshold");
+	is(await text("#run-samples"), "40", "run page: sample count");
+	is(await text("#run-threshold"), "50%", "run page: threshold");
+	is(await text("#run-state"), "Finished", "run page: finished");
+
+	const chart = await page.evaluate(() => {
+		const box = document.getElementById("chart");
+		return {
+			points: Number(box.dataset.points),
+			threshold: Number(box.dataset.threshold),
+			above: Number(box.dataset.aboveSeconds),
+			legend: [...box.querySelectorAll(".u-legend .u-series .u-label")].map((e) => e.textContent),
+		};
+	});
+	is(chart.points, VALUES.length, "the chart has one point per sample");
+	is(chart.threshold, THRESHOLD, "the chart's threshold");
+	check("the chart's shaded time above threshold is the API's",
+		Math.abs(chart.above - ABOVE) < 1e-6, chart.above);
+	check("the legend names CPU and Threshold",
+		chart.legend.includes("CPU") && chart.legend.includes("Threshold"), JSON.stringify(chart.legend));
+
+	// Read the pixels: the threshold is a dashed red line across the plot at
+	// 50%, and the intervals above it are shaded; the others are not.
+	const pixels = await page.evaluate(({ duration, values, offsets }) => {
+		const box = document.getElementById("chart");
+		const canvas = box.querySelector("canvas");
+		const over = box.querySelector(".u-over").getBoundingClientRect();
+		const c = canvas.getBoundingClientRect();
+		const k = canvas.width / c.width;
+		const ctx = canvas.getContext("2d");
+		const at = (x, y) => ctx.getImageData(Math.round((x - c.left) * k), Math.round((y - c.top) * k), 1, 1).data;
+		const red = (p) => p[0] > 150 && p[1] < 110 && p[2] < 110;
+		const yLine = c.top + Number(box.dataset.thresholdY);
+		let onLine = 0;
+		let offLine = 0;
+		for (let x = over.left + 2; x < over.right - 2; x++) {
+			if ([-1, 0, 1].some((d) => red(at(x, yLine + d)))) onLine++;
+			if (red(at(x, over.top + over.height * 0.8))) offLine++;
+		}
+		// A point near the top of the plot, halfway through a sample's interval.
+		const xOf = (ms) => over.left + (ms / 1000 / duration) * over.width;
+		const shaded = (i) => {
+			const p = at(xOf(((i ? offsets[i - 1] : 0) + offsets[i]) / 2), over.top + 4);
+			return p[0] - p[2] > 8; // reddish against a white background
+		};
+		const wrong = values.map((v, i) => (shaded(i) !== (v > 0.5) ? i : -1)).filter((i) => i >= 0);
+		return { width: over.width, onLine, offLine, wrong, yLine: yLine - over.top, h: over.height };
+	}, { duration: DURATION, values: VALUES, offsets: OFFSETS_MS });
+	check("the threshold line is drawn across the plot at 50%",
+		pixels.onLine > pixels.width * 0.4 && Math.abs(pixels.yLine - pixels.h / 2) < 3,
+		JSON.stringify(pixels));
+	check("…and not elsewhere", pixels.offLine < pixels.width * 0.05, JSON.stringify(pixels));
+	check("exactly the intervals above the threshold are shaded", pixels.wrong.length === 0,
+		`samples shaded wrongly: ${pixels.wrong}`);
+	await shot("page-run.png");
+
+	// ---- CSV ------------------------------------------------------------------------
+	const [download] = await Promise.all([page.waitForEvent("download"), page.click("#csv")]);
+	is(download.suggestedFilename(), `grasshopper-run-${runA}.csv`, "CSV: the file's name");
+	const csv = (await readFile(await download.path(), "utf8")).split("\r\n").filter((l) => l);
+	is(csv[0], "timestamp,cpu_usage,above_threshold", "CSV: the header");
+	is(csv.length - 1, VALUES.length, "CSV: one row per sample");
+	const rows = csv.slice(1).map((l) => l.split(","));
+	check("CSV: the samples as sent", rows.every(([ts, v, a], i) =>
+		Date.parse(ts) === start + OFFSETS_MS[i] && Number(v) === VALUES[i] &&
+		a === String(VALUES[i] > THRESHOLD)), csv.slice(0, 4).join(" | "));
+
+	// ---- an active run, followed live ----------------------------------------------
+	await page.goto(`${URL_}/#/test/${runB}`);
+	await page.locator("#chart canvas").waitFor();
+	is(await text("#run-state"), "Active", "an active run's page says so");
+	check("…and says it updates live", await visible("#run-live"));
+	const points = () => page.locator("#chart").evaluate((b) => Number(b.dataset.points));
+	is(await points(), 4, "its chart has the samples so far");
+	await api(token, "POST", `test/${runB}/usage`,
+		[0.7, 0.8].map((v, i) => ({ cpu_usage: v, timestamp: iso(bStart + (5 + i) * 1000) })));
+	check("new samples appear on the chart by themselves",
+		await until(async () => (await points()) === 6, 10000), await points());
+	await api(token, "POST", `test/${runB}/stop`, {});
+	check("a run that stops turns finished by itself",
+		await until(async () => (await text("#run-state")) === "Finished", 10000) &&
+		!(await visible("#run-live")), await text("#run-state"));
+
+	// ---- another user's run, and ids that are nobody's --------------------------------
+	for (const id of [OTHER_RUN, "999999999", "abc"]) {
+		await page.goto(`${URL_}/#/test/${id}`);
+		await page.locator("#run-missing").waitFor();
+		check(`#/test/${id}: "not found"`, /not found/i.test(await text("#missing-heading")) &&
+			!(await visible("#run")));
+	}
+	check("another user's run shows nothing of it",
+		!(await page.content()).includes("other-users-secret-run"));
+	await shot("page-notfound.png", false);
+
+	// ---- a phone -----------------------------------------------------------------------
+	await page.setViewportSize({ width: 390, height: 844 });
+	await page.goto(`${URL_}/#/`);
+	await page.locator("#runs-body tr").first().waitFor();
+	const overflow = () => page.evaluate(() => document.documentElement.scrollWidth);
+	check("phone: the list fits the screen's width", (await overflow()) <= 390, await overflow());
+	await shot("page-list-phone.png", false);
+	await page.goto(`${URL_}/#/test/${runA}`);
+	await page.locator("#chart canvas").waitFor();
+	check("phone: the run page fits the screen's width", (await overflow()) <= 390, await overflow());
+	check("phone: the chart fits too", await page.locator("#chart canvas").evaluate(
+		(c) => c.getBoundingClientRect().right <= 390), "");
+	await shot("page-run-phone.png");
+	await page.setViewportSize({ width: 1280, height: 900 });
+
+	// ---- log out ---------------------------------------------------------------------------
+	await page.click("#logout");
+	await page.locator("#view-welcome").waitFor();
+	is(await page.evaluate(() => sessionStorage.getItem("grasshopper.session")), null,
+		"log out forgets the token");
+	await page.goto(`${URL_}/#/test/${runA}`);
+	await page.locator("#view-welcome").waitFor();
+	check("after log out the run page asks to log in, and shows nothing of the run",
+		await visible("#login-form") && !(await visible("#view-run")) &&
+		/Log in to see run/.test(await text("#notice")), await text("#notice"));
+	await page.fill("#login-username", user);
+	await page.fill("#login-password", password);
+	await page.click("#login-form button[type=submit]");
+	await page.locator("#chart canvas").waitFor();
+	is(await text("#run-name"), "make", "logging in again leads to the run asked for");
+
+	check("no errors in the console (CSP refusals included)", consoleErrors.length === 0,
+		consoleErrors.join("\n"));
+}
+
+let status = 0;
+try {
+	await main();
+} catch (e) {
+	check("the browser session ran to its end", false, e.stack || e);
+	await shot("page-failure.png").catch(() => {});
+	status = 1;
+} finally {
+	await browser.close();
+}
+process.exit(failures || status ? 1 : 0);
