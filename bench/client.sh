@@ -12,7 +12,10 @@
 #
 # CPU comes from getrusage(2) via bash's `time` (millisecond resolution);
 # peak RSS from /usr/bin/time -v. Both include the wrapped `sleep`, which is
-# why the same figures for `sleep` alone are shown and subtracted.
+# why the same figures for `sleep` alone are shown and subtracted. Peak RSS
+# also counts every page of the shared libraries grasshopper touched, and
+# Debian's libcurl brings 33 of them (about 8 MiB: OpenSSL, GnuTLS, Kerberos,
+# LDAP...); the "halfway" line splits RSS into those and grasshopper's own.
 set -eu
 
 bin=$(cd "$(dirname "${1:-./grasshopper}")" && pwd)/$(basename "${1:-./grasshopper}")
@@ -105,6 +108,8 @@ BEGIN {
 	if (own < 0) own = 0
 	row("grasshopper itself", cw, own, cr)
 	pct = 100 * own / cw
-	printf "\ntarget: under 0.2%% of one core and under 8 MiB RSS: %s (%.3f%%, %.1f MiB)\n",
-		(pct < 0.2 && cr < 8192) ? "met" : "NOT met", pct, cr / 1024
+	printf "\ntarget CPU, under 0.2%% of one core: %s (%.3f%%)\n",
+		pct < 0.2 ? "met" : "NOT met", pct
+	printf "target RSS, under 8 MiB: %s (%.1f MiB peak)\n",
+		cr < 8192 ? "met" : "NOT met", cr / 1024
 }'
