@@ -136,11 +136,11 @@ function fmtPercent(f) {
 	return `${v > 0 && v < 10 ? v.toFixed(1) : Math.round(v)}%`;
 }
 
-// Time above threshold with its share of the duration: "2 s (50%)".
+// Time above threshold with its share of the duration: "2 s", " (50%)".
 function fmtAbove(t) {
 	const share = t.duration > 0 ? t.time_above_threshold / t.duration : null;
-	const s = fmtSeconds(t.time_above_threshold);
-	return share === null ? s : `${s} (${fmtPercent(share)})`;
+	return [fmtSeconds(t.time_above_threshold),
+		share === null ? "" : ` (${fmtPercent(share)})`];
 }
 
 const dateLong = new Intl.DateTimeFormat(undefined, {
@@ -414,7 +414,7 @@ function runRow(t) {
 		cell("Duration", { className: "num duration" }, fmtSeconds(t.duration)),
 		cell("Status", { className: "state" }, badge(t.active)),
 		cell("Above threshold", { className: "num above" },
-			measured ? fmtAbove(t) : "–", measured ? meter : null),
+			...(measured ? [fmtAbove(t).join(""), meter] : ["–"])),
 		cell("Peak CPU", { className: "num peak" }, fmtPercent(t.max_cpu_usage)));
 	row.dataset.id = t.id;
 	return row;
@@ -508,7 +508,8 @@ function runDetails(t) {
 	$("run-description").textContent = t.description;
 	$("run-description").hidden = t.description === "";
 	$("run-duration").textContent = fmtSeconds(t.duration);
-	$("run-above").textContent = fmtAbove(t);
+	const [above, share] = fmtAbove(t);
+	$("run-above").replaceChildren(above, el("span", { className: "share" }, share));
 	$("run-peak").textContent = fmtPercent(t.max_cpu_usage);
 	$("run-mean").textContent = fmtPercent(t.mean_cpu_usage);
 	$("run-threshold").textContent = fmtPercent(t.threshold);

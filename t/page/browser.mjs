@@ -372,6 +372,15 @@ async function main() {
 	await shot("page-run-phone.png");
 	await page.setViewportSize({ width: 1280, height: 900 });
 
+	// ---- dark -------------------------------------------------------------------------------
+	await page.emulateMedia({ colorScheme: "dark" });
+	await page.reload();
+	await page.locator("#chart canvas").waitFor();
+	check("dark: the page follows the system's colours", await page.evaluate(() =>
+		getComputedStyle(document.body).backgroundColor !== "rgb(244, 246, 243)"));
+	await shot("page-run-dark.png", false);
+	await page.emulateMedia({ colorScheme: "light" });
+
 	// ---- log out ---------------------------------------------------------------------------
 	await page.click("#logout");
 	await page.locator("#view-welcome").waitFor();
