@@ -93,7 +93,7 @@ worker_on_term(int sig)
 /* A worker: accept and serve requests until the socket is shut down or
  * SIGTERM arrives between requests. Never returns. */
 static void
-worker_main(const struct config *cfg, int fd)
+worker_main(const struct config *cfg, int fd, pid_t master)
 {
 	/* If the master dies, so do we (at the next accept). */
 	prctl(PR_SET_PDEATHSIG, SIGTERM);
@@ -107,8 +107,8 @@ worker_main(const struct config *cfg, int fd)
 	sigset_t all;
 	sigemptyset(&all);
 	sigprocmask(SIG_SETMASK, &all, NULL);
-	if (getppid() == 1)
-		_exit(0); /* the master died before prctl */
+	if (getppid() != master)
+		_exit(0); /* the master died before prctl (it may be PID 1) */
 
 	struct worker w = {.cfg = cfg, .db = db_new(cfg->database_url)};
 	FCGX_Request fr;
@@ -125,6 +125,7 @@ worker_main(const struct config *cfg, int fd)
 static void
 spawn(struct slot *s, const struct config *cfg, int fd)
 {
+	pid_t master = getpid();
 	pid_t pid = fork();
 	if (pid < 0) {
 		LOG("fork: %s", strerror(errno));
@@ -132,7 +133,7 @@ spawn(struct slot *s, const struct config *cfg, int fd)
 		return;
 	}
 	if (pid == 0)
-		worker_main(cfg, fd);
+		worker_main(cfg, fd, master);
 	s->pid = pid;
 	s->started = mono_us();
 }
