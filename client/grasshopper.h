@@ -12,7 +12,6 @@
  *   spool.c        undelivered samples to a file, and back (--replay)
  *   summary.c      the run's figures and the summary line
  *   json.c         the little JSON the client reads and writes
- *   buf.c          growable buffers, allocation that cannot fail
  */
 #ifndef GH_CLIENT_H
 #define GH_CLIENT_H
@@ -24,26 +23,8 @@
 #include <stdio.h>
 #include <sys/types.h>
 
-/* ---- buf.c ------------------------------------------------------------ */
-
-/* A growable byte string, always NUL-terminated once anything is added. */
-struct buf {
-	char *p;
-	size_t len, cap;
-};
-
-/* Allocation that aborts with a message instead of returning NULL. */
-void *xmalloc(size_t n);
-void *xrealloc(void *p, size_t n);
-char *xstrdup(const char *s);
-
-void buf_add(struct buf *b, const void *p, size_t n);
-void buf_puts(struct buf *b, const char *s);
-void buf_printf(struct buf *b, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-/* Forget the contents but keep the memory. */
-void buf_reset(struct buf *b);
-void buf_free(struct buf *b);
+#include "buf.h"
+#include "isotime.h"
 
 /* ---- options.c -------------------------------------------------------- */
 
@@ -115,7 +96,6 @@ double cpu_busy_fraction(const struct cpu_times *prev,
 int64_t stamp_next(int64_t prev_stamp, int64_t wall_now, int64_t mono_elapsed);
 
 /* Microseconds on CLOCK_MONOTONIC. */
-int64_t mono_now(void);
 
 struct sampler {
 	int fd; /* /proc/stat, kept open */

@@ -93,7 +93,7 @@ static void
 run_end(struct run_state *r)
 {
 	if (r->st.samples == 0 ||
-	    mono_now() - r->smp.prev_mono >= FINAL_SAMPLE_MIN_US)
+	    mono_us() - r->smp.prev_mono >= FINAL_SAMPLE_MIN_US)
 		sample(r);
 	stats_end(&r->st, r->smp.prev_stamp);
 	sender_finish(r->snd, r->smp.prev_stamp);
@@ -155,12 +155,12 @@ static void
 flush(struct sender *snd, int sigfd, double timeout)
 {
 	int64_t limit = llround(timeout * 1e6);
-	int64_t last = mono_now();
+	int64_t last = mono_us();
 	unsigned long progress = sender_progress(snd);
 	struct curl_waitfd fd = {.fd = sigfd, .events = CURL_WAIT_POLLIN};
 	sender_step(snd);
 	while (!sender_idle(snd)) {
-		int64_t now = mono_now();
+		int64_t now = mono_us();
 		if (sender_progress(snd) != progress) {
 			progress = sender_progress(snd);
 			last = now;

@@ -98,14 +98,6 @@ stamp_next(int64_t prev_stamp, int64_t wall_now, int64_t mono_elapsed)
 	return prev_stamp + (mono_elapsed > 0 ? mono_elapsed : 1);
 }
 
-int64_t
-mono_now(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
 /* Read the aggregate line afresh into *t; return 0 or -1 with errno set. */
 static int
 stat_read(int fd, struct cpu_times *t)
@@ -137,7 +129,7 @@ sampler_open(struct sampler *s, int64_t *start_us)
 		errno = e;
 		return -1;
 	}
-	s->prev_mono = mono_now();
+	s->prev_mono = mono_us();
 	s->prev_stamp = isotime_now();
 	*start_us = s->prev_stamp;
 	return 0;
@@ -149,7 +141,7 @@ sampler_take(struct sampler *s, int64_t *stamp, double *cpu)
 	struct cpu_times cur;
 	if (stat_read(s->fd, &cur) < 0)
 		return -1;
-	int64_t mono = mono_now();
+	int64_t mono = mono_us();
 	*stamp = stamp_next(s->prev_stamp, isotime_now(), mono - s->prev_mono);
 	*cpu = cpu_busy_fraction(&s->prev, &cur);
 	s->prev = cur;

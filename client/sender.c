@@ -265,7 +265,7 @@ request_retry(struct sender *s, const char *why)
 			"wait and are retried\n",
 			s->server, why);
 	s->warned = true;
-	s->retry_at = mono_now() + s->backoff;
+	s->retry_at = mono_us() + s->backoff;
 	s->backoff =
 	    s->backoff * 2 > BACKOFF_MAX_US ? BACKOFF_MAX_US : s->backoff * 2;
 }
@@ -274,7 +274,7 @@ request_retry(struct sender *s, const char *why)
 static bool
 request_start(struct sender *s)
 {
-	int64_t now = mono_now();
+	int64_t now = mono_us();
 	if (now < request_when(s))
 		return false;
 	enum request r = request_next(s);
@@ -445,7 +445,7 @@ sender_wait(struct sender *s, struct curl_waitfd *extra, unsigned n, int max_ms)
 	int ms = max_ms;
 	int64_t when = request_when(s);
 	if (when != INT64_MAX) {
-		int64_t left = when - mono_now();
+		int64_t left = when - mono_us();
 		if (left <= 0)
 			ms = 0;
 		else if (left / 1000 + 1 < ms)

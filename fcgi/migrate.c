@@ -66,11 +66,11 @@ read_file(const char *dir, const char *name)
 	char chunk[8192];
 	size_t got;
 	while ((got = fread(chunk, 1, sizeof chunk, f)) > 0)
-		buf_append(&b, chunk, got);
+		buf_add(&b, chunk, got);
 	fclose(f);
-	if (!b.data)
+	if (!b.p)
 		buf_puts(&b, "");
-	return b.data;
+	return b.p;
 }
 
 /* Run sql (no parameters); return 0, or -1 after printing why. */

@@ -9,6 +9,7 @@
  * a worker busy with a request finishes it first.
  */
 #include "tracker.h"
+#include "isotime.h"
 
 #include <errno.h>
 #include <fcgiapp.h>
@@ -40,14 +41,6 @@ struct slot {
 	int64_t restart_at; /* when pid == 0: when to fork again */
 	int64_t backoff;
 };
-
-int64_t
-mono_us(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
 
 /* Refuse to steal the socket of a tracker that is still running there
  * (FCGX_OpenSocket unlinks whatever is at the path). */

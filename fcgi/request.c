@@ -13,85 +13,6 @@
 #include <strings.h>
 #include <unistd.h>
 
-/* ---- allocation and buffers ------------------------------------------ */
-
-void *
-xmalloc(size_t n)
-{
-	void *p = malloc(n ? n : 1);
-	if (!p)
-		abort();
-	return p;
-}
-
-void *
-xrealloc(void *p, size_t n)
-{
-	p = realloc(p, n ? n : 1);
-	if (!p)
-		abort();
-	return p;
-}
-
-char *
-xstrdup(const char *s)
-{
-	char *p = strdup(s);
-	if (!p)
-		abort();
-	return p;
-}
-
-void
-buf_append(struct buf *b, const char *s, size_t n)
-{
-	if (b->len + n + 1 > b->cap) {
-		size_t cap = b->cap ? b->cap : 256;
-		while (cap < b->len + n + 1)
-			cap *= 2;
-		b->data = xrealloc(b->data, cap);
-		b->cap = cap;
-	}
-	memcpy(b->data + b->len, s, n);
-	b->len += n;
-	b->data[b->len] = '\0';
-}
-
-void
-buf_puts(struct buf *b, const char *s)
-{
-	buf_append(b, s, strlen(s));
-}
-
-void
-buf_printf(struct buf *b, const char *fmt, ...)
-{
-	char small[256];
-	va_list ap;
-	va_start(ap, fmt);
-	int n = vsnprintf(small, sizeof small, fmt, ap);
-	va_end(ap);
-	if (n < 0)
-		return;
-	if ((size_t)n < sizeof small) {
-		buf_append(b, small, (size_t)n);
-		return;
-	}
-	char *big = xmalloc((size_t)n + 1);
-	va_start(ap, fmt);
-	vsnprintf(big, (size_t)n + 1, fmt, ap);
-	va_end(ap);
-	buf_append(b, big, (size_t)n);
-	free(big);
-}
-
-void
-buf_free(struct buf *b)
-{
-	free(b->data);
-	memset(b, 0, sizeof *b);
-}
-
 /* ---- responses ------------------------------------------------------- */
 
 /* Every error code and its status: the one table (SPEC section 3). */
@@ -317,8 +238,8 @@ request_handle(struct request *req)
 	size_t seglen = 0;
 	struct buf allow = {0};
 	/* nginx drops the body of a HEAD answer: serve it as a GET. */
-	const char *method = strcmp(req->method, "HEAD") == 0 ? "GET"
-							       : req->method;
+	const char *method =
+	    strcmp(req->method, "HEAD") == 0 ? "GET" : req->method;
 
 	for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++) {
 		if (!route_match(routes[i].pattern, req->path, &seg, &seglen))
@@ -329,10 +250,10 @@ request_handle(struct request *req)
 			   routes[i].method);
 	}
 	if (!found && allow.len) {
-		header_add(req, "Allow", allow.data);
+		header_add(req, "Allow", allow.p);
 		respond_error(req, ERR_METHOD_NOT_ALLOWED,
 			      "%s is not allowed on %s (allowed: %s)",
-			      req->method, req->path, allow.data);
+			      req->method, req->path, allow.p);
 		goto done;
 	}
 	if (!found) {
@@ -419,9 +340,9 @@ read_body(struct request *req, FCGX_Stream *in)
 			req->body_too_large = true;
 			break;
 		}
-		buf_append(&b, chunk, (size_t)n);
+		buf_add(&b, chunk, (size_t)n);
 	}
-	req->body = b.data;
+	req->body = b.p;
 	req->body_len = b.len;
 }
 
@@ -453,10 +374,10 @@ request_serve(struct worker *w, FCGX_Request *fr)
 		   "Status: %d %s\r\nContent-Type: %s\r\n"
 		   "Content-Length: %zu\r\nCache-Control: no-store\r\n%s\r\n",
 		   req.status, reason(req.status), req.content_type,
-		   req.out.len, req.headers.data ? req.headers.data : "");
-	FCGX_PutStr(head.data, (int)head.len, fr->out);
+		   req.out.len, req.headers.p ? req.headers.p : "");
+	FCGX_PutStr(head.p, (int)head.len, fr->out);
 	buf_free(&head);
-	FCGX_PutStr(req.out.data, (int)req.out.len, fr->out);
+	FCGX_PutStr(req.out.p, (int)req.out.len, fr->out);
 
 	/* One line per request; never a token, a password or a body. */
 	char line[600];

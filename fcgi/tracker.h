@@ -13,6 +13,8 @@
 #include <json-c/json.h>
 #include <libpq-fe.h>
 
+#include "buf.h"
+
 /* ---- config.c: configuration from the environment (SPEC section 5) --- */
 
 #define CONFIG_SECRET_MIN 32 /* bytes: HS256 wants a key of 256 bits */
@@ -33,23 +35,6 @@ struct config {
  * Return 0, or -1 with a one-line reason in err. */
 int config_load(struct config *cfg, bool need_secret, char *err, size_t errlen);
 void config_free(struct config *cfg);
-
-/* ---- alloc and growable buffers (request.c) -------------------------- */
-
-/* Allocation helpers that abort on out-of-memory: callers never check. */
-void *xmalloc(size_t n);
-void *xrealloc(void *p, size_t n);
-char *xstrdup(const char *s);
-
-struct buf {
-	char *data; /* NUL-terminated when non-NULL */
-	size_t len, cap;
-};
-void buf_append(struct buf *b, const char *s, size_t n);
-void buf_puts(struct buf *b, const char *s);
-void buf_printf(struct buf *b, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-void buf_free(struct buf *b);
 
 /* ---- jsonv.c: strict JSON in, validated fields out -------------------- */
 
@@ -256,8 +241,5 @@ struct json_object *test_json(PGresult *res, int row, int64_t now_us);
 
 /* Open the socket, run the pool until SIGTERM/SIGINT. Return exit status. */
 int pool_serve(const struct config *cfg);
-
-/* Microseconds on the monotonic clock (for durations and the log). */
-int64_t mono_us(void);
 
 #endif

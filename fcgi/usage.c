@@ -96,7 +96,7 @@ usage_post(struct request *req)
 	char user[24], id[24];
 	snprintf(user, sizeof user, "%lld", (long long)req->user);
 	snprintf(id, sizeof id, "%lld", (long long)req->id);
-	const char *params[] = {user, id, ts.data, cpu.data};
+	const char *params[] = {user, id, ts.p, cpu.p};
 	enum db_status st = db_exec(req->w->db, STMT_USAGE_ADD, params, &res);
 	if (st != DB_OK) {
 		respond_db(req, st);

@@ -31,4 +31,7 @@ size_t isotime_format(int64_t us, char out[ISOTIME_MAX]);
 /* The wall clock now, in microseconds. */
 int64_t isotime_now(void);
 
+/* The monotonic clock, in microseconds: for intervals, never for stamps. */
+int64_t mono_us(void);
+
 #endif

@@ -2,17 +2,22 @@
  * Growable buffers, and allocation that cannot return NULL: when memory
  * runs out there is nothing sensible left to do, so say so and stop.
  */
-#include "grasshopper.h"
+#include "buf.h"
+
+#include <errno.h>
+#include <stdio.h>
 
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 
-/* Out of memory: tell and exit (the command, if any, runs on unaffected). */
+/* Out of memory: say so and exit (a wrapped command runs on unaffected; a
+ * tracker worker is restarted by its master). */
 static void
 oom(size_t n)
 {
-	fprintf(stderr, "grasshopper: out of memory (%zu bytes)\n", n);
+	fprintf(stderr, "%s: out of memory (%zu bytes)\n",
+		program_invocation_short_name, n);
 	exit(1);
 }
 
