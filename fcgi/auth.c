@@ -113,8 +113,10 @@ token_verify(const char *secret, size_t secret_len, const char *header,
 		       (int)secret_len) ||
 	    !jwt)
 		goto done;
-	/* jwt_decode takes any HMAC signed with the key: HS256 only. */
-	if (jwt_get_alg(jwt) != JWT_ALG_HS256)
+	/* jwt_decode takes any HMAC signed with the key: HS256 only, spelt
+	 * exactly so (libjwt reads "hs256" as HS256 too). */
+	const char *alg = jwt_get_header(jwt, "alg");
+	if (jwt_get_alg(jwt) != JWT_ALG_HS256 || !alg || strcmp(alg, "HS256"))
 		goto done;
 	/* libjwt 1.10 does not check exp: a missing, string or float exp
 	 * reads as 0 with errno 0. */

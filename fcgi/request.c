@@ -54,6 +54,31 @@ respond_json(struct request *req, int status, struct json_object *obj)
 	json_object_put(obj);
 }
 
+/* Length of the valid UTF-8 sequence at p (NUL-terminated), 0 if none. */
+static size_t
+utf8_seq(const unsigned char *p)
+{
+	unsigned c = p[0], need, cp, min;
+	if (c < 0x80)
+		return 1;
+	if (c >= 0xC2 && c <= 0xDF)
+		need = 1, cp = c & 0x1F, min = 0x80;
+	else if (c >= 0xE0 && c <= 0xEF)
+		need = 2, cp = c & 0x0F, min = 0x800;
+	else if (c >= 0xF0 && c <= 0xF4)
+		need = 3, cp = c & 0x07, min = 0x10000;
+	else
+		return 0;
+	for (unsigned k = 1; k <= need; k++) { /* stops at the NUL */
+		if ((p[k] & 0xC0) != 0x80)
+			return 0;
+		cp = cp << 6 | (p[k] & 0x3F);
+	}
+	if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
+		return 0;
+	return need + 1;
+}
+
 void
 respond_error(struct request *req, enum api_error err, const char *fmt, ...)
 {
@@ -62,6 +87,15 @@ respond_error(struct request *req, enum api_error err, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof msg, fmt, ap);
 	va_end(ap);
+	/* Messages quote what the client sent (a path, a key cut to 64 bytes)
+	 * and the answer must stay UTF-8: a '?' for each stray byte. */
+	for (unsigned char *p = (unsigned char *)msg; *p;) {
+		size_t n = utf8_seq(p);
+		if (n)
+			p += n;
+		else
+			*p++ = '?';
+	}
 	struct json_object *o = json_object_new_object();
 	json_object_object_add(o, "error",
 			       json_object_new_string(errors[err].code));
