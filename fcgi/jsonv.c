@@ -34,12 +34,14 @@ scan_ws(struct scan *sc)
 		sc->i++;
 }
 
-/* One UTF-8 sequence at sc->i (first byte >= 0x80): no overlong forms, no
- * surrogates, nothing past U+10FFFF. Return 0 or -1. */
-static int
-scan_utf8(struct scan *sc)
+size_t
+utf8_seq(const unsigned char *s, size_t len)
 {
-	unsigned c = sc->s[sc->i], need, cp, min;
+	if (len == 0)
+		return 0;
+	unsigned c = s[0], need, cp, min;
+	if (c < 0x80)
+		return 1;
 	if (c >= 0xC2 && c <= 0xDF)
 		need = 1, cp = c & 0x1F, min = 0x80;
 	else if (c >= 0xE0 && c <= 0xEF)
@@ -47,19 +49,17 @@ scan_utf8(struct scan *sc)
 	else if (c >= 0xF0 && c <= 0xF4)
 		need = 3, cp = c & 0x07, min = 0x10000;
 	else
-		return -1;
-	if (sc->i + need >= sc->len)
-		return -1;
+		return 0;
+	if (need >= len)
+		return 0;
 	for (unsigned k = 1; k <= need; k++) {
-		unsigned cc = sc->s[sc->i + k];
-		if ((cc & 0xC0) != 0x80)
-			return -1;
-		cp = cp << 6 | (cc & 0x3F);
+		if ((s[k] & 0xC0) != 0x80)
+			return 0;
+		cp = cp << 6 | (s[k] & 0x3F);
 	}
 	if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
-		return -1;
-	sc->i += need + 1;
-	return 0;
+		return 0;
+	return need + 1;
 }
 
 static int
@@ -75,8 +75,10 @@ scan_string(struct scan *sc)
 		if (c < 0x20)
 			return -1;
 		if (c >= 0x80) {
-			if (scan_utf8(sc))
+			size_t n = utf8_seq(sc->s + sc->i, sc->len - sc->i);
+			if (n == 0)
 				return -1;
+			sc->i += n;
 			continue;
 		}
 		sc->i++;

@@ -54,31 +54,6 @@ respond_json(struct request *req, int status, struct json_object *obj)
 	json_object_put(obj);
 }
 
-/* Length of the valid UTF-8 sequence at p (NUL-terminated), 0 if none. */
-static size_t
-utf8_seq(const unsigned char *p)
-{
-	unsigned c = p[0], need, cp, min;
-	if (c < 0x80)
-		return 1;
-	if (c >= 0xC2 && c <= 0xDF)
-		need = 1, cp = c & 0x1F, min = 0x80;
-	else if (c >= 0xE0 && c <= 0xEF)
-		need = 2, cp = c & 0x0F, min = 0x800;
-	else if (c >= 0xF0 && c <= 0xF4)
-		need = 3, cp = c & 0x07, min = 0x10000;
-	else
-		return 0;
-	for (unsigned k = 1; k <= need; k++) { /* stops at the NUL */
-		if ((p[k] & 0xC0) != 0x80)
-			return 0;
-		cp = cp << 6 | (p[k] & 0x3F);
-	}
-	if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
-		return 0;
-	return need + 1;
-}
-
 void
 respond_error(struct request *req, enum api_error err, const char *fmt, ...)
 {
@@ -89,12 +64,13 @@ respond_error(struct request *req, enum api_error err, const char *fmt, ...)
 	va_end(ap);
 	/* Messages quote what the client sent (a path, a key cut to 64 bytes)
 	 * and the answer must stay UTF-8: a '?' for each stray byte. */
-	for (unsigned char *p = (unsigned char *)msg; *p;) {
-		size_t n = utf8_seq(p);
+	size_t len = strlen(msg);
+	for (size_t i = 0; i < len;) {
+		size_t n = utf8_seq((const unsigned char *)msg + i, len - i);
 		if (n)
-			p += n;
+			i += n;
 		else
-			*p++ = '?';
+			msg[i++] = '?';
 	}
 	struct json_object *o = json_object_new_object();
 	json_object_object_add(o, "error",
@@ -413,18 +389,20 @@ request_serve(struct worker *w, FCGX_Request *fr)
 	buf_free(&head);
 	FCGX_PutStr(req.out.p, (int)req.out.len, fr->out);
 
-	/* One line per request; never a token, a password or a body. */
-	char line[600];
-	int n = snprintf(line, sizeof line, "%.16s %.400s %d %lld", req.method,
-			 req.path, req.status, (long long)(mono_us() - t0));
-	if (n > 0) {
-		size_t len =
-		    (size_t)n < sizeof line - 1 ? (size_t)n : sizeof line - 2;
-		for (size_t i = 0; i < len; i++)
-			if (!isprint((unsigned char)line[i]))
-				line[i] = '?'; /* no forged log lines */
-		line[len++] = '\n';
-		(void)!write(2, line, len);
+	/* One line per request; never a token, a password or a body. The
+	 * path as %XX where a byte is not printable: no forged log lines. */
+	struct buf line = {0};
+	buf_printf(&line, "%.16s ", req.method);
+	for (size_t i = 0; req.path[i] && i < 400; i++) {
+		unsigned char c = (unsigned char)req.path[i];
+		if (isprint(c) && c != '%')
+			buf_add(&line, (const char *)&c, 1);
+		else
+			buf_printf(&line, "%%%02X", c);
 	}
+	buf_printf(&line, " %d %lld\n", req.status,
+		   (long long)(mono_us() - t0));
+	(void)!write(2, line.p, line.len);
+	buf_free(&line);
 	request_free(&req);
 }

@@ -185,6 +185,13 @@ is_json_ok($u->api(GET => 'test'), 200, 'list: application/json; charset=utf-8')
 is_json_ok(create({}), 201, 'create: application/json; charset=utf-8');
 is_json_ok($u->api(GET => "test/$tid/usage"), 200, 'usage: application/json; charset=utf-8');
 
+# A path that is not UTF-8 is quoted in the 404's message: the answer stays
+# valid UTF-8 JSON (a '?' for each stray byte).
+$r = $s->api(GET => '%FF%FEx');
+is($r->{status}, 404, 'a path that is not UTF-8: 404');
+ok(ref $r->{json} eq 'HASH' && $r->{json}{error} eq 'not_found'
+	&& $r->{json}{message} =~ m{/api/v1/\?\?x}, '... with a UTF-8 message') or diag "got: $r->{content}";
+
 # nginx's own errors are JSON too
 $r = $s->raw("GET /api/v1/test/1%00 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
 is($r->{status}, 400, 'a NUL in the path: nginx answers 400');

@@ -145,6 +145,25 @@ test_strings(void)
 	is_int(jv_string(o, "", "nope", 0, 10, &s, &n, &e), 0, "absent");
 	is_int(utf8_chars("\xe2\x82\xac\xf0\x9f\x98\x80x", 8), 3,
 	       "utf8_chars counts code points");
+	struct {
+		const char *s;
+		size_t len, want;
+		const char *name;
+	} seq[] = {{"a", 1, 1, "ASCII"},
+		   {"\xc3\xa9", 2, 2, "2 bytes"},
+		   {"\xe2\x82\xac", 3, 3, "3 bytes"},
+		   {"\xf0\x9f\x98\x80", 4, 4, "4 bytes"},
+		   {"\xe2\x82\xac", 2, 0, "cut short by len"},
+		   {"\xc3", 1, 0, "lead byte alone"},
+		   {"\x80", 1, 0, "continuation byte alone"},
+		   {"\xc0\xaf", 2, 0, "overlong"},
+		   {"\xed\xa0\x80", 3, 0, "surrogate"},
+		   {"\xf4\x90\x80\x80", 4, 0, "beyond U+10FFFF"},
+		   {"\xff", 1, 0, "0xff"},
+		   {"", 0, 0, "nothing"}};
+	for (size_t i = 0; i < sizeof seq / sizeof seq[0]; i++)
+		is_int(utf8_seq((const unsigned char *)seq[i].s, seq[i].len),
+		       seq[i].want, "utf8_seq: %s", seq[i].name);
 	json_object_put(o);
 }
 

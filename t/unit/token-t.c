@@ -122,6 +122,49 @@ test_forged(void)
 		    "sub beyond int64");
 }
 
+/* A token signed with the secret by hand, with the header text given:
+ * what libjwt would never write, e.g. "alg":"hS256". */
+static char *
+forge_raw(const char *header, const char *claims)
+{
+	static char tok[2048];
+	char h[512], c[512];
+	sodium_bin2base64(h, sizeof h, (const unsigned char *)header,
+			  strlen(header),
+			  sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+	sodium_bin2base64(c, sizeof c, (const unsigned char *)claims,
+			  strlen(claims),
+			  sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+	snprintf(tok, sizeof tok, "%s.%s", h, c);
+	unsigned char mac[crypto_auth_hmacsha256_BYTES];
+	crypto_auth_hmacsha256_state st;
+	crypto_auth_hmacsha256_init(&st, (const unsigned char *)secret, SLEN);
+	crypto_auth_hmacsha256_update(&st, (const unsigned char *)tok,
+				      strlen(tok));
+	crypto_auth_hmacsha256_final(&st, mac);
+	size_t n = strlen(tok);
+	tok[n++] = '.';
+	sodium_bin2base64(tok + n, sizeof tok - n, mac, sizeof mac,
+			  sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+	return tok;
+}
+
+static void
+test_alg_spelling(void)
+{
+	const char *claims = "{\"sub\":\"7\",\"exp\":1796099999}";
+	is_int(verify_tok(
+		   forge_raw("{\"alg\":\"HS256\",\"typ\":\"JWT\"}", claims)),
+	       7, "a hand-made HS256 token verifies");
+	is_int(verify_tok(
+		   forge_raw("{\"alg\":\"hS256\",\"typ\":\"JWT\"}", claims)),
+	       -1, "alg hS256 (libjwt reads it as HS256) is refused");
+	is_int(verify_tok(forge_raw("{\"alg\":\"hs256\"}", claims)), -1,
+	       "alg hs256 is refused");
+	is_int(verify_tok(forge_raw("{\"typ\":\"JWT\"}", claims)), -1,
+	       "no alg is refused");
+}
+
 static void
 test_headers(void)
 {
@@ -185,6 +228,7 @@ main(void)
 		return 1;
 	test_issue_and_verify();
 	test_forged();
+	test_alg_spelling();
 	test_headers();
 	test_passwords();
 	return done_testing();
