@@ -240,11 +240,15 @@ sub _init_postgres {
 listen_addresses = ''
 unix_socket_directories = '$self->{pgdir}'
 port = $PGPORT
+shared_buffers = 32MB
+max_connections = 64
+EOF
+	# A test's throwaway cluster need not survive a crash; the data that
+	# script/server keeps under var/ must.
+	_append("$self->{pgdata}/postgresql.conf", <<"EOF") unless $self->{persistent};
 fsync = off
 full_page_writes = off
 synchronous_commit = off
-shared_buffers = 32MB
-max_connections = 64
 EOF
 }
 
