@@ -10,6 +10,7 @@ use IO::Socket::INET;
 use POSIX qw(WNOHANG);
 use Test::More;
 use Time::HiRes qw(sleep time);
+use GH::Client qw(gh_run tiles_ok wait_for slurp);
 use GH::Stack qw(parse_ts json_decode json_encode now_us ts);
 
 my $GH = ($ENV{GH_BUILDDIR} || '.') . '/grasshopper';
@@ -20,78 +21,18 @@ my $u = $s->user;
 my $tmp = tempdir('gh-client-XXXXXX', TMPDIR => 1, CLEANUP => 1);
 my @outputs;
 
-# gh(args => [...], env => {...}, during => sub { $pid }): run grasshopper
-# to its end (60 s at most); → {status, stdout, stderr, elapsed, start}.
-my $runs = 0;
+# gh(args => [...], env => {...}, during => sub { $pid }, pgrp => 1,
+#    setup => sub { ... }): GH::Client::gh_run with this file's stack.
 sub gh {
-	my %o = @_;
-	my ($out, $err) = map { "$tmp/run" . ++$runs . ".$_" } qw(out err);
-	my %env = (GRASSHOPPER_SERVER => $s->url, GRASSHOPPER_JWT => $u->token,
-		GRASSHOPPER_SPOOL_DIR => "$tmp/spool", %{ $o{env} || {} });
-	my $t0 = time;
-	my $pid = fork // die "fork: $!";
-	if ($pid == 0) {
-		$SIG{$_} = 'DEFAULT' for qw(INT QUIT PIPE TERM HUP CHLD);
-		delete $ENV{$_} for grep /^GRASSHOPPER_/, keys %ENV;
-		defined $env{$_} and $ENV{$_} = $env{$_} for keys %env;
-		open STDIN, '<', '/dev/null';
-		open STDOUT, '>', $out;
-		open STDERR, '>', $err;
-		exec $GH, @{ $o{args} } or POSIX::_exit(99);
-	}
-	$o{during}->($pid) if $o{during};
-	my $deadline = time + 60;
-	while (waitpid($pid, WNOHANG) == 0) {
-		if (time > $deadline) {
-			kill 'KILL', $pid;
-			waitpid $pid, 0;
-			fail("grasshopper @{ $o{args} } did not end in 60 s");
-			last;
-		}
-		sleep 0.01;
-	}
-	my %r = (status => $? >> 8, elapsed => time - $t0, start => int($t0 * 1e6),
-		stdout => slurp($out), stderr => slurp($err));
-	push @outputs, $r{stdout}, $r{stderr};
-	return \%r;
+	gh_run(bin => $GH, tmp => $tmp, server => $s->url, token => $u->token,
+		spool => "$tmp/spool", outputs => \@outputs, @_);
 }
-
-sub slurp { open my $fh, '<', $_[0] or return ''; local $/; <$fh> // '' }
 
 sub summary_id { $_[0]{stderr} =~ /^grasshopper: test (\d+): .*, (\d+) samples?(.*)$/m ? ($1, $2, $3) : () }
 sub spool_path { $_[0]{stderr} =~ /not delivered, saved in (\S+); send them later with: grasshopper --replay \1$/m ? $1 : undef }
 sub test_of { $u->api(GET => "test/$_[0]")->{json} }
 sub samples_of { $u->api(GET => "test/$_[0]/usage?limit=10000")->{json}{samples} || [] }
 sub count_tests { scalar @{ $u->api(GET => 'test?limit=200')->{json}{tests} || [] } }
-
-# tiles_ok($test, $samples, $interval, $name): nothing lost, nothing
-# doubled: the samples cover the run from start to end, one per interval
-# (no gap above 1.5 intervals, no repeat), the last at the end time.
-sub tiles_ok {
-	my ($t, $xs, $iv, $name) = @_;
-	my @ts = map { parse_ts($_->{timestamp}) } @$xs;
-	my $start = parse_ts($t->{start_time});
-	my $end = parse_ts($t->{end_time} // '');
-	my @why;
-	push @why, 'no samples' unless @ts;
-	push @why, 'the test is not stopped' unless defined $end;
-	if (@ts && defined $end) {
-		my $slack = 0.1 * 1e6;
-		push @why, sprintf('first sample %.3f s after the start', ($ts[0] - $start) / 1e6)
-			if $ts[0] <= $start || $ts[0] - $start > 1.5 * $iv * 1e6 + $slack;
-		for my $i (1 .. $#ts) {
-			my $gap = $ts[$i] - $ts[$i - 1];
-			push @why, sprintf('gap of %.3f s before sample %d', $gap / 1e6, $i)
-				if $gap <= 0 || $gap > 1.5 * $iv * 1e6 + $slack;
-		}
-		push @why, "the last sample is not at the end ($t->{end_time})"
-			unless $ts[-1] == $end;
-		my $want = ($end - $start) / 1e6 / $iv;
-		push @why, sprintf('%d samples for %.2f intervals', scalar @ts, $want)
-			if abs(@ts - $want) > 1;
-	}
-	ok(!@why, $name) or diag join "\n", @why;
-}
 
 # The spool file: its header and samples.
 sub read_spool {

@@ -1,0 +1,113 @@
+# GH::Client: run the grasshopper client in end-to-end tests, and judge its
+# samples. Shared by t/client-run.t and t/client-faults.t.
+package GH::Client;
+use strict;
+use warnings;
+
+use Exporter 'import';
+use POSIX qw(WNOHANG);
+use Test::More ();
+use Time::HiRes qw(sleep time);
+use GH::Stack qw(parse_ts);
+
+our @EXPORT_OK = qw(gh_run tiles_ok wait_for slurp);
+
+my $runs = 0;
+
+sub slurp { open my $fh, '<', $_[0] or return ''; local $/; <$fh> // '' }
+
+# gh_run(bin => PATH, tmp => DIR, server => URL, token => JWT,
+#        spool => DIR, outputs => \@all, args => [...], env => {...},
+#        during => sub { $pid }, pgrp => 1, setup => sub { in the child }):
+# run grasshopper to its end (60 s at most) with only the GRASSHOPPER_*
+# variables given; → {status, signal, pid, elapsed, start (us), stdout,
+# stderr}. What it printed is pushed onto @all (to look for the token).
+sub gh_run {
+	my %o = @_;
+	my ($out, $err) = map { "$o{tmp}/run" . ++$runs . ".$_" } qw(out err);
+	my %env = (GRASSHOPPER_SERVER => $o{server}, GRASSHOPPER_JWT => $o{token},
+		GRASSHOPPER_SPOOL_DIR => $o{spool}, %{ $o{env} || {} });
+	my $t0 = time;
+	my $pid = fork // die "fork: $!";
+	if ($pid == 0) {
+		setpgrp(0, 0) if $o{pgrp};
+		# What a shell would hand over: default dispositions.
+		$SIG{$_} = 'DEFAULT' for qw(INT QUIT PIPE TERM HUP CHLD);
+		$o{setup}->() if $o{setup};
+		delete $ENV{$_} for grep /^GRASSHOPPER_/, keys %ENV;
+		defined $env{$_} and $ENV{$_} = $env{$_} for keys %env;
+		open STDIN, '<', '/dev/null';
+		open STDOUT, '>', $out;
+		open STDERR, '>', $err;
+		exec $o{bin}, @{ $o{args} } or POSIX::_exit(99);
+	}
+	$o{during}->($pid) if $o{during};
+	my $deadline = time + 60;
+	while (waitpid($pid, WNOHANG) == 0) {
+		if (time > $deadline) {
+			kill 'KILL', $pid;
+			waitpid $pid, 0;
+			Test::More::fail("grasshopper @{ $o{args} } did not end in 60 s");
+			last;
+		}
+		sleep 0.01;
+	}
+	my $st = $?;
+	my %r = (status => $st >> 8, signal => $st & 127, pid => $pid,
+		elapsed => time - $t0, start => int($t0 * 1e6),
+		stdout => slurp($out), stderr => slurp($err));
+	push @{ $o{outputs} }, $r{stdout}, $r{stderr} if $o{outputs};
+	return \%r;
+}
+
+# wait_for($pid, @names): wait (10 s at most) until process $pid has a
+# child running $names[0], which has one running $names[1], and so on:
+# grasshopper is set up once its command runs.
+sub wait_for {
+	my ($pid, @names) = @_;
+	my $deadline = time + 10;
+	while (time < $deadline) {
+		my $p = $pid;
+		for my $name (@names) {
+			($p) = grep { slurp("/proc/$_/comm") eq "$name\n" }
+				split ' ', slurp("/proc/$p/task/$p/children");
+			last unless $p;
+		}
+		return 1 if $p;
+		sleep 0.01;
+	}
+	Test::More::fail("no @names under $pid after 10 s");
+	return 0;
+}
+
+# tiles_ok($test, $samples, $interval, $name): nothing lost, nothing
+# doubled: the samples cover the run from start to end, one per interval
+# (no gap above 1.5 intervals, no repeat), the last at the end time.
+sub tiles_ok {
+	my ($t, $xs, $iv, $name) = @_;
+	my @ts = map { parse_ts($_->{timestamp}) } @$xs;
+	my $start = parse_ts($t->{start_time});
+	my $end = parse_ts($t->{end_time} // '');
+	my @why;
+	push @why, 'no samples' unless @ts;
+	push @why, 'the test is not stopped' unless defined $end;
+	if (@ts && defined $end) {
+		my $slack = 0.1 * 1e6;    # a loaded machine wakes us late
+		push @why, sprintf('first sample %.3f s after the start', ($ts[0] - $start) / 1e6)
+			if $ts[0] <= $start || $ts[0] - $start > 1.5 * $iv * 1e6 + $slack;
+		for my $i (1 .. $#ts) {
+			my $gap = $ts[$i] - $ts[$i - 1];
+			push @why, sprintf('gap of %.3f s before sample %d', $gap / 1e6, $i)
+				if $gap <= 0 || $gap > 1.5 * $iv * 1e6 + $slack;
+		}
+		push @why, "the last sample ($xs->[-1]{timestamp}) is not at the end ($t->{end_time})"
+			unless $ts[-1] == $end;
+		my $want = ($end - $start) / 1e6 / $iv;
+		push @why, sprintf('%d samples for %.2f intervals', scalar @ts, $want)
+			if abs(@ts - $want) > 1;
+	}
+	local $Test::Builder::Level = $Test::Builder::Level + 1;
+	Test::More::ok(!@why, $name) or Test::More::diag join "\n", @why;
+}
+
+1;
