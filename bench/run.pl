@@ -1,0 +1,375 @@
+#!/usr/bin/perl
+# make bench: every benchmark of issue 6 in one run, on one private stack
+# (t/lib/GH/Stack.pm: PostgreSQL 15 + the tracker's pool + nginx), each
+# result printed next to its reference measured in the same run, as a ratio.
+# The machine is shared and noisy; the ratios are what to compare.
+#
+#   perl bench/run.pl            (GH_SRCDIR, GH_BUILDDIR: where things are)
+#
+# Environment:
+#   BENCH_SECONDS         length of each wrk/pgbench run (default 10)
+#   BENCH_CONNECTIONS     wrk connections for the POSTs (default 64)
+#   BENCH_WORKERS         tracker workers (default 4)
+#   BENCH_SAMPLES         samples in the "big" test for the GET row
+#                         (default 1000000)
+#   BENCH_CLIENT_SECONDS  how long bench/client.sh wraps sleep (default 60;
+#                         0 skips that row)
+#
+# The cluster is made durable before anything is measured: fsync,
+# synchronous_commit and full_page_writes on (ALTER SYSTEM + restart; the
+# test harness turns them off for its throwaway clusters), and
+# pg_stat_statements loaded for the "where the time goes" figures.
+#
+# Needs wrk (apt-get install wrk), pgbench (postgresql-15), /usr/bin/time.
+use strict;
+use warnings;
+
+use Cwd qw(abs_path);
+use File::Basename qw(dirname);
+use POSIX qw(floor);
+use Time::HiRes qw(time sleep);
+
+my $srcdir;
+BEGIN {
+	$srcdir = $ENV{GH_SRCDIR} || abs_path(dirname(__FILE__) . '/..');
+	$ENV{GH_SRCDIR} = $srcdir;
+}
+use lib "$srcdir/t/lib";
+use GH::Stack qw(now_us);
+
+$| = 1;
+my $T0 = time;
+my $SECS = $ENV{BENCH_SECONDS} || 10;
+my $CONNS = $ENV{BENCH_CONNECTIONS} || 64;
+my $WORKERS = $ENV{BENCH_WORKERS} || 4;
+my $BIG = $ENV{BENCH_SAMPLES} || 1_000_000;
+my $CLIENT_SECS = $ENV{BENCH_CLIENT_SECONDS} // 60;
+my $THREADS = 2;
+my $PGBENCH = '/usr/lib/postgresql/15/bin/pgbench';
+my $builddir = $ENV{GH_BUILDDIR} ||= $srcdir;
+
+for (['wrk', 'apt-get install wrk'], [$PGBENCH, 'apt-get install postgresql-15']) {
+	my ($bin, $how) = @$_;
+	my $ok = $bin =~ m{/} ? -x $bin : grep { -x "$_/$bin" } split /:/, $ENV{PATH};
+	die "bench/run.pl: needs $bin ($how)\n" unless $ok;
+}
+
+sub note { printf STDERR "[%5.0fs] %s\n", time - $T0, join '', @_ }
+
+# ---------------------------------------------------------------------------
+# The stack, made durable
+
+note "starting a private stack ($WORKERS workers)...";
+my $s = GH::Stack->new(workers => $WORKERS, quiet => 1)->start;
+$s->psql($_) for
+	"ALTER SYSTEM SET fsync = on",
+	"ALTER SYSTEM SET synchronous_commit = on",
+	"ALTER SYSTEM SET full_page_writes = on",
+	"ALTER SYSTEM SET shared_preload_libraries = 'pg_stat_statements'",
+	"ALTER SYSTEM SET max_connections = 100";
+$s->stop_tracker;
+$s->stop_postgres or die "pg_ctl stop failed\n";
+$s->start_postgres;
+$s->start_tracker;
+$s->wait_healthy or die "the stack is not healthy after the restart\n";
+my %pg = map { $_ => $s->psql("SHOW $_") } qw(fsync synchronous_commit full_page_writes);
+die "the cluster is not durable: " . join(', ', map "$_=$pg{$_}", sort keys %pg) . "\n"
+	if grep { $pg{$_} ne 'on' } keys %pg;
+$s->psql($_) for 'CREATE EXTENSION IF NOT EXISTS pg_stat_statements',
+	# Known only once the library is loaded; both reloadable.
+	"ALTER SYSTEM SET pg_stat_statements.track = 'all'",
+	"ALTER SYSTEM SET track_wal_io_timing = on",
+	'SELECT pg_reload_conf()';
+
+# The bench's own nginx location, injected into the expanded template (the
+# shipped template is not changed), then nginx reloaded.
+{
+	my $conf = $s->dir . '/nginx.conf';
+	open my $in, '<', $conf or die "$conf: $!";
+	my $text = do { local $/; <$in> };
+	close $in;
+	$text =~ s/(\n\s*server_name _;\n)/$1\t\tlocation = \/bench\/204 { access_log off; return 204; }\n/
+		or die "could not inject /bench/204 into $conf\n";
+	open my $out, '>', $conf or die "$conf: $!";
+	print $out $text;
+	close $out;
+	kill 'HUP', $s->{nginx_pid};
+	my $deadline = time + 10;
+	until ($s->api(GET => '/bench/204')->{status} == 204) {
+		die "nginx did not pick up /bench/204\n" if time > $deadline;
+		sleep 0.1;
+	}
+}
+
+my $u = $s->user;
+my $token = $u->token;
+my @tests = map {
+	my $r = $u->api(POST => 'test', {name => "bench-$_", threshold => 0.5});
+	$r->{status} == 201 or die "POST test: $r->{status} $r->{content}\n";
+	$r->{json}{id};
+} 1 .. $CONNS;
+
+# ---------------------------------------------------------------------------
+# Runners
+
+# wrk(%o) → {rps, p50, p99 (ms), non2xx, requests, errors}
+sub wrk {
+	my (%o) = @_;
+	my @cmd = ('wrk', '-t', $o{threads} // $THREADS, '-c', $o{conns},
+		'-d', "${SECS}s", '--latency', '--timeout', '10s');
+	push @cmd, '-s', $o{script} if $o{script};
+	push @cmd, '-H', $_ for @{ $o{headers} || [] };
+	push @cmd, $s->url . $o{path};
+	local %ENV = (%ENV, %{ $o{env} || {} });
+	open my $fh, '-|', @cmd or die "wrk: $!";
+	my $out = do { local $/; <$fh> };
+	close $fh;
+	die "wrk failed: $out\n" if $?;
+	my %r = (out => $out);
+	($r{rps}) = $out =~ /Requests\/sec:\s+([\d.]+)/;
+	($r{requests}) = $out =~ /(\d+) requests in/;
+	$r{non2xx} = $out =~ /Non-2xx or 3xx responses:\s+(\d+)/ ? $1 : 0;
+	$r{errors} = $out =~ /Socket errors:\s*(.*)/ ? $1 : '';
+	for my $p (50, 99) {
+		my ($v, $unit) = $out =~ /^\s+$p(?:\.000)?%\s+([\d.]+)(us|ms|s)\b/m;
+		$r{"p$p"} = defined $v ? $v * {us => 0.001, ms => 1, s => 1000}->{$unit} : undef;
+	}
+	return \%r;
+}
+
+# pgbench($clients) → tps
+sub pgbench {
+	my ($clients) = @_;
+	my $dir = $s->dir;
+	my @cmd = ($PGBENCH, '-n', '-M', 'prepared', '-f', "$dir/insert.sql",
+		'-c', $clients, '-j', ($clients < $THREADS ? $clients : $THREADS),
+		'-T', $SECS, '-h', "$dir/pg", '-p', 5432, '-U', 'postgres', 'grasshopper');
+	open my $fh, '-|', "@cmd 2>&1" or die "pgbench: $!";
+	my $out = do { local $/; <$fh> };
+	close $fh;
+	die "pgbench failed: $out\n" if $?;
+	my ($tps) = $out =~ /tps = ([\d.]+) \(without initial connection time\)/;
+	return $tps;
+}
+
+# cpu_by_comm: process name => CPU seconds (user + system) of every live
+# process, from /proc (postgres backends, tracker workers, nginx, wrk).
+sub cpu_by_comm {
+	my %c;
+	my $hz = POSIX::sysconf(POSIX::_SC_CLK_TCK()) || 100;
+	opendir my $d, '/proc' or return %c;
+	for my $pid (grep /^\d+$/, readdir $d) {
+		open my $fh, '<', "/proc/$pid/stat" or next;
+		my $st = <$fh> // next;
+		my ($comm, $rest) = $st =~ /^\d+ \((.*)\) (.*)$/s or next;
+		my @f = split ' ', $rest;
+		$c{"$comm\0$pid"} = ($f[11] + $f[12]) / $hz;
+	}
+	return %c;
+}
+
+sub pg_reset_stats { $s->psql('SELECT pg_stat_statements_reset()') }
+
+# ---------------------------------------------------------------------------
+# Throughput: pgbench, nginx 204, the FastCGI floor, the usage POSTs
+
+# The same one-row INSERT as usage_add's, into a table shaped like usage.
+$s->psql('CREATE TABLE bench_usage (test_id bigint NOT NULL, '
+	. 'ts timestamptz NOT NULL, cpu_usage double precision NOT NULL '
+	. 'CHECK (cpu_usage >= 0 AND cpu_usage <= 1), PRIMARY KEY (test_id, ts))');
+{
+	open my $fh, '>', $s->dir . '/insert.sql' or die $!;
+	print $fh "INSERT INTO bench_usage (test_id, ts, cpu_usage) "
+		. "VALUES (:client_id, clock_timestamp(), 0.5) ON CONFLICT DO NOTHING;\n";
+	close $fh;
+}
+my %res;
+for my $c ($WORKERS, 16) {
+	note "pgbench -M prepared, $c clients, ${SECS}s...";
+	$res{"pgbench_$c"} = pgbench($c);
+}
+my $pg_best = (sort { $b <=> $a } map { $res{"pgbench_$_"} } $WORKERS, 16)[0];
+
+note "wrk: nginx return 204, $CONNS connections...";
+$res{ng204} = wrk(conns => $CONNS, path => '/bench/204');
+
+note "wrk: FastCGI floor (GET /api/v1/test/0 → 404, no database), $CONNS connections...";
+$res{floor} = wrk(conns => $CONNS, path => '/api/v1/test/0',
+	headers => ["Authorization: Bearer $token"]);
+{
+	my $r = $u->api(GET => 'test/0');
+	die "floor: GET /api/v1/test/0 answered $r->{status}, expected 404\n"
+		unless $r->{status} == 404;
+}
+
+note "wrk: durable usage POSTs, $CONNS connections, " . scalar(@tests) . " tests...";
+my $before = $s->psql('SELECT count(*) FROM usage');
+pg_reset_stats();
+$s->psql("SELECT pg_stat_reset_shared('wal')");
+my $commits0 = $s->psql("SELECT xact_commit FROM pg_stat_database WHERE datname = 'grasshopper'");
+my %cpu0 = cpu_by_comm();
+my $tpost = time;
+$res{post} = wrk(conns => $CONNS, path => '/', script => "$srcdir/bench/usage-post.lua",
+	env => {BENCH_TOKEN => $token, BENCH_TESTS => join(',', @tests),
+		BENCH_BASE_US => now_us(),
+		BENCH_THREADS => $THREADS});
+$tpost = time - $tpost;
+my %cpu1 = cpu_by_comm();
+my %cpu;
+for my $k (keys %cpu1) {
+	my ($comm) = split /\0/, $k;
+	$comm = 'postgres' if $comm =~ /^postgres/;
+	$cpu{$comm} += $cpu1{$k} - ($cpu0{$k} // 0);
+}
+my $after = $s->psql('SELECT count(*) FROM usage');
+my $stored = $after - $before;
+my $stmts = $s->psql(q{SELECT calls, round(mean_exec_time::numeric, 3), }
+	. q{round(total_exec_time::numeric, 0), left(regexp_replace(query, '\s+', ' ', 'g'), 60) }
+	. q{FROM pg_stat_statements WHERE dbid = (SELECT oid FROM pg_database WHERE datname = 'grasshopper') }
+	. q{ORDER BY total_exec_time DESC LIMIT 6});
+my $commits = $s->psql("SELECT xact_commit FROM pg_stat_database WHERE datname = 'grasshopper'") - $commits0;
+my ($wal_records, $wal_syncs, $wal_sync_ms, $wal_writes) = split /\|/,
+	$s->psql(q{SELECT wal_records, wal_sync, wal_sync_time, wal_write FROM pg_stat_wal});
+my ($ua_mean) = $stmts =~ /^\d+\|([\d.]+)\|\d+\|SELECT status, stored, above FROM usage_add/m;
+
+# ---------------------------------------------------------------------------
+# GET /api/v1/test/:id with BIG samples vs 10
+
+note "loading $BIG samples into one test (one usage_add call)...";
+my $uid = $u->id;
+my ($small, $big) = map {
+	my $r = $u->api(POST => 'test', {name => "get-$_", start_time => GH::Stack::ts(now_us() - 86400_000_000)});
+	$r->{status} == 201 or die "POST test: $r->{status}\n";
+	$r->{json}{id};
+} qw(small big);
+my $load = sub {
+	my ($test, $n) = @_;
+	my $t = time;
+	my $r = $s->psql("SELECT r.status, r.stored FROM "
+		. "(SELECT array_agg(now() - interval '23 hours' + g * interval '1 millisecond' ORDER BY g) AS ts, "
+		. "array_agg((g % 100) / 100.0::float8 ORDER BY g) AS cpu "
+		. "FROM generate_series(1, $n) AS g) AS a, "
+		. "usage_add($uid, $test, a.ts, a.cpu) AS r");
+	die "usage_add: $r\n" unless $r eq "ok|$n";
+	return time - $t;
+};
+$load->($small, 10);
+my $load_secs = $load->($big, $BIG);
+note sprintf "  loaded in %.1fs; VACUUM (ANALYZE) usage, CHECKPOINT", $load_secs;
+# Steady state before reading: autovacuum/analyze of the fresh million rows
+# and the checkpoint they cause would otherwise land inside one GET run.
+$s->psql('VACUUM (ANALYZE) usage');
+$s->psql('CHECKPOINT');
+for my $which (['small', $small], ['big', $big]) {
+	my $r = $u->api(GET => "test/$which->[1]");
+	die "GET test/$which->[1]: $r->{status}\n" unless $r->{status} == 200;
+	note "wrk: GET /api/v1/test/$which->[1] ($r->{json}{samples} samples), 4 connections...";
+	$res{"get_$which->[0]"} = wrk(conns => 4, threads => 1, path => "/api/v1/test/$which->[1]",
+		headers => ["Authorization: Bearer $token"]);
+}
+
+# ---------------------------------------------------------------------------
+# Bytes on disk per sample
+
+note "measuring the size of usage...";
+my ($usage_bytes, $usage_rows, $heap_bytes) = split /\|/, $s->psql(
+	"SELECT pg_total_relation_size('usage'), (SELECT count(*) FROM usage), pg_relation_size('usage')");
+
+# ---------------------------------------------------------------------------
+# The client
+
+my ($client_out, %cl) = ('');
+if ($CLIENT_SECS > 0) {
+	note "bench/client.sh: grasshopper -- sleep $CLIENT_SECS vs sleep $CLIENT_SECS...";
+	local $ENV{BENCH_SECONDS} = $CLIENT_SECS;
+	local $ENV{GRASSHOPPER_SERVER} = $s->url;
+	local $ENV{GRASSHOPPER_JWT} = $token;
+	open my $fh, '-|', "bash $srcdir/bench/client.sh $builddir/grasshopper 2>&1" or die $!;
+	$client_out = do { local $/; <$fh> };
+	close $fh;
+	warn "bench/client.sh failed:\n$client_out" if $?;
+	for my $k (['client', qr/^grasshopper -- sleep \S+\s+(\S+)\s+(\S+)\s+(\S+)%\s+(\d+)/m],
+		   ['base', qr/^sleep \S+ \(baseline\)\s+(\S+)\s+(\S+)\s+(\S+)%\s+(\d+)/m],
+		   ['own', qr/^grasshopper itself\s+(\S+)\s+(\S+)\s+(\S+)%\s+(\d+)/m]) {
+		my @v = $client_out =~ $k->[1] or next;
+		@{ $cl{$k->[0]} }{qw(wall cpu pct rss)} = @v;
+	}
+}
+
+$s->stop(implicit => 1);
+
+# ---------------------------------------------------------------------------
+# The table
+
+my $post = $res{post};
+my $ratio = sub { my ($a, $b) = @_; defined $a && defined $b && $b > 0 ? sprintf('%.2f', $a / $b) : 'n/a' };
+my $f0 = sub { defined $_[0] ? sprintf('%.0f', $_[0]) : 'n/a' };
+my $f2 = sub { defined $_[0] ? sprintf('%.2f', $_[0]) : 'n/a' };
+my @rows = (
+	['usage POSTs/s, durable, nginx, ' . $CONNS . ' conns', $f0->($post->{rps}),
+	 sprintf('pgbench INSERT -M prepared: %s tps (%d clients), %s (16); best %s',
+		$f0->($res{"pgbench_$WORKERS"}), $WORKERS, $f0->($res{pgbench_16}), $f0->($pg_best)),
+	 $ratio->($post->{rps}, $pg_best), '>= 0.75',
+	 $post->{rps} && $pg_best && $post->{rps} / $pg_best >= 0.75 ? 'met' : 'NOT met'],
+	['the same', $f0->($post->{rps}), 'nginx return 204: ' . $f0->($res{ng204}{rps}) . ' req/s',
+	 $ratio->($post->{rps}, $res{ng204}{rps}), 'report', ''],
+	['the same', $f0->($post->{rps}),
+	 'FastCGI floor, GET /api/v1/test/0 (404 after token check, no DB): ' . $f0->($res{floor}{rps}) . ' req/s',
+	 $ratio->($post->{rps}, $res{floor}{rps}), 'report', ''],
+	["p99 of usage POSTs, $CONNS conns", $f2->($post->{p99}) . ' ms',
+	 'p50 ' . $f2->($post->{p50}) . ' ms', '', '< 20 ms',
+	 defined $post->{p99} && $post->{p99} < 20 ? 'met' : 'NOT met'],
+	["GET /test/:id p50, $BIG samples", $f2->($res{get_big}{p50}) . ' ms',
+	 '10 samples: ' . $f2->($res{get_small}{p50}) . ' ms',
+	 $ratio->($res{get_big}{p50}, $res{get_small}{p50}), '<= 1.2',
+	 defined $res{get_big}{p50} && $res{get_small}{p50}
+		&& $res{get_big}{p50} / $res{get_small}{p50} <= 1.2 ? 'met' : 'NOT met'],
+	['bytes on disk per sample', sprintf('%.1f', $usage_bytes / ($usage_rows || 1)),
+	 sprintf('%d bytes (heap %d) / %d rows, after VACUUM', $usage_bytes, $heap_bytes, $usage_rows),
+	 '', '<= 64', $usage_bytes / ($usage_rows || 1) <= 64 ? 'met' : 'NOT met'],
+);
+if ($cl{client}) {
+	push @rows,
+	 ["client CPU, sleep $CLIENT_SECS", "$cl{client}{cpu} s",
+	  "sleep alone: $cl{base}{cpu} s; own " . sprintf('%.3f', $cl{own}{pct}) . '% of a core',
+	  '', '< 0.2 %', $cl{own}{pct} < 0.2 ? 'met' : 'NOT met'],
+	 ["client peak RSS, sleep $CLIENT_SECS", "$cl{client}{rss} KiB",
+	  "sleep alone: $cl{base}{rss} KiB", $ratio->($cl{client}{rss}, $cl{base}{rss}),
+	  '< 8 MiB', $cl{client}{rss} < 8192 ? 'met' : 'NOT met'];
+}
+
+my @h = ('what', 'result', 'reference, same run', 'ratio', 'target', '');
+print "\n";
+print '| ', join(' | ', @h), " |\n";
+print '|', join('|', map { '---' } @h), "|\n";
+print '| ', join(' | ', @$_), " |\n" for @rows;
+print "\n";
+printf "usage POSTs: %d requests, %d non-2xx, socket errors: %s; rows stored: %d\n",
+	$post->{requests} // 0, $post->{non2xx}, $post->{errors} || 'none', $stored;
+printf "nginx 204: %d non-2xx; floor: %d requests (all 404 by design)\n",
+	$res{ng204}{non2xx}, $res{floor}{requests} // 0;
+printf "loading %d samples with one usage_add call took %.1f s\n", $BIG, $load_secs;
+print "\npg_stat_statements during the POST run (calls | mean ms | total ms | query):\n$stmts\n";
+printf "pg_stat_wal during the POST run: %d records, %d writes, %d syncs taking %.0f ms "
+	. "(%.3f ms each); %d commits in the database, %.2f commits per WAL sync\n",
+	$wal_records, $wal_writes, $wal_syncs, $wal_sync_ms, $wal_sync_ms / ($wal_syncs || 1),
+	$commits, $commits / ($wal_syncs || 1);
+if ($post->{rps} && defined $ua_mean) {
+	my $budget = 1000 * $WORKERS / $post->{rps};
+	printf "where the time goes: each of the %d workers spends %.3f ms per POST "
+		. "(workers / throughput); usage_add executes in %.3f ms of it (%.0f%%), "
+		. "one WAL fsync takes %.3f ms; the rest is the commit wait, round trips "
+		. "and nginx/FastCGI/JSON/JWT (the floor costs %.3f ms per request per worker)\n",
+		$WORKERS, $budget, $ua_mean, 100 * $ua_mean / $budget,
+		$wal_sync_ms / ($wal_syncs || 1),
+		$res{floor}{rps} ? 1000 * $WORKERS / $res{floor}{rps} : 0;
+}
+printf "CPU during the POST run (%.1f s wall, %d cores): %s\n", $tpost,
+	scalar(() = (do { local (@ARGV, $/) = '/proc/cpuinfo'; <> } =~ /^processor/mg)),
+	join(', ', map { sprintf '%s %.1f s', $_, $cpu{$_} }
+		grep { $cpu{$_} >= 0.05 } sort { $cpu{$b} <=> $cpu{$a} } keys %cpu);
+print "\nbench/client.sh:\n$client_out" if $client_out;
+printf "\nsettings: BENCH_SECONDS=%s BENCH_CONNECTIONS=%s BENCH_WORKERS=%s BENCH_SAMPLES=%s "
+	. "BENCH_CLIENT_SECONDS=%s; wrk -t%d; %d cores; make bench took %.0f s\n",
+	$SECS, $CONNS, $WORKERS, $BIG, $CLIENT_SECS, $THREADS,
+	scalar(() = (do { local (@ARGV, $/) = '/proc/cpuinfo'; <> } =~ /^processor/mg)), time - $T0;
