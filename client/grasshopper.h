@@ -25,6 +25,7 @@
 
 #include "buf.h"
 #include "isotime.h"
+#include "utf8.h"
 
 /* ---- options.c -------------------------------------------------------- */
 
@@ -176,8 +177,6 @@ void json_put_string(struct buf *b, const char *s);
 /* Append a timestamp (us since the epoch) as a JSON string. */
 void json_put_time(struct buf *b, int64_t us);
 
-/* Number of code points in s, each invalid UTF-8 byte counting as one. */
-size_t utf8_chars(const char *s);
 /* Cut s to at most max code points, on a character boundary. */
 void utf8_truncate(char *s, size_t max);
 

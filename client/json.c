@@ -314,57 +314,17 @@ json_string(const struct json_value *v)
 	return b.p;
 }
 
-/* Length of the valid UTF-8 sequence at s (1-4), or 0 if it is invalid. */
-static size_t
-utf8_seq(const unsigned char *s)
-{
-	unsigned char c = s[0];
-	size_t n;
-	unsigned char lo = 0x80, hi = 0xBF;
-	if (c < 0x80)
-		return 1;
-	if (c >= 0xC2 && c <= 0xDF)
-		n = 2;
-	else if (c >= 0xE0 && c <= 0xEF)
-		n = 3, lo = c == 0xE0 ? 0xA0 : 0x80,
-		hi = c == 0xED ? 0x9F : 0xBF;
-	else if (c >= 0xF0 && c <= 0xF4)
-		n = 4, lo = c == 0xF0 ? 0x90 : 0x80,
-		hi = c == 0xF4 ? 0x8F : 0xBF;
-	else
-		return 0;
-	/* Only the second byte has a narrower range (no overlongs, no
-	 * surrogates, nothing past U+10FFFF). */
-	if (s[1] < lo || s[1] > hi)
-		return 0;
-	for (size_t i = 2; i < n; i++)
-		if (s[i] < 0x80 || s[i] > 0xBF)
-			return 0;
-	return n;
-}
-
-size_t
-utf8_chars(const char *s)
-{
-	size_t n = 0;
-	for (const unsigned char *p = (const unsigned char *)s; *p; n++) {
-		size_t k = utf8_seq(p);
-		p += k ? k : 1;
-	}
-	return n;
-}
-
 void
 utf8_truncate(char *s, size_t max)
 {
-	unsigned char *p = (unsigned char *)s;
-	for (size_t n = 0; *p; n++) {
+	size_t len = strlen(s);
+	for (size_t i = 0, n = 0; i < len; n++) {
 		if (n == max) {
-			*p = '\0';
+			s[i] = '\0';
 			return;
 		}
-		size_t k = utf8_seq(p);
-		p += k ? k : 1;
+		size_t k = utf8_seq((const unsigned char *)s + i, len - i);
+		i += k ? k : 1;
 	}
 }
 
@@ -372,9 +332,10 @@ void
 json_put_string(struct buf *b, const char *s)
 {
 	const unsigned char *p = (const unsigned char *)s;
+	const unsigned char *end = p + strlen(s);
 	buf_add(b, "\"", 1);
 	while (*p) {
-		size_t k = utf8_seq(p);
+		size_t k = utf8_seq(p, (size_t)(end - p));
 		if (k == 0) {
 			buf_puts(b, "\\ufffd"); /* the tracker wants UTF-8 */
 			p++;

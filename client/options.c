@@ -312,7 +312,7 @@ options_parse(struct options *o, int argc, char **argv, char *err,
 				    optarg);
 			break;
 		case 'n':
-			if (utf8_chars(optarg) > NAME_MAX_CHARS)
+			if (utf8_chars(optarg, strlen(optarg)) > NAME_MAX_CHARS)
 				return usage_error(err, errlen,
 						   "--name is longer than %d "
 						   "characters",
@@ -320,7 +320,8 @@ options_parse(struct options *o, int argc, char **argv, char *err,
 			set_string(&o->name, optarg);
 			break;
 		case 'd':
-			if (utf8_chars(optarg) > DESCRIPTION_MAX_CHARS)
+			if (utf8_chars(optarg, strlen(optarg)) >
+			    DESCRIPTION_MAX_CHARS)
 				return usage_error(err, errlen,
 						   "--description is longer "
 						   "than %d characters",

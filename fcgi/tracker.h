@@ -14,6 +14,7 @@
 #include <libpq-fe.h>
 
 #include "buf.h"
+#include "utf8.h"
 
 /* ---- config.c: configuration from the environment (SPEC section 5) --- */
 
@@ -60,11 +61,6 @@ int jv_time(struct json_object *o, const char *where, const char *key,
 /* Return 0 if every key of o is in allowed (NULL-terminated), else -1. */
 int jv_only(struct json_object *o, const char *where,
 	    const char *const allowed[], struct jerr *e);
-/* Length of the well-formed UTF-8 sequence at s[0..len) (1 for ASCII), 0
- * when it is not one: overlong forms, surrogates, > U+10FFFF, cut short. */
-size_t utf8_seq(const unsigned char *s, size_t len);
-/* Number of Unicode code points in valid UTF-8 s[0..len). */
-size_t utf8_chars(const char *s, size_t len);
 
 /* JSON numbers for the responses: the shortest text that reads back as d,
  * and exact decimal seconds for microseconds. */

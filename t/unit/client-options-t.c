@@ -208,7 +208,8 @@ test_limits(void)
 		memcpy(arg + 2 * i, "\xc3\xa9", 2); /* é */
 	is_int(PARSE("-j", "t", "echo", arg), OPTIONS_RUN,
 	       "a huge argument still runs");
-	is_int(utf8_chars(o.description), DESCRIPTION_MAX_CHARS,
+	is_int(utf8_chars(o.description, strlen(o.description)),
+	       DESCRIPTION_MAX_CHARS,
 	       "the description is cut to 4096 characters");
 	is_int(strlen(o.description), 2 * DESCRIPTION_MAX_CHARS,
 	       "on a character boundary");
