@@ -6,6 +6,7 @@
 #include "isotime.h"
 
 #include <ctype.h>
+#include <errno.h>
 #include <fcgiapp.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -129,6 +130,20 @@ request_object(struct request *req, const char *const fields[],
 fail:
 	json_object_put(o);
 	return NULL;
+}
+
+int
+parse_whole(const char *s, long long min, long long max, long long *out)
+{
+	char *end;
+	if (*s < '0' || *s > '9')
+		return -1;
+	errno = 0;
+	long long v = strtoll(s, &end, 10);
+	if (errno || *end || v < min || v > max)
+		return -1;
+	*out = v;
+	return 0;
 }
 
 static int

@@ -2,7 +2,6 @@
 #include "tracker.h"
 #include "isotime.h"
 
-#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -111,21 +110,6 @@ done:
 	json_object_put(o);
 }
 
-/* Parse a whole decimal integer in [min, max]; return 0 or -1. */
-static int
-parse_int(const char *s, long long min, long long max, long long *out)
-{
-	char *end;
-	if (*s < '0' || *s > '9')
-		return -1;
-	errno = 0;
-	long long v = strtoll(s, &end, 10);
-	if (errno || *end || v < min || v > max)
-		return -1;
-	*out = v;
-	return 0;
-}
-
 void
 test_list(struct request *req)
 {
@@ -137,13 +121,13 @@ test_list(struct request *req)
 	int rb = request_query(req, "before", before, sizeof before);
 	if (rl < 0 || rb < 0)
 		return;
-	if (rl && parse_int(lim, 1, LIST_LIMIT_MAX, &limit)) {
+	if (rl && parse_whole(lim, 1, LIST_LIMIT_MAX, &limit)) {
 		respond_error(req, ERR_INVALID_FIELD,
 			      "limit must be a whole number from 1 to %d",
 			      LIST_LIMIT_MAX);
 		return;
 	}
-	if (rb && parse_int(before, 1, INT64_MAX, &b)) {
+	if (rb && parse_whole(before, 1, INT64_MAX, &b)) {
 		respond_error(req, ERR_INVALID_FIELD,
 			      "before must be a test id (a positive integer)");
 		return;

@@ -219,6 +219,9 @@ struct json_object *request_object(struct request *req,
  * -1 malformed or longer than outlen-1 (after responding 400). */
 int request_query(struct request *req, const char *name, char *out,
 		  size_t outlen);
+/* Parse a whole decimal integer (digits only) in [min, max] into *out;
+ * return 0 or -1. */
+int parse_whole(const char *s, long long min, long long max, long long *out);
 void header_add(struct request *req, const char *name, const char *value);
 
 /* ---- handlers: users.c, tests.c, usage.c, health.c --------------------- */

@@ -2,7 +2,6 @@
 #include "tracker.h"
 #include "isotime.h"
 
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -151,7 +150,7 @@ void
 usage_get(struct request *req)
 {
 	char after[ISOTIME_MAX + 8], lim[16], afterq[ISOTIME_MAX];
-	long limit = READ_LIMIT_DEFAULT;
+	long long limit = READ_LIMIT_DEFAULT;
 	int64_t after_us;
 	PGresult *res = NULL;
 
@@ -167,23 +166,16 @@ usage_get(struct request *req)
 	int rl = request_query(req, "limit", lim, sizeof lim);
 	if (rl < 0)
 		return;
-	if (rl) {
-		char *end;
-		errno = 0;
-		limit = strtol(lim, &end, 10);
-		if (errno || *end || lim[0] < '0' || lim[0] > '9' ||
-		    limit < 1 || limit > READ_LIMIT_MAX) {
-			respond_error(req, ERR_INVALID_FIELD,
-				      "limit must be a whole number from 1 "
-				      "to %d",
-				      READ_LIMIT_MAX);
-			return;
-		}
+	if (rl && parse_whole(lim, 1, READ_LIMIT_MAX, &limit)) {
+		respond_error(req, ERR_INVALID_FIELD,
+			      "limit must be a whole number from 1 to %d",
+			      READ_LIMIT_MAX);
+		return;
 	}
 	char user[24], id[24], l[16];
 	snprintf(user, sizeof user, "%lld", (long long)req->user);
 	snprintf(id, sizeof id, "%lld", (long long)req->id);
-	snprintf(l, sizeof l, "%ld", limit);
+	snprintf(l, sizeof l, "%lld", limit);
 	if (ra)
 		isotime_format(after_us, afterq);
 	const char *params[] = {user, id, ra ? afterq : NULL, l};
