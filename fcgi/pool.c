@@ -28,7 +28,7 @@
 #define BACKLOG 1024
 #define RESTART_MIN_US 100000LL	  /* first restart delay after a crash */
 #define RESTART_MAX_US 10000000LL /* backoff cap */
-#define STABLE_US 10000000LL	  /* a worker this old died by accident */
+#define STABLE_US 1000000LL	  /* older than this: not a crash loop */
 #define STOP_GRACE_US 30000000LL  /* in-flight requests get this long */
 
 #define LOG(...)                                                               \
