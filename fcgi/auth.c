@@ -7,6 +7,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <jwt.h>
+#include <pthread.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,20 +18,29 @@
 #define PW_OPSLIMIT 2
 #define PW_MEMLIMIT (19u * 1024 * 1024)
 
+/* One argon2 computation at a time per worker process, whatever its thread
+ * count: each takes PW_MEMLIMIT (or what the stored hash asks for) of
+ * memory, so a burst of logins costs workers x that, not threads x that. */
+static pthread_mutex_t pw_mu = PTHREAD_MUTEX_INITIALIZER;
+
 int
 password_hash(const char *pw, size_t len, char *out, size_t outlen)
 {
 	if (outlen < crypto_pwhash_STRBYTES)
 		return -1;
-	return crypto_pwhash_str(out, pw, len, PW_OPSLIMIT, PW_MEMLIMIT) == 0
-		   ? 0
-		   : -1;
+	pthread_mutex_lock(&pw_mu);
+	int r = crypto_pwhash_str(out, pw, len, PW_OPSLIMIT, PW_MEMLIMIT);
+	pthread_mutex_unlock(&pw_mu);
+	return r == 0 ? 0 : -1;
 }
 
 int
 password_verify(const char *hash, const char *pw, size_t len)
 {
-	return crypto_pwhash_str_verify(hash, pw, len) == 0;
+	pthread_mutex_lock(&pw_mu);
+	int r = crypto_pwhash_str_verify(hash, pw, len);
+	pthread_mutex_unlock(&pw_mu);
+	return r == 0;
 }
 
 int

@@ -148,6 +148,23 @@ parse_long(const char *s, long min, long max, bool units, long *out)
 	return 0;
 }
 
+/* A count from the environment variable name, 1 to max, or dflt when it is
+ * unset or empty. Return 0, or -1 with the reason in err. */
+static int
+config_count(const char *name, int dflt, int max, int *out, char *err,
+	     size_t errlen)
+{
+	const char *s = getenv(name);
+	long v = dflt;
+	if (s && *s && parse_long(s, 1, max, false, &v)) {
+		snprintf(err, errlen, "%s=%s: want a number from 1 to %d", name,
+			 s, max);
+		return -1;
+	}
+	*out = (int)v;
+	return 0;
+}
+
 int
 config_load(struct config *cfg, bool need_secret, char *err, size_t errlen)
 {
@@ -184,6 +201,23 @@ config_load(struct config *cfg, bool need_secret, char *err, size_t errlen)
 			goto fail;
 		}
 		cfg->workers = (int)v;
+	}
+
+	if (config_count("TRACKER_THREADS", CONFIG_THREADS_DEFAULT,
+			 CONFIG_THREADS_MAX, &cfg->threads, err, errlen) ||
+	    config_count("TRACKER_DB_CONNECTIONS", CONFIG_DB_CONNS_DEFAULT,
+			 CONFIG_DB_CONNS_MAX, &cfg->db_connections, err,
+			 errlen))
+		goto fail;
+
+	cfg->db_wait = CONFIG_DB_WAIT_DEFAULT;
+	s = getenv("TRACKER_DB_WAIT");
+	if (s && *s && parse_long(s, 0, 600, true, &cfg->db_wait)) {
+		snprintf(err, errlen,
+			 "TRACKER_DB_WAIT=%s: want seconds (or with s/m) "
+			 "from 0 to 600",
+			 s);
+		goto fail;
 	}
 
 	cfg->token_ttl = CONFIG_TTL_DEFAULT;

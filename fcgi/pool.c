@@ -13,6 +13,8 @@
 
 #include <errno.h>
 #include <fcgiapp.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -74,43 +76,139 @@ open_socket(const char *listen)
 	return fd;
 }
 
-static volatile sig_atomic_t worker_stopping;
+/*
+ * A worker: cfg->threads threads accept and serve requests on the shared
+ * socket, each one request at a time; their statements meet in the
+ * worker's db (db.c), which is what lets one commit serve many requests.
+ * The main thread only waits: for the threads to end (the master shut the
+ * socket down) or for SIGTERM.
+ */
+
+#define WAKE_AFTER_US 1000000LL /* a stopping worker's idle threads get */
+#define WAKE_EVERY_US 100000LL	/* this long, then SIGUSR1 this often */
+
+struct thread {
+	pthread_t id;
+	struct worker *w;
+	int fd;
+	_Atomic bool accepting; /* blocked (or about to block) in accept */
+	_Atomic bool ended;
+};
+
+static _Atomic bool worker_stopping;
 
 static void
-worker_on_term(int sig)
+on_wake(int sig)
 {
-	(void)sig;
-	worker_stopping = 1;
+	(void)sig; /* only interrupts accept(2) */
 }
 
-/* A worker: accept and serve requests until the socket is shut down or
- * SIGTERM arrives between requests. Never returns. */
+static void *
+serve_thread(void *arg)
+{
+	struct thread *t = arg;
+	FCGX_Request fr;
+	FCGX_InitRequest(&fr, t->fd, FCGI_FAIL_ACCEPT_ON_INTR);
+	for (;;) {
+		t->accepting = true;
+		if (worker_stopping)
+			break;
+		int r = FCGX_Accept_r(&fr);
+		t->accepting = false;
+		if (r < 0)
+			break;
+		request_serve(t->w, &fr);
+	}
+	t->accepting = false;
+	FCGX_Finish_r(&fr);
+	t->ended = true;
+	return NULL;
+}
+
+/* Stop accepting and let the threads finish what they serve. Threads still
+ * in accept(2) after a while (no traffic) are woken with SIGUSR1; not at
+ * once, as a signal that lands just after accept returned would break the
+ * read of that request. */
+static void
+worker_stop(struct thread *ts, int n, int fd, pid_t master)
+{
+	worker_stopping = true;
+	if (getppid() != master) {
+		/* The master is gone, and with it every sibling's reason to
+		 * run: stop the whole pool's accept at once. */
+		shutdown(fd, SHUT_RDWR);
+		return;
+	}
+	int64_t wake_at = mono_us() + WAKE_AFTER_US;
+	for (;;) {
+		bool all = true;
+		for (int i = 0; i < n; i++)
+			all &= ts[i].ended;
+		if (all)
+			return;
+		if (mono_us() >= wake_at)
+			for (int i = 0; i < n; i++)
+				if (ts[i].accepting && !ts[i].ended)
+					pthread_kill(ts[i].id, SIGUSR1);
+		usleep(WAKE_EVERY_US / 4);
+	}
+}
+
+/* A worker's life. Never returns. */
 static void
 worker_main(const struct config *cfg, int fd, pid_t master)
 {
-	/* If the master dies, so do we (at the next accept). */
+	/* If the master dies, so do we. */
 	prctl(PR_SET_PDEATHSIG, SIGTERM);
-	struct sigaction sa = {.sa_handler = worker_on_term};
+	struct sigaction sa = {.sa_handler = on_wake};
 	sigemptyset(&sa.sa_mask);
-	sigaction(SIGTERM, &sa, NULL); /* no SA_RESTART: accept fails */
+	sigaction(SIGUSR1, &sa, NULL); /* no SA_RESTART: accept fails */
 	signal(SIGINT, SIG_IGN);       /* Ctrl-C is for the master */
 	signal(SIGHUP, SIG_IGN);
 	signal(SIGPIPE, SIG_IGN);
 	signal(SIGCHLD, SIG_DFL);
-	sigset_t all;
-	sigemptyset(&all);
-	sigprocmask(SIG_SETMASK, &all, NULL);
+	/* The threads take only SIGUSR1; the main thread waits for
+	 * SIGTERM. */
+	sigset_t term;
+	sigemptyset(&term);
+	sigaddset(&term, SIGTERM);
+	sigprocmask(SIG_SETMASK, &term, NULL);
 	if (getppid() != master)
 		_exit(0); /* the master died before prctl (it may be PID 1) */
 
-	struct worker w = {.cfg = cfg, .db = db_new(cfg->database_url)};
-	FCGX_Request fr;
-	FCGX_InitRequest(&fr, fd, FCGI_FAIL_ACCEPT_ON_INTR);
-	while (!worker_stopping && FCGX_Accept_r(&fr) >= 0)
-		request_serve(&w, &fr);
-	FCGX_Finish_r(&fr);
+	struct worker w = {
+	    .cfg = cfg,
+	    .db = db_new(cfg->database_url, cfg->db_connections, cfg->db_wait),
+	};
+	int n = cfg->threads;
+	struct thread *ts = calloc((size_t)n, sizeof *ts);
+	if (!ts)
+		abort();
+	for (int i = 0; i < n; i++) {
+		ts[i].w = &w;
+		ts[i].fd = fd;
+		int err = pthread_create(&ts[i].id, NULL, serve_thread, &ts[i]);
+		if (err) {
+			LOG("cannot start a thread: %s", strerror(err));
+			_exit(1);
+		}
+	}
+	for (;;) {
+		bool all = true;
+		for (int i = 0; i < n; i++)
+			all &= ts[i].ended;
+		if (all)
+			break;
+		struct timespec tick = {.tv_nsec = 100000000};
+		if (sigtimedwait(&term, NULL, &tick) == SIGTERM) {
+			worker_stop(ts, n, fd, master);
+			break;
+		}
+	}
+	for (int i = 0; i < n; i++)
+		pthread_join(ts[i].id, NULL);
+	free(ts);
 	db_free(w.db);
-	free(w.dummy_hash);
 	_exit(0);
 }
 

@@ -21,6 +21,11 @@
 #define CONFIG_SECRET_MIN 32 /* bytes: HS256 wants a key of 256 bits */
 #define CONFIG_WORKERS_MAX 256
 #define CONFIG_TTL_DEFAULT (30L * 86400)
+#define CONFIG_THREADS_DEFAULT 16 /* requests one worker serves at once */
+#define CONFIG_THREADS_MAX 256
+#define CONFIG_DB_CONNS_DEFAULT 2 /* PostgreSQL connections per worker */
+#define CONFIG_DB_CONNS_MAX 64
+#define CONFIG_DB_WAIT_DEFAULT 5L /* s: waiting for the database to return */
 
 struct config {
 	char *database_url; /* libpq conninfo or URI; "" = libpq defaults */
@@ -28,7 +33,10 @@ struct config {
 	size_t jwt_secret_len;
 	char *listen; /* "/abs/path.sock" or "host:port" */
 	int workers;
-	long token_ttl; /* seconds */
+	int threads;	    /* per worker */
+	int db_connections; /* per worker */
+	long db_wait;	    /* seconds a statement waits for the database */
+	long token_ttl;	    /* seconds */
 	char *schema_dir;
 };
 
@@ -116,11 +124,15 @@ enum db_status {
 };
 
 struct db;
-/* Remember how to connect; the connection is made on first use. */
-struct db *db_new(const char *url);
+/* Remember how to connect with up to `connections` connections, shared by
+ * the worker's threads; each is made on first use. A statement waits up to
+ * wait_s seconds for an unreachable database to come back. */
+struct db *db_new(const char *url, int connections, long wait_s);
 void db_free(struct db *db);
-/* Run a prepared statement with text parameters (NULL = SQL NULL). On
- * DB_OK the caller owns *res and PQclear()s it. */
+/* Run a prepared statement with text parameters (NULL = SQL NULL); safe
+ * from any thread. While the database is unreachable it waits (see
+ * db_new) for it to come back before answering DB_UNAVAILABLE. On DB_OK the
+ * caller owns *res and PQclear()s it. */
 enum db_status db_exec(struct db *db, enum stmt s, const char *const params[],
 		       PGresult **res);
 /* Connect with the service's timeouts (also used by init-db). */
@@ -165,11 +177,10 @@ enum api_error {
 	ERR_INTERNAL,
 };
 
-/* What a worker keeps across requests. */
+/* What a worker's threads share across requests. */
 struct worker {
 	const struct config *cfg;
 	struct db *db;
-	char *dummy_hash; /* verified for unknown users: same cost, same 401 */
 };
 
 struct request {

@@ -378,5 +378,22 @@ is_error(post($bt, [sample(now_us(), 0.5)]), 404, 'not_found', "batch for bob's 
 is_error($u->api(GET => "test/$bt/usage"), 404, 'not_found', "bob's samples: 404");
 is($bob->api(GET => "test/$bt")->{json}{samples}, 0, "bob's test got nothing");
 
+# --- gap_us (schema 3) against the exact definition ----------------------------------------
+
+# gap_us(a, b) = max(0, b - a) in microseconds, exactly: 100 000 random pairs
+# from microseconds to centuries apart, both orders, against the arithmetic
+# of schema 1 (ts_us on each side).
+is($s->psql(q{SELECT count(*) FROM (SELECT a, a + d AS b FROM (
+		SELECT timestamptz '2000-01-01Z' + (random() * 1e16)::bigint * interval '1 microsecond' AS a,
+		       (random() - 0.5) * power(10, (random() * 15)::int)::numeric
+		           * interval '1 microsecond' AS d
+		FROM generate_series(1, 100000)) p) q
+	WHERE gap_us(a, b) IS DISTINCT FROM greatest(0, ts_us(b) - ts_us(a))}), 0,
+	'gap_us: exact on 100 000 random pairs');
+is($s->psql(q{SELECT gap_us('2024-03-31T00:00:00Z', '2024-04-01T00:00:00.000001Z')}), 86400000001,
+	'gap_us: a day and a microsecond');
+is($s->psql(q{SELECT gap_us('2024-01-01T00:00:01Z', '2024-01-01T00:00:00Z')}), 0,
+	'gap_us: a negative gap counts 0');
+
 $s->stop;
 done_testing;

@@ -8,7 +8,10 @@ use Test::More;
 use Time::HiRes qw(sleep time);
 use GH::Stack qw(is_error is_json_ok ts parse_ts json_decode);
 
-my $s = GH::Stack->new(workers => 2)->start;
+# A request waits TRACKER_DB_WAIT for a database that went away; 1 s here
+# keeps the outage rounds short (the section "the database comes back"
+# uses a longer wait).
+my $s = GH::Stack->new(workers => 2, env => {TRACKER_DB_WAIT => 1})->start;
 my $u = $s->user;
 my $tid = $u->api(POST => 'test', {start_time => '2024-01-01T00:00:00Z'})->{json}{id};
 my $S0 = parse_ts('2024-01-01T00:00:00Z');
@@ -30,8 +33,10 @@ my $sample_count = $u->api(GET => "test/$tid")->{json}{samples};
 is($sample_count, 10, '10 samples before the outage');
 
 ok($s->stop_postgres, 'PostgreSQL stopped');
+my $t0 = time;
 my $r = $s->api(GET => 'health');
 is($r->{status}, 503, 'health: 503 while the database is down');
+cmp_ok(time - $t0, '<', 0.9, '... at once: health checks never wait for the database');
 like($r->{headers}{'content-type'} // '', qr{^application/json; charset=utf-8$}i, '... as JSON');
 
 my @down = (
@@ -46,8 +51,12 @@ my @down = (
 for my $round (1 .. 2) {    # twice, so both workers meet the outage
 	for my $c (@down) {
 		my ($m, $p, $body, $what) = @$c;
+		$t0 = time;
 		$r = $u->api($m, $p, $body);
+		my $waited = time - $t0;
 		is_error($r, 503, 'unavailable', "DB down: $what: 503 unavailable ($round)");
+		cmp_ok($waited, '>=', 0.9, "... after waiting TRACKER_DB_WAIT (1 s) for it ($round)")
+			if $round == 1;
 		ok(defined $r->{headers}{'retry-after'}, "DB down: $what: Retry-After ($round)");
 	}
 	is_error($s->register("ghost$round", 'ghost-password'), 503, 'unavailable',
@@ -112,6 +121,20 @@ my $w = $s->kill_worker('ABRT');
 @w2 = $s->wait_workers(2, 5);
 ok(@w2 == 2 && !grep({ $_ == $w } @w2), 'a worker killed by SIGABRT is replaced');
 
+# SIGTERM to one worker (not the master): it leaves quietly (its idle threads
+# are woken after a second) and the master replaces it; the rest serve on.
+$before = length log_text();
+$t0 = time;
+$w = $s->kill_worker('TERM');
+my $gone = time - $t0;
+ok(!GH::Stack::_alive($w), sprintf('a worker sent SIGTERM exits (in %.1f s)', $gone));
+cmp_ok($gone, '<', 4, '... within a few seconds, though idle');
+like(substr(log_text(), $before), qr/worker $w exited with status 0/, '... with status 0');
+@w2 = $s->wait_workers(2, 5);
+ok(@w2 == 2 && !grep({ $_ == $w } @w2), '... and is replaced');
+@ok = map { $u->api(GET => "test/$tid")->{status} } 1 .. 20;
+is_deeply(\@ok, [(200) x 20], 'the following 20 requests all succeed');
+
 # --- SIGTERM with a request in flight ---------------------------------------------------------------
 
 # Hold every table locked so the next usage POST waits inside a worker.
@@ -163,6 +186,53 @@ waitpid $locker, 0;
 $s->start_tracker;
 ok($s->wait_healthy, 'the tracker starts again');
 is($u->api(GET => "test/$tid")->{json}{samples}, 10 + 100 + 500, 'all samples are there');
+
+# --- the database comes back while requests wait -------------------------------------------------
+
+# With TRACKER_DB_WAIT=20, a restart of PostgreSQL costs the requests that
+# meet it some latency, not an error: they wait for it and succeed.
+$s->restart_tracker(TRACKER_DB_WAIT => 20);
+ok($s->wait_healthy, 'tracker restarted with TRACKER_DB_WAIT=20');
+ok($s->stop_postgres, 'PostgreSQL stopped');
+my %waiting;
+for my $c (['sample', POST => "test/$tid/usage", sample(2000, 0.9)],
+	   ['batch', POST => "test/$tid/usage", [map { sample($_, 0.2) } 2001 .. 2050]],
+	   ['read', GET => "test/$tid"],
+	   ['create', POST => 'test', {name => 'made-during-restart'}]) {
+	my ($name, @req) = @$c;
+	my $file = $s->dir . "/wait-$name.json";
+	my $pid = fork // die "fork: $!";
+	if ($pid == 0) {
+		$s->reconnect;
+		my $t = time;
+		my $r = $u->api(@req);
+		open my $fh, '>', $file;
+		print $fh GH::Stack::json_encode({status => $r->{status}, json => $r->{json},
+			secs => time - $t});
+		close $fh;
+		POSIX::_exit(0);
+	}
+	$waiting{$name} = [$pid, $file];
+}
+sleep 1.5;
+is($s->api(GET => 'health')->{status}, 503, 'health says 503 meanwhile');
+ok($s->start_postgres, 'PostgreSQL started 1.5 s later');
+my %got;
+for my $name (sort keys %waiting) {
+	waitpid $waiting{$name}[0], 0;
+	$got{$name} = eval { json_decode(GH::Stack::_slurp($waiting{$name}[1])) } || {};
+	cmp_ok($got{$name}{secs} // 0, '>=', 1, "$name: waited for the database");
+}
+is_deeply([$got{sample}{status}, $got{sample}{json}{above_threshold}], [201, JSON::PP::true()],
+	'sample: 201 once the database was back');
+is_deeply([$got{batch}{status}, @{ $got{batch}{json} || {} }{qw(received stored)}], [200, 50, 50],
+	'batch: 200, all 50 stored');
+is($got{read}{status}, 200, 'read: 200');
+is($got{create}{status}, 201, 'create: 201');
+$r = $u->api(GET => "test/$tid");
+is($r->{json}{samples}, 10 + 100 + 500 + 1 + 50, 'the test has every sample, once');
+is($s->psql("SELECT count(*) FROM tests WHERE name = 'made-during-restart'"), 1,
+	'the test created during the restart exists once');
 
 $s->stop;
 done_testing;
