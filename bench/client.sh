@@ -11,11 +11,14 @@
 # tracker built next to the client). BENCH_SECONDS changes the 60.
 #
 # CPU comes from getrusage(2) via bash's `time` (millisecond resolution);
-# peak RSS from /usr/bin/time -v. Both include the wrapped `sleep`, which is
-# why the same figures for `sleep` alone are shown and subtracted. Peak RSS
-# also counts every page of the shared libraries grasshopper touched, and
-# Debian's libcurl brings 33 of them (about 8 MiB: OpenSSL, GnuTLS, Kerberos,
-# LDAP...); the "halfway" line splits RSS into those and grasshopper's own.
+# peak RSS from /usr/bin/time -v (ru_maxrss, what `-f %M` prints). Both
+# include the wrapped `sleep`, which is why the same figures for `sleep`
+# alone are shown and subtracted. Peak RSS also counts every page of the
+# shared libraries grasshopper touched (Debian's libcurl alone brings 33 of
+# them: OpenSSL, GnuTLS, Kerberos, LDAP...). The "halfway" lines, read from
+# /proc while it runs, split RSS into shared and private pages, then by what
+# the pages map (each file, largest first; heap, stacks), and give the peak
+# so far.
 set -eu
 
 bin=$(cd "$(dirname "${1:-./grasshopper}")" && pwd)/$(basename "${1:-./grasshopper}")
@@ -65,6 +68,38 @@ measure() {
 		2>"$tmp/$name.cpu"
 }
 
+# where SMAPS: the resident pages by what they map, so a change to the
+# client's memory can be told from the libraries': per file (largest first;
+# a library's relocated data counts with it) and anonymous (heap, stacks,
+# the rest).
+where() {
+	awk '
+	/^[0-9a-f]+-[0-9a-f]+ / {
+		name = $6
+		if (name ~ /^\//) { sub(/.*\//, "", name); kind = "file" }
+		else if (name == "[heap]") kind = "heap"
+		else if (name ~ /^\[stack/) kind = "stack"
+		else if (name == "") kind = "anon"
+		else kind = "other"
+		next
+	}
+	/^Rss:/ {
+		if (kind == "file") { file[name] += $2; ftot += $2 }
+		else if (kind != "other") { anon[kind] += $2; atot += $2 }
+	}
+	END {
+		for (f in file) names[++n] = f
+		for (i = 2; i <= n; i++)
+			for (j = i; j > 1 && file[names[j]] > file[names[j - 1]]; j--) {
+				t = names[j]; names[j] = names[j - 1]; names[j - 1] = t
+			}
+		for (i = 1; i <= n && i <= 5; i++)
+			top = top (i > 1 ? ", " : "") names[i] " " file[names[i]]
+		printf "halfway, where: %d KiB in mappings of %d files (%s%s); %d KiB anonymous (heap %d, main stack %d, other %d)\n",
+			ftot, n, top, (n > 5 ? ", ..." : ""), atot, anon["heap"], anon["stack"], anon["anon"]
+	}' "$1"
+}
+
 echo "measuring for ${secs} s: grasshopper -- sleep $secs, and sleep $secs alone, side by side" >&2
 name=bench-$$
 measure client "$bin" -n "$name" -- sleep "$secs" &
@@ -82,6 +117,9 @@ if [ -n "$gh_pid" ] && [ -r "/proc/$gh_pid/smaps_rollup" ]; then
 	END { printf "halfway, grasshopper (pid %s): RSS %d KiB = %d KiB shared library pages + %d KiB private; PSS %d KiB\n",
 		pid, kb["Rss:"], kb["Shared_Clean:"], kb["Private_Clean:"] + kb["Private_Dirty:"], kb["Pss:"] }' \
 		pid="$gh_pid" "/proc/$gh_pid/smaps_rollup" >"$tmp/memory"
+	where "/proc/$gh_pid/smaps" >>"$tmp/memory" || true
+	sed -n 's/^VmHWM:[[:space:]]*/halfway, peak so far (VmHWM): /p' \
+		"/proc/$gh_pid/status" >>"$tmp/memory" || true
 fi
 wait "$client_pid" "$baseline_pid" || true
 
