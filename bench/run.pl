@@ -9,7 +9,10 @@
 # Environment:
 #   BENCH_SECONDS         length of each wrk/pgbench run (default 10)
 #   BENCH_CONNECTIONS     wrk connections for the POSTs (default 64)
-#   BENCH_WORKERS         tracker workers (default 4)
+#   BENCH_WORKERS         TRACKER_WORKERS (default: the tracker's, one per
+#                         core)
+#   BENCH_THREADS         TRACKER_THREADS (default: the tracker's, 16)
+#   BENCH_DB_CONNECTIONS  TRACKER_DB_CONNECTIONS (default: the tracker's, 2)
 #   BENCH_SAMPLES         samples in the "big" test for the GET row
 #                         (default 1000000)
 #   BENCH_CLIENT_SECONDS  how long bench/client.sh wraps sleep (default 60;
@@ -41,7 +44,13 @@ $| = 1;
 my $T0 = time;
 my $SECS = $ENV{BENCH_SECONDS} || 10;
 my $CONNS = $ENV{BENCH_CONNECTIONS} || 64;
-my $WORKERS = $ENV{BENCH_WORKERS} || 4;
+my $NCPU = () = (do { local (@ARGV, $/) = '/proc/cpuinfo'; <> } =~ /^processor/mg);
+my $WORKERS = $ENV{BENCH_WORKERS} || $NCPU || 2;
+my $TTHREADS = $ENV{BENCH_THREADS} || 16;
+my $DBCONNS = $ENV{BENCH_DB_CONNECTIONS} || 2;
+# Transactions the pool can have in flight: pgbench's first reference runs
+# that many clients.
+my $INFLIGHT = $WORKERS * $DBCONNS;
 my $BIG = $ENV{BENCH_SAMPLES} || 1_000_000;
 my $CLIENT_SECS = $ENV{BENCH_CLIENT_SECONDS} // 60;
 my $THREADS = 2;
@@ -59,8 +68,9 @@ sub note { printf STDERR "[%5.0fs] %s\n", time - $T0, join '', @_ }
 # ---------------------------------------------------------------------------
 # The stack, made durable
 
-note "starting a private stack ($WORKERS workers)...";
-my $s = GH::Stack->new(workers => $WORKERS, quiet => 1)->start;
+note "starting a private stack ($WORKERS workers x $TTHREADS threads, $DBCONNS database connections each)...";
+my $s = GH::Stack->new(workers => $WORKERS, quiet => 1, wrapper => undef,
+	env => {TRACKER_THREADS => $TTHREADS, TRACKER_DB_CONNECTIONS => $DBCONNS})->start;
 $s->psql($_) for
 	"ALTER SYSTEM SET fsync = on",
 	"ALTER SYSTEM SET synchronous_commit = on",
@@ -184,11 +194,11 @@ $s->psql('CREATE TABLE bench_usage (test_id bigint NOT NULL, '
 	close $fh;
 }
 my %res;
-for my $c ($WORKERS, 16) {
+for my $c ($INFLIGHT, 16) {
 	note "pgbench -M prepared, $c clients, ${SECS}s...";
 	$res{"pgbench_$c"} = pgbench($c);
 }
-my $pg_best = (sort { $b <=> $a } map { $res{"pgbench_$_"} } $WORKERS, 16)[0];
+my $pg_best = (sort { $b <=> $a } map { $res{"pgbench_$_"} } $INFLIGHT, 16)[0];
 
 note "wrk: nginx return 204, $CONNS connections...";
 $res{ng204} = wrk(conns => $CONNS, path => '/bench/204');
@@ -308,7 +318,7 @@ my $f2 = sub { defined $_[0] ? sprintf('%.2f', $_[0]) : 'n/a' };
 my @rows = (
 	['usage POSTs/s, durable, nginx, ' . $CONNS . ' conns', $f0->($post->{rps}),
 	 sprintf('pgbench INSERT -M prepared: %s tps (%d clients), %s (16); best %s',
-		$f0->($res{"pgbench_$WORKERS"}), $WORKERS, $f0->($res{pgbench_16}), $f0->($pg_best)),
+		$f0->($res{"pgbench_$INFLIGHT"}), $INFLIGHT, $f0->($res{pgbench_16}), $f0->($pg_best)),
 	 $ratio->($post->{rps}, $pg_best), '>= 0.75',
 	 $post->{rps} && $pg_best && $post->{rps} / $pg_best >= 0.75 ? 'met' : 'NOT met'],
 	['the same', $f0->($post->{rps}), 'nginx return 204: ' . $f0->($res{ng204}{rps}) . ' req/s',
@@ -354,22 +364,26 @@ printf "pg_stat_wal during the POST run: %d records, %d writes, %d syncs taking 
 	. "(%.3f ms each); %d commits in the database, %.2f commits per WAL sync\n",
 	$wal_records, $wal_writes, $wal_syncs, $wal_sync_ms, $wal_sync_ms / ($wal_syncs || 1),
 	$commits, $commits / ($wal_syncs || 1);
-if ($post->{rps} && defined $ua_mean) {
-	my $budget = 1000 * $WORKERS / $post->{rps};
-	printf "where the time goes: each of the %d workers spends %.3f ms per POST "
-		. "(workers / throughput); usage_add executes in %.3f ms of it (%.0f%%), "
-		. "one WAL fsync takes %.3f ms; the rest is the commit wait, round trips "
-		. "and nginx/FastCGI/JSON/JWT (the floor costs %.3f ms per request per worker)\n",
-		$WORKERS, $budget, $ua_mean, 100 * $ua_mean / $budget,
-		$wal_sync_ms / ($wal_syncs || 1),
-		$res{floor}{rps} ? 1000 * $WORKERS / $res{floor}{rps} : 0;
+if ($post->{requests}) {
+	my $n = $post->{requests};
+	printf "group commit: %d usage POSTs in %d commits, %.1f requests per commit "
+		. "(one WAL flush, %.3f ms, serves them all)\n",
+		$n, $commits, $n / ($commits || 1), $wal_sync_ms / ($wal_syncs || 1);
+	my $total = 0;
+	$total += $_ for values %cpu;
+	printf "where the time goes: %.3f ms of CPU per usage POST in all (%d cores: at most "
+		. "%.0f POSTs/s if nothing else ran): %s; usage_add executes in %.3f ms "
+		. "(pg_stat_statements mean)\n",
+		1000 * $total / $n, $NCPU, $n * $NCPU / ($total || 1),
+		join(', ', map { sprintf '%s %.3f', $_, 1000 * $cpu{$_} / $n }
+			grep { $cpu{$_} / $total >= 0.02 } sort { $cpu{$b} <=> $cpu{$a} } keys %cpu),
+		$ua_mean // -1;
 }
-printf "CPU during the POST run (%.1f s wall, %d cores): %s\n", $tpost,
-	scalar(() = (do { local (@ARGV, $/) = '/proc/cpuinfo'; <> } =~ /^processor/mg)),
+printf "CPU during the POST run (%.1f s wall, %d cores): %s\n", $tpost, $NCPU,
 	join(', ', map { sprintf '%s %.1f s', $_, $cpu{$_} }
 		grep { $cpu{$_} >= 0.05 } sort { $cpu{$b} <=> $cpu{$a} } keys %cpu);
 print "\nbench/client.sh:\n$client_out" if $client_out;
-printf "\nsettings: BENCH_SECONDS=%s BENCH_CONNECTIONS=%s BENCH_WORKERS=%s BENCH_SAMPLES=%s "
-	. "BENCH_CLIENT_SECONDS=%s; wrk -t%d; %d cores; make bench took %.0f s\n",
-	$SECS, $CONNS, $WORKERS, $BIG, $CLIENT_SECS, $THREADS,
-	scalar(() = (do { local (@ARGV, $/) = '/proc/cpuinfo'; <> } =~ /^processor/mg)), time - $T0;
+printf "\nsettings: BENCH_SECONDS=%s BENCH_CONNECTIONS=%s BENCH_WORKERS=%s BENCH_THREADS=%s "
+	. "BENCH_DB_CONNECTIONS=%s BENCH_SAMPLES=%s BENCH_CLIENT_SECONDS=%s; wrk -t%d; %d cores; "
+	. "make bench took %.0f s\n",
+	$SECS, $CONNS, $WORKERS, $TTHREADS, $DBCONNS, $BIG, $CLIENT_SECS, $THREADS, $NCPU, time - $T0;

@@ -5,14 +5,16 @@
  *
  * The master blocks its signals and takes them with sigtimedwait(2): no
  * handlers, no races. Stopping is shutdown(2) on the shared listening
- * socket, which wakes every worker blocked in accept(2) with an error, while
- * a worker busy with a request finishes it first.
+ * socket, which wakes every thread blocked in accept(2) with an error, and
+ * SIGTERM to each worker, whose threads then close the connections nginx
+ * keeps open to them; a thread busy with a request finishes it first.
  */
 #include "tracker.h"
 #include "isotime.h"
 
 #include <errno.h>
 #include <fcgiapp.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <signal.h>
@@ -118,17 +120,23 @@ serve_thread(void *arg)
 		if (r < 0)
 			break;
 		request_serve(t->w, &fr);
+		/* Flush the answer now, outside the stretch SIGUSR1 may
+		 * interrupt; a stopping worker closes the kept connection
+		 * (nginx opens a fresh one to another worker). */
+		if (worker_stopping)
+			fr.keepConnection = 0;
+		FCGX_Finish_r(&fr);
 	}
 	t->accepting = false;
-	FCGX_Finish_r(&fr);
 	t->ended = true;
 	return NULL;
 }
 
 /* Stop accepting and let the threads finish what they serve. Threads still
- * in accept(2) after a while (no traffic) are woken with SIGUSR1; not at
- * once, as a signal that lands just after accept returned would break the
- * read of that request. */
+ * waiting for a request after a while (in accept(2), or on a connection
+ * nginx keeps open) are woken with SIGUSR1; not at once: a signal that
+ * lands just as a request arrives would break its read, and under traffic
+ * every thread gets its request and leaves within that while. */
 static void
 worker_stop(struct thread *ts, int n, int fd, pid_t master)
 {
@@ -175,6 +183,12 @@ worker_main(const struct config *cfg, int fd, pid_t master)
 	sigprocmask(SIG_SETMASK, &term, NULL);
 	if (getppid() != master)
 		_exit(0); /* the master died before prctl (it may be PID 1) */
+
+	/* glibc gives threads up to 8 malloc arenas per core, each holding
+	 * its own free memory; more arenas than cores buys no parallelism
+	 * (only that many threads run at once) and costs RSS. */
+	long cores = sysconf(_SC_NPROCESSORS_ONLN);
+	mallopt(M_ARENA_MAX, cores > 2 ? (int)cores : 2);
 
 	struct worker w = {
 	    .cfg = cfg,
@@ -328,8 +342,13 @@ pool_serve(const struct config *cfg)
 			LOG("stopping: finishing in-flight requests");
 			stopping = true;
 			deadline = mono_us() + STOP_GRACE_US;
-			/* Wakes every accept(2) on the shared socket. */
+			/* Wakes every accept(2) on the shared socket; SIGTERM
+			 * tells each worker to let go of the connections nginx
+			 * keeps open to it. */
 			shutdown(fd, SHUT_RDWR);
+			for (int i = 0; i < n; i++)
+				if (slots[i].pid)
+					kill(slots[i].pid, SIGTERM);
 		} else if (sig == SIGHUP) {
 			LOG("SIGHUP ignored (configuration is read at start)");
 		}

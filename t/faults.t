@@ -170,7 +170,7 @@ while (time < $deadline && !$waiting) {
 }
 ok($waiting, 'a worker is waiting on the lock (request in flight)');
 my @workers = $s->worker_pids;
-my $t0 = time;
+$t0 = time;
 ok($s->signal_tracker('TERM'), 'SIGTERM sent to the master');
 waitpid $child, 0;
 my $res = eval { json_decode(GH::Stack::_slurp($out)) } || {};
