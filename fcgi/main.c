@@ -27,7 +27,7 @@ static const char usage[] =
     "(default 127.0.0.1:9000)\n"
     "  TRACKER_WORKERS           worker processes (default: CPU cores)\n"
     "  TRACKER_THREADS           requests each worker serves at once "
-    "(default 16)\n"
+    "(default 32)\n"
     "  TRACKER_DB_CONNECTIONS    PostgreSQL connections per worker "
     "(default 2)\n"
     "  TRACKER_DB_WAIT           how long a request waits for an "

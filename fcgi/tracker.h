@@ -21,7 +21,7 @@
 #define CONFIG_SECRET_MIN 32 /* bytes: HS256 wants a key of 256 bits */
 #define CONFIG_WORKERS_MAX 256
 #define CONFIG_TTL_DEFAULT (30L * 86400)
-#define CONFIG_THREADS_DEFAULT 16 /* requests one worker serves at once */
+#define CONFIG_THREADS_DEFAULT 32 /* requests one worker serves at once */
 #define CONFIG_THREADS_MAX 256
 #define CONFIG_DB_CONNS_DEFAULT 2 /* PostgreSQL connections per worker */
 #define CONFIG_DB_CONNS_MAX 64

@@ -8,7 +8,7 @@
 # full size; every test holds exactly the samples that got a 2xx (none
 # lost, none doubled); the client's count equals the tracker's; not one
 # 5xx and no 4xx at all; and no worker leaks: after the load, three equal
-# rounds of 16 000 mixed requests from 16 clients, and no worker's RSS grows
+# rounds of 8 000 mixed requests from 16 clients, and no worker's RSS grows
 # from the end of the second to the end of the third by more than
 # $RSS_SLACK_KIB KiB (the first rounds bring every thread, malloc arena and
 # thread cache into use; the last would show what a leak adds: 64 bytes a
@@ -46,9 +46,9 @@ my $KILLS_UNTIL = 50;       # ... until then (the last 10 s have no kill)
 my $PG_RESTART_AT = 9;      # within the client's 20 s run
 my $NGINX_RELOAD_AT = 15;
 my $RETRY_GRACE_S = 20;     # after the load, time to settle the last retry
-my $RSS_SLACK_KIB = 1024;   # bound on a worker's RSS growth in a round
+my $RSS_SLACK_KIB = 512;    # bound on a worker's RSS growth in a round
 my $ROUND_CLIENTS = 16;     # a leak-check round: this many clients ...
-my $ROUND_EACH = 1000;      # ... of this many requests each
+my $ROUND_EACH = 500;       # ... of this many requests each
 
 my $s = GH::Stack->new(workers => $WORKERS)->start;
 my $image = GH::Stack::_slurp($s->tracker_bin) // '';
