@@ -13,14 +13,12 @@
 # CPU comes from getrusage(2) via bash's `time` (millisecond resolution);
 # peak RSS from /usr/bin/time -v (ru_maxrss, what `-f %M` prints). Both
 # include the wrapped `sleep`, which is why the same figures for `sleep`
-# alone are shown and subtracted (ru_maxrss is the larger of grasshopper's
-# and its command's, so a client smaller than `sleep` shows sleep's). Peak
-# RSS also counts every page of the shared libraries grasshopper touched:
-# for an http:// tracker only libc; for https:// libcurl, loaded then, and
-# the 30 libraries it needs (OpenSSL, GnuTLS, Kerberos, LDAP...). The
-# "halfway" lines, read from /proc while it runs, split RSS into shared and
-# private pages, then by what the pages map (each file, largest first;
-# heap, stacks), and give grasshopper's own peak so far (VmHWM).
+# alone are shown and subtracted. Peak RSS also counts every page of the
+# shared libraries grasshopper touched (Debian's libcurl alone brings 33 of
+# them: OpenSSL, GnuTLS, Kerberos, LDAP...). The "halfway" lines, read from
+# /proc while it runs, split RSS into shared and private pages, then by what
+# the pages map (each file, largest first; heap, stacks), and give the peak
+# so far.
 set -eu
 
 bin=$(cd "$(dirname "${1:-./grasshopper}")" && pwd)/$(basename "${1:-./grasshopper}")
@@ -110,7 +108,7 @@ measure baseline sleep "$secs" &
 baseline_pid=$!
 
 # Halfway through, what grasshopper's memory is made of: RSS counts every
-# page of the shared libraries it touched (with libcurl, 30 more), PSS
+# page of the shared libraries it touched (libcurl brings 33 of them), PSS
 # shares those out among the processes using them, Private is its own.
 sleep "$(awk -v s="$secs" 'BEGIN { print s / 2 }')"
 gh_pid=$(pgrep -f -n -- "-n $name --" || true)

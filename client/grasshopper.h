@@ -8,9 +8,7 @@
  *   sampler.c      /proc/stat, the busy fraction, timestamps
  *   child.c        fork/execvp, signal dispositions, exit statuses
  *   loop.c         the event loop: timer, signals, child, sender
- *   sender.c       the queue and its delivery: batches, retries, backoff
- *   http.c         one request at a time to the tracker; plain http:// here
- *   curl.c         the rest (https://, proxies) through libcurl, loaded then
+ *   sender.c       the queue and its delivery over HTTP (libcurl multi)
  *   spool.c        undelivered samples to a file, and back (--replay)
  *   summary.c      the run's figures and the summary line
  *   json.c         the little JSON the client reads and writes
@@ -18,7 +16,6 @@
 #ifndef GH_CLIENT_H
 #define GH_CLIENT_H
 
-#include <poll.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -232,6 +229,7 @@ struct test_meta {
 };
 
 struct sender;
+struct curl_waitfd;
 
 struct sender *sender_new(const struct test_meta *m);
 void sender_free(struct sender *s);
@@ -242,7 +240,7 @@ void sender_finish(struct sender *s, int64_t end_us);
 /* For a replay of a test that was already stopped. */
 void sender_mark_stopped(struct sender *s);
 /* Wait for the network or the extra fds, at most max_ms. */
-void sender_wait(struct sender *s, struct pollfd *extra, unsigned n,
+void sender_wait(struct sender *s, struct curl_waitfd *extra, unsigned n,
 		 int max_ms);
 /* Do whatever network work is due, never blocking. */
 void sender_step(struct sender *s);
@@ -260,75 +258,6 @@ bool sender_stopped(const struct sender *s);
 const struct sample *sender_queue(const struct sender *s, size_t *n);
 /* The tracker's test object from the stop, or NULL. */
 const char *sender_result(const struct sender *s, size_t *len);
-
-/* ---- http.c, curl.c --------------------------------------------------- */
-
-#define CONNECT_TIMEOUT_MS 3000	  /* name lookup and connection */
-#define REQUEST_TIMEOUT_MS 10000  /* the whole request */
-#define HTTP_ANSWER_MAX (1 << 20) /* the API's answers are far smaller */
-#define HTTP_WAIT_EXTRA_MAX 4	  /* fds a wait can watch besides its own */
-#define HTTP_WHY_MAX 256
-
-enum http_outcome {
-	HTTP_ANSWERED, /* a whole answer, whatever its status */
-	HTTP_UNSENT,   /* the tracker was never reached (name, connection) */
-	HTTP_FAILED,   /* anything else: the request may have arrived */
-};
-
-/* How a request ended. */
-struct http_result {
-	enum http_outcome outcome;
-	long code;	  /* the HTTP status, when answered */
-	const char *body; /* the answer (NUL-terminated), when answered; */
-	size_t len;	  /* valid until the next request starts */
-	char why[HTTP_WHY_MAX]; /* what went wrong, when not answered */
-};
-
-struct http;
-/* Requests to the tracker at server (an http:// or https:// URL without
- * a trailing '/'), one at a time over one kept-alive connection, each
- * carrying the header lines (NULL-terminated list, copied). Plain http://
- * is spoken in http.c; https://, or any URL while http_proxy, all_proxy or
- * ALL_PROXY is set, goes through libcurl (curl.c), loaded only then; if it
- * cannot be loaded every request ends HTTP_UNSENT saying why. */
-struct http *http_new(const char *server, const char *const *headers);
-void http_free(struct http *h);
-/* Start a request for server + path: a POST of body[0..len), or a GET
- * when body is NULL. One at a time: the previous one has ended. */
-void http_start(struct http *h, const char *path, const char *body, size_t len);
-/* Wait for the request's progress or the extra fds (at most
- * HTTP_WAIT_EXTRA_MAX), at most max_ms; their revents are set. */
-void http_wait(struct http *h, struct pollfd *extra, unsigned n, int max_ms);
-/* Do the work that is due, never blocking; return true when the request
- * ended, with *res saying how. */
-bool http_step(struct http *h, struct http_result *res);
-/* Abandon the request in flight, if any. */
-void http_cancel(struct http *h);
-
-/* An HTTP/1.x answer taken apart. */
-struct http_answer {
-	int code;
-	bool keep_alive; /* the connection may carry the next request */
-	size_t consumed; /* bytes the answer took */
-	struct buf body; /* decoded (chunks joined); caller frees */
-};
-
-/* Parse the answer at the start of p[0..len); eof: the connection was
- * closed after it. Interim 1xx answers are skipped. Return 1 when it is
- * whole, 0 when more must arrive, -1 when it is not HTTP/1.x. */
-int http_parse(const char *p, size_t len, bool eof, struct http_answer *a);
-
-struct lcurl;
-/* The same through libcurl (curl.c), for http.c. lcurl_new returns NULL
- * with why set when libcurl cannot be loaded or started. */
-struct lcurl *lcurl_new(const char *server, const char *const *headers,
-			char *why, size_t whylen);
-void lcurl_free(struct lcurl *c);
-void lcurl_start(struct lcurl *c, const char *path, const char *body,
-		 size_t len);
-void lcurl_wait(struct lcurl *c, struct pollfd *extra, unsigned n, int max_ms);
-bool lcurl_step(struct lcurl *c, struct http_result *res);
-void lcurl_cancel(struct lcurl *c);
 
 /* ---- spool.c ---------------------------------------------------------- */
 

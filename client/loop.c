@@ -1,7 +1,7 @@
 /*
  * The event loop: one thread waits on the sample timer (a timerfd on the
  * monotonic clock), grasshopper's signals (a signalfd) and the tracker's
- * connection (http.c) together, so a slow tracker never delays a
+ * connection (libcurl multi) together, so a slow tracker never delays a
  * sample and a sample never waits for the tracker.
  *
  * A run has two phases. While the command runs: sample on every tick,
@@ -11,6 +11,7 @@
  */
 #include "grasshopper.h"
 
+#include <curl/curl.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -163,7 +164,7 @@ flush(struct sender *snd, int sigfd, double timeout)
 	int64_t limit = round_positive(timeout * 1e6);
 	int64_t last = mono_us();
 	unsigned long progress = sender_progress(snd);
-	struct pollfd fd = {.fd = sigfd, .events = POLLIN};
+	struct curl_waitfd fd = {.fd = sigfd, .events = CURL_WAIT_POLLIN};
 	sender_step(snd);
 	while (!sender_idle(snd)) {
 		int64_t now = mono_us();
@@ -226,9 +227,9 @@ summary_print(struct run_stats *st, struct sender *snd, int exit_status,
 static void
 run_loop(struct run_state *r)
 {
-	struct pollfd fds[2] = {
-	    {.fd = r->sigfd, .events = POLLIN},
-	    {.fd = r->tfd, .events = POLLIN},
+	struct curl_waitfd fds[2] = {
+	    {.fd = r->sigfd, .events = CURL_WAIT_POLLIN},
+	    {.fd = r->tfd, .events = CURL_WAIT_POLLIN},
 	};
 	sender_step(r->snd);
 	while (!r->ended) {

@@ -1,7 +1,7 @@
 /*
  * The sender: samples wait in a queue in memory and go to the tracker in the
- * background, one request at a time over one kept-alive connection (http.c,
- * driven by the event loop, so the network never blocks sampling).
+ * background, one request at a time over one kept-alive connection (libcurl
+ * multi, driven by the event loop, so the network never blocks sampling).
  *
  * The requests follow the test's life: create it (with the client's own
  * start time) once the tracker answers; post the queue in batches; once
@@ -12,6 +12,7 @@
  */
 #include "grasshopper.h"
 
+#include <curl/curl.h>
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,7 +23,10 @@
 #define BATCH_MAX 1000 /* the API's limit on one usage array */
 #define BACKOFF_MIN_US 250000
 #define BACKOFF_MAX_US 5000000
-#define FIND_LIMIT "50" /* newest tests to look through for ours */
+#define CONNECT_TIMEOUT_MS 3000
+#define REQUEST_TIMEOUT_MS 10000
+#define RESPONSE_MAX (1024 * 1024) /* the API's answers are far smaller */
+#define FIND_LIMIT "50"		   /* newest tests to look through for ours */
 /* While sampling, samples go out at most once a second, together: a request
  * per sample would cost more than the sampling (20 a second at -i 0.05). */
 #define SEND_GAP_US 1000000
@@ -37,7 +41,10 @@ enum request {
 };
 
 struct sender {
-	struct http *net;
+	CURLM *multi;
+	CURL *easy; /* one handle, reused: its connection stays alive */
+	struct curl_slist *headers;
+	char errbuf[CURL_ERROR_SIZE];
 
 	char *server, *name, *description;
 	double threshold;
@@ -51,8 +58,7 @@ struct sender {
 
 	enum request inflight;
 	size_t batch; /* samples in the usage request in flight */
-	struct buf path, body;
-	struct buf resp; /* the answer to the request that just ended */
+	struct buf url, body, resp;
 
 	int64_t retry_at;  /* monotonic us; no request before then */
 	int64_t next_send; /* no samples before then (but when finishing) */
@@ -67,6 +73,18 @@ struct sender {
 	struct buf result; /* the test object from stop (or GET) */
 };
 
+/* libcurl's write callback: keep the answer, up to RESPONSE_MAX. */
+static size_t
+on_body(char *p, size_t size, size_t n, void *arg)
+{
+	struct buf *b = arg;
+	size_t len = size * n; /* size is always 1 */
+	if (b->len + len > RESPONSE_MAX)
+		return 0;
+	buf_add(b, p, len);
+	return len;
+}
+
 struct sender *
 sender_new(const struct test_meta *m)
 {
@@ -80,15 +98,34 @@ sender_new(const struct test_meta *m)
 			     .test_id = m->test_id,
 			     .find = m->find,
 			     .backoff = BACKOFF_MIN_US};
+	curl_global_init(CURL_GLOBAL_DEFAULT);
+	s->multi = curl_multi_init();
+	s->easy = curl_easy_init();
+	if (!s->multi || !s->easy) {
+		fputs("grasshopper: cannot start libcurl\n", stderr);
+		exit(1);
+	}
 	struct buf auth = {0};
 	buf_printf(&auth, "Authorization: Bearer %s", m->token);
-	const char *headers[] = {auth.p, "Content-Type: application/json",
-				 "Accept: application/json",
-				 "User-Agent: grasshopper/" PACKAGE_VERSION,
-				 NULL};
-	s->net = http_new(m->server, headers);
+	s->headers = curl_slist_append(NULL, auth.p);
 	memset(auth.p, 0, auth.len); /* one copy of the token less */
 	buf_free(&auth);
+	s->headers =
+	    curl_slist_append(s->headers, "Content-Type: application/json");
+	s->headers = curl_slist_append(s->headers, "Accept: application/json");
+	s->headers = curl_slist_append(s->headers, "Expect:");
+
+	CURL *e = s->easy;
+	curl_easy_setopt(e, CURLOPT_HTTPHEADER, s->headers);
+	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
+	curl_easy_setopt(e, CURLOPT_WRITEDATA, &s->resp);
+	curl_easy_setopt(e, CURLOPT_ERRORBUFFER, s->errbuf);
+	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS,
+			 (long)CONNECT_TIMEOUT_MS);
+	curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)REQUEST_TIMEOUT_MS);
+	curl_easy_setopt(e, CURLOPT_USERAGENT, "grasshopper/" PACKAGE_VERSION);
+	curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
 	return s;
 }
 
@@ -98,12 +135,15 @@ sender_free(struct sender *s)
 	if (!s)
 		return;
 	sender_cancel(s);
-	http_free(s->net);
+	curl_easy_cleanup(s->easy);
+	curl_multi_cleanup(s->multi);
+	curl_slist_free_all(s->headers);
+	curl_global_cleanup();
 	free(s->server);
 	free(s->name);
 	free(s->description);
 	free(s->q);
-	buf_free(&s->path);
+	buf_free(&s->url);
 	buf_free(&s->body);
 	buf_free(&s->resp);
 	buf_free(&s->result);
@@ -162,19 +202,19 @@ request_when(const struct sender *s)
 	return s->retry_at;
 }
 
-/* Build the next request's path and body; return it, or REQ_NONE. */
+/* Build the next request's URL and body; return it, or REQ_NONE. */
 static enum request
 request_next(struct sender *s)
 {
-	buf_reset(&s->path);
+	buf_reset(&s->url);
 	buf_reset(&s->body);
-	buf_add(&s->path, "", 0);
+	buf_puts(&s->url, s->server);
 	if (!s->test_id && s->find) {
-		buf_puts(&s->path, "/api/v1/test?limit=" FIND_LIMIT);
+		buf_puts(&s->url, "/api/v1/test?limit=" FIND_LIMIT);
 		return REQ_FIND;
 	}
 	if (!s->test_id) {
-		buf_puts(&s->path, "/api/v1/test");
+		buf_puts(&s->url, "/api/v1/test");
 		buf_puts(&s->body, "{\"name\":");
 		json_put_string(&s->body, s->name);
 		buf_puts(&s->body, ",\"description\":");
@@ -185,12 +225,12 @@ request_next(struct sender *s)
 		buf_puts(&s->body, "}");
 		return REQ_CREATE;
 	}
-	buf_printf(&s->path, "/api/v1/test/%" PRId64, s->test_id);
+	buf_printf(&s->url, "/api/v1/test/%" PRId64, s->test_id);
 	if (s->head < s->len) {
 		s->batch = s->len - s->head;
 		if (s->batch > BATCH_MAX)
 			s->batch = BATCH_MAX;
-		buf_puts(&s->path, "/usage");
+		buf_puts(&s->url, "/usage");
 		buf_puts(&s->body, "[");
 		for (size_t i = 0; i < s->batch; i++) {
 			const struct sample *x = &s->q[s->head + i];
@@ -204,7 +244,7 @@ request_next(struct sender *s)
 		return REQ_USAGE;
 	}
 	if (s->finishing && !s->stopped) {
-		buf_puts(&s->path, "/stop");
+		buf_puts(&s->url, "/stop");
 		buf_puts(&s->body, "{\"end_time\":");
 		json_put_time(&s->body, s->end_us);
 		buf_puts(&s->body, "}");
@@ -242,8 +282,20 @@ request_start(struct sender *s)
 		return false;
 	if (r == REQ_USAGE)
 		s->next_send = now + SEND_GAP_US;
-	bool get = r == REQ_GET || r == REQ_FIND;
-	http_start(s->net, s->path.p, get ? NULL : s->body.p, s->body.len);
+	buf_reset(&s->resp);
+	s->errbuf[0] = '\0';
+	curl_easy_setopt(s->easy, CURLOPT_URL, s->url.p);
+	if (r == REQ_GET || r == REQ_FIND) {
+		curl_easy_setopt(s->easy, CURLOPT_HTTPGET, 1L);
+	} else {
+		curl_easy_setopt(s->easy, CURLOPT_POSTFIELDS, s->body.p);
+		curl_easy_setopt(s->easy, CURLOPT_POSTFIELDSIZE,
+				 (long)s->body.len);
+	}
+	if (curl_multi_add_handle(s->multi, s->easy) != CURLM_OK) {
+		request_retry(s, "libcurl would not start the request");
+		return false;
+	}
 	s->inflight = r;
 	return true;
 }
@@ -338,25 +390,27 @@ request_succeeded(struct sender *s)
 }
 
 /* Whether a failed request may still have been carried out: anything but
- * a tracker never reached, or one saying it did nothing. */
+ * a connection never made, or a tracker saying it did nothing. */
 static bool
-maybe_arrived(const struct http_result *res)
+maybe_arrived(CURLcode rc, long code)
 {
-	if (res->outcome != HTTP_ANSWERED)
-		return res->outcome != HTTP_UNSENT;
-	return res->code != 429 && res->code != 503;
+	if (rc != CURLE_OK)
+		return rc != CURLE_COULDNT_CONNECT &&
+		       rc != CURLE_COULDNT_RESOLVE_HOST &&
+		       rc != CURLE_COULDNT_RESOLVE_PROXY;
+	return code != 429 && code != 503;
 }
 
-/* The request in flight ended: act on the answer. */
+/* The request in flight ended with rc: act on the answer. */
 static void
-request_done(struct sender *s, const struct http_result *res)
+request_done(struct sender *s, CURLcode rc)
 {
-	long code = res->code;
-	buf_reset(&s->resp);
-	if (res->outcome == HTTP_ANSWERED)
-		buf_add(&s->resp, res->body, res->len);
-	if (res->outcome != HTTP_ANSWERED) {
-		request_retry(s, res->why);
+	long code = 0;
+	curl_easy_getinfo(s->easy, CURLINFO_RESPONSE_CODE, &code);
+	curl_multi_remove_handle(s->multi, s->easy);
+	if (rc != CURLE_OK) {
+		request_retry(s, s->errbuf[0] ? s->errbuf
+					      : curl_easy_strerror(rc));
 	} else if (code >= 200 && code < 300) {
 		if (request_succeeded(s) == 0) {
 			s->backoff = BACKOFF_MIN_US;
@@ -381,12 +435,12 @@ request_done(struct sender *s, const struct http_result *res)
 	/* Retrying a create that may have been carried out could make a
 	 * second test: look for the first one before. */
 	if (s->inflight == REQ_CREATE && !s->test_id)
-		s->find = maybe_arrived(res);
+		s->find = maybe_arrived(rc, code);
 	s->inflight = REQ_NONE;
 }
 
 void
-sender_wait(struct sender *s, struct pollfd *extra, unsigned n, int max_ms)
+sender_wait(struct sender *s, struct curl_waitfd *extra, unsigned n, int max_ms)
 {
 	int ms = max_ms;
 	int64_t when = request_when(s);
@@ -397,17 +451,21 @@ sender_wait(struct sender *s, struct pollfd *extra, unsigned n, int max_ms)
 		else if (left / 1000 + 1 < ms)
 			ms = (int)(left / 1000 + 1);
 	}
-	http_wait(s->net, extra, n, ms);
+	curl_multi_poll(s->multi, extra, n, ms, NULL);
 }
 
 void
 sender_step(struct sender *s)
 {
-	struct http_result res;
-	if (s->inflight && http_step(s->net, &res))
-		request_done(s, &res);
-	if (request_start(s) && http_step(s->net, &res))
-		request_done(s, &res);
+	int running;
+	curl_multi_perform(s->multi, &running);
+	CURLMsg *msg;
+	int left;
+	while ((msg = curl_multi_info_read(s->multi, &left)))
+		if (msg->msg == CURLMSG_DONE && s->inflight)
+			request_done(s, msg->data.result);
+	if (request_start(s))
+		curl_multi_perform(s->multi, &running);
 }
 
 bool
@@ -432,7 +490,7 @@ void
 sender_cancel(struct sender *s)
 {
 	if (s->inflight)
-		http_cancel(s->net);
+		curl_multi_remove_handle(s->multi, s->easy);
 	s->inflight = REQ_NONE;
 }
 
