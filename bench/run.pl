@@ -11,7 +11,7 @@
 #   BENCH_CONNECTIONS     wrk connections for the POSTs (default 64)
 #   BENCH_WORKERS         TRACKER_WORKERS (default: the tracker's, one per
 #                         core)
-#   BENCH_THREADS         TRACKER_THREADS (default: the tracker's, 16)
+#   BENCH_THREADS         TRACKER_THREADS (default: the tracker's, 32)
 #   BENCH_DB_CONNECTIONS  TRACKER_DB_CONNECTIONS (default: the tracker's, 2)
 #   BENCH_SAMPLES         samples in the "big" test for the GET row
 #                         (default 1000000)
@@ -46,7 +46,7 @@ my $SECS = $ENV{BENCH_SECONDS} || 10;
 my $CONNS = $ENV{BENCH_CONNECTIONS} || 64;
 my $NCPU = () = (do { local (@ARGV, $/) = '/proc/cpuinfo'; <> } =~ /^processor/mg);
 my $WORKERS = $ENV{BENCH_WORKERS} || $NCPU || 2;
-my $TTHREADS = $ENV{BENCH_THREADS} || 16;
+my $TTHREADS = $ENV{BENCH_THREADS} || 32;
 my $DBCONNS = $ENV{BENCH_DB_CONNECTIONS} || 2;
 # Transactions the pool can have in flight: pgbench's first reference runs
 # that many clients.
@@ -162,6 +162,20 @@ sub pgbench {
 	return $tps;
 }
 
+# sys_busy: seconds of CPU the whole machine has spent busy (all cores,
+# from /proc/stat): its delta over a run, divided by what the run did, is
+# the machine-wide CPU cost of one operation (pgbench's backends exit with
+# their connections, so per-process figures cannot be had for it).
+sub sys_busy {
+	open my $fh, '<', '/proc/stat' or return 0;
+	my @f = split ' ', scalar <$fh>;
+	shift @f;
+	my $hz = POSIX::sysconf(POSIX::_SC_CLK_TCK()) || 100;
+	my $total = 0;
+	$total += $_ for @f[0 .. 7];
+	return ($total - $f[3] - $f[4]) / $hz;    # minus idle and iowait
+}
+
 # cpu_by_comm: process name => CPU seconds (user + system) of every live
 # process, from /proc (postgres backends, tracker workers, nginx, wrk).
 sub cpu_by_comm {
@@ -196,7 +210,9 @@ $s->psql('CREATE TABLE bench_usage (test_id bigint NOT NULL, '
 my %res;
 for my $c ($INFLIGHT, 16) {
 	note "pgbench -M prepared, $c clients, ${SECS}s...";
+	my $b0 = sys_busy();
 	$res{"pgbench_$c"} = pgbench($c);
+	$res{"pgbench_cpu_$c"} = (sys_busy() - $b0) / (($res{"pgbench_$c"} || 1) * $SECS);
 }
 my $pg_best = (sort { $b <=> $a } map { $res{"pgbench_$_"} } $INFLIGHT, 16)[0];
 
@@ -218,12 +234,14 @@ pg_reset_stats();
 $s->psql("SELECT pg_stat_reset_shared('wal')");
 my $commits0 = $s->psql("SELECT xact_commit FROM pg_stat_database WHERE datname = 'grasshopper'");
 my %cpu0 = cpu_by_comm();
+my $busy0 = sys_busy();
 my $tpost = time;
 $res{post} = wrk(conns => $CONNS, path => '/', script => "$srcdir/bench/usage-post.lua",
 	env => {BENCH_TOKEN => $token, BENCH_TESTS => join(',', @tests),
 		BENCH_BASE_US => now_us(),
 		BENCH_THREADS => $THREADS});
 $tpost = time - $tpost;
+my $busy_post = sys_busy() - $busy0;
 my %cpu1 = cpu_by_comm();
 my %cpu;
 for my $k (keys %cpu1) {
@@ -378,6 +396,15 @@ if ($post->{requests}) {
 		join(', ', map { sprintf '%s %.3f', $_, 1000 * $cpu{$_} / $n }
 			grep { $cpu{$_} / $total >= 0.02 } sort { $cpu{$b} <=> $cpu{$a} } keys %cpu),
 		$ua_mean // -1;
+}
+{
+	my $pg_best_c = $res{pgbench_16} >= ($res{"pgbench_$INFLIGHT"} // 0) ? 16 : $INFLIGHT;
+	my $pcpu = $res{"pgbench_cpu_$pg_best_c"};
+	my $ucpu = $busy_post / ($post->{requests} || 1);
+	printf "machine-wide CPU per operation: usage POST %.3f ms, pgbench INSERT (%d clients) "
+		. "%.3f ms: a POST costs %.1fx an INSERT, so at equal CPU its ceiling is %.2f of "
+		. "pgbench's\n", 1000 * $ucpu, $pg_best_c, 1000 * ($pcpu // 0),
+		$ucpu / ($pcpu || 1), ($pcpu // 0) / ($ucpu || 1);
 }
 printf "CPU during the POST run (%.1f s wall, %d cores): %s\n", $tpost, $NCPU,
 	join(', ', map { sprintf '%s %.1f s', $_, $cpu{$_} }
