@@ -13,11 +13,12 @@ my $s = GH::Stack->new->start;
 my $u = $s->user;
 
 # run(\%env, $timeout, @args): the exit code, or undef if still running
-# after $timeout (then it is stopped); and the output.
+# after $timeout seconds times the stack's slow factor (then it is stopped);
+# and the output.
 sub run {
 	my ($env, $timeout, @args) = @_;
 	my ($pid, $log) = $s->spawn_tracker($env, @args);
-	my $deadline = time + $timeout;
+	my $deadline = time + $timeout * $s->slow;
 	my $code;
 	while (time < $deadline) {
 		if (waitpid($pid, POSIX::WNOHANG()) == $pid) {
@@ -73,7 +74,7 @@ my $port = GH::Stack::_free_port();
 my ($pid, $log) = $s->spawn_tracker({TRACKER_JWT_SECRET => 's' x 32,
 	TRACKER_LISTEN => "127.0.0.1:$port"}, 'serve');
 my $conn;
-my $deadline = time + 10;
+my $deadline = time + 10 * $s->slow;
 until ($conn || time > $deadline) {
 	$conn = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $port, Proto => 'tcp');
 	sleep 0.05 unless $conn;

@@ -54,7 +54,8 @@ sub _repo_root { abs_path(dirname(__FILE__) . '/../../..') }
 # new(%opts): dir (persistent when given), port, workers, auth_rate,
 # auth_burst, token_ttl, env (extra tracker environment), secret_file (pass
 # the secret as TRACKER_JWT_SECRET_FILE), wrapper (a command prefixed to
-# `serve`; default $GH_TRACKER_WRAPPER), quiet.
+# every run of the tracker binary; default $GH_TRACKER_WRAPPER, else
+# memcheck() when $GH_VALGRIND is set), quiet.
 sub new {
 	my ($class, %o) = @_;
 	my $root = _repo_root();
@@ -71,7 +72,7 @@ sub new {
 		persistent => defined $o{dir},
 		quiet => $o{quiet},
 		owner => $$,
-		wrapper => exists $o{wrapper} ? $o{wrapper} : $ENV{GH_TRACKER_WRAPPER},
+		wrapper => exists $o{wrapper} ? $o{wrapper} : default_wrapper(),
 	}, $class;
 	$self->{env}{TRACKER_TOKEN_TTL} = $o{token_ttl} if defined $o{token_ttl};
 	$self->{slow} = $self->{wrapper} ? 4 : 1;
@@ -96,19 +97,46 @@ sub new {
 }
 
 # memcheck: a valgrind wrapper for the tracker when valgrind is installed,
-# the tracker is not built with AddressSanitizer (the two exclude each
-# other) and GH_NO_VALGRIND is unset; else undef.  Errors end up in
-# tracker.log, where stop() looks for them.
+# the tracker is not built with AddressSanitizer or ThreadSanitizer (they
+# and valgrind exclude each other) and GH_NO_VALGRIND is unset; else undef.  valgrind stays with the
+# workers across fork(2) (they never exec) and checks each process for
+# leaks when it exits, the workers' _exit(2) included.  Every error and
+# every definitely lost block is framed by $VG_BEGIN lines in the log
+# (tracker.log, setup.log, spawn-*.log), where stop() looks for them;
+# t/valgrind.supp holds the few proven false positives of libraries.
+our $VG_BEGIN = 'VALGRIND-ERROR-BEGIN';
 sub memcheck {
 	return undef if $ENV{GH_NO_VALGRIND};
 	my $bin = ($ENV{GH_BUILDDIR} || _repo_root()) . '/grasshopper-tracker';
 	my $image = _slurp($bin) // return undef;
-	return undef if index($image, '__asan_init') >= 0;
+	return undef if index($image, '__asan_init') >= 0 || index($image, '__tsan_init') >= 0;
 	my ($vg) = grep { -x "$_/valgrind" } split /:/, $ENV{PATH} // '';
 	return undef unless $vg;
+	my $supp = ($ENV{GH_SRCDIR} || _repo_root()) . '/t/valgrind.supp';
+	# --vgdb=no: no gdbserver FIFOs in /tmp, which SIGKILLed workers
+	# would leave behind.
 	return "$vg/valgrind --quiet --error-exitcode=99 --leak-check=full "
-		. '--errors-for-leak-kinds=definite --show-leak-kinds=definite';
+		. '--errors-for-leak-kinds=definite --show-leak-kinds=definite '
+		. "--error-markers=$VG_BEGIN,VALGRIND-ERROR-END --num-callers=30 "
+		. "--vgdb=no --suppressions=$supp";
 }
+
+# default_wrapper: what new() wraps the tracker in unless told: the command
+# in $GH_TRACKER_WRAPPER, else memcheck() when $GH_VALGRIND is set (make
+# check-valgrind), else nothing.
+sub default_wrapper {
+	return $ENV{GH_TRACKER_WRAPPER} if defined $ENV{GH_TRACKER_WRAPPER};
+	return undef unless ($ENV{GH_VALGRIND} // '') !~ /^(|0|no|false)$/i;
+	my $vg = memcheck();
+	Test::More->builder->diag('GH_VALGRIND is set, but the tracker runs without '
+		. 'valgrind (no valgrind in PATH, a sanitizer build, or GH_NO_VALGRIND)')
+		unless $vg;
+	return $vg;
+}
+
+# slow: how many times slower than native the tracker may be (valgrind:
+# 20-50 times): tests multiply their waits for the tracker by it.
+sub slow { $_[0]{slow} }
 
 sub dir { $_[0]{dir} }
 sub secret { $_[0]{secret} }
@@ -133,6 +161,8 @@ sub start {
 	}
 	-x $self->tracker_bin or croak "no tracker binary at " . $self->tracker_bin
 		. " (build first; GH_BUILDDIR=$self->{builddir})";
+	Test::More->builder->note("the tracker runs under: $self->{wrapper}")
+		if $self->{wrapper};
 	$self->_init_secret;
 	$self->_init_postgres;
 	$self->start_postgres;
@@ -336,10 +366,18 @@ sub _tracker_env {
 	return \%env;
 }
 
+# _tracker_cmd(@args): the tracker binary with @args, in the wrapper if any.
+sub _tracker_cmd {
+	my ($self, @args) = @_;
+	my @cmd = ($self->tracker_bin, @args);
+	unshift @cmd, split ' ', $self->{wrapper} if $self->{wrapper};
+	return @cmd;
+}
+
 # init_db: run `grasshopper-tracker init-db`; returns its exit status.
 sub init_db {
 	my $self = shift;
-	return $self->_run($self->_tracker_env, $self->tracker_bin, 'init-db');
+	return $self->_run($self->_tracker_env, $self->_tracker_cmd('init-db'));
 }
 
 # start_tracker(%env): start `serve`, wait for its socket; extra environment
@@ -348,8 +386,7 @@ sub start_tracker {
 	my ($self, %extra) = @_;
 	croak "tracker already running" if $self->{tracker_pid};
 	unlink $self->{sock};
-	my @cmd = ($self->tracker_bin, 'serve');
-	unshift @cmd, split ' ', $self->{wrapper} if $self->{wrapper};
+	my @cmd = $self->_tracker_cmd('serve');
 	$self->{tracker_pid} = $self->_spawn("$self->{dir}/tracker.log",
 		$self->_tracker_env(%extra), @cmd);
 	$self->{tracker_status} = undef;
@@ -376,7 +413,7 @@ my $spawn_seq = 0;
 sub spawn_tracker {
 	my ($self, $extra, @args) = @_;
 	my $log = sprintf '%s/spawn-%d.log', $self->{dir}, ++$spawn_seq;
-	my $pid = $self->_spawn($log, $self->_tracker_env(%$extra), $self->tracker_bin, @args);
+	my $pid = $self->_spawn($log, $self->_tracker_env(%$extra), $self->_tracker_cmd(@args));
 	return ($pid, $log);
 }
 
@@ -785,19 +822,48 @@ sub _tail {
 	return join "\n", "--- $file (last lines) ---", @l;
 }
 
-# log_problems: [alert]/[emerg] lines of nginx and sanitizer (or valgrind)
-# reports of the tracker, as two lists.
+# log_problems: [alert]/[emerg] lines of nginx, and the sanitizer or
+# valgrind reports of every run of the tracker (serve in tracker.log,
+# init-db in setup.log, spawn_tracker's spawn-*.log), as two lists.
 sub log_problems {
 	my $self = shift;
 	my $elog = _slurp("$self->{dir}/error.log") // '';
-	my $tlog = _slurp("$self->{dir}/tracker.log") // '';
 	my @ng = grep /\[(?:alert|emerg)\]/, split /\n/, $elog;
-	# ASan/UBSan/LSan, and valgrind's error kinds and non-zero summaries.
-	my @san = grep m{runtime error:|ERROR: AddressSanitizer|LeakSanitizer|==\d+==ERROR
-		|==\d+==\ (?:Invalid\ (?:read|write|free)|Conditional\ jump|Use\ of\ uninitialised
-		|Syscall\ param|Mismatched\ free|Source\ and\ destination\ overlap)
-		|definitely\ lost:\ [1-9]|ERROR\ SUMMARY:\ [1-9]}x, split /\n/, $tlog;
+	my @san;
+	for my $f ('tracker.log', 'setup.log', map { s{.*/}{}r } sort glob "$self->{dir}/spawn-*.log") {
+		my $text = _slurp("$self->{dir}/$f") // next;
+		push @san, map { "$f: $_" } _reports($text);
+	}
 	return (\@ng, \@san);
+}
+
+# _reports($log): the lines of ASan/UBSan/LSan reports, and each valgrind
+# error whole (every process writes its own, lines prefixed ==PID==, and
+# workers share the log: they may interleave).  valgrind --quiet prints
+# no summaries, so its errors and leaks are found by their markers; the
+# patterns after them catch a wrapper without --error-markers.
+sub _reports {
+	my @out;
+	my %open;    # pid => lines of an unfinished valgrind error
+	for my $l (split /\n/, shift) {
+		if ($l =~ /^==(\d+)== \Q$VG_BEGIN\E/) {
+			$open{$1} = [];
+		} elsif ($l =~ /^==(\d+)== VALGRIND-ERROR-END/ && $open{$1}) {
+			push @out, @{ delete $open{$1} };
+		} elsif ($l =~ /^==(\d+)== / && $open{$1}) {
+			push @{ $open{$1} }, $l;
+		} elsif ($l =~ m{runtime\ error:|ERROR:\ AddressSanitizer|LeakSanitizer|==\d+==ERROR
+		    |==\d+==\ (?:Invalid\ (?:read|write|free)|Conditional\ jump|Use\ of\ uninitialised
+		    |Syscall\ param|Mismatched\ free|Source\ and\ destination\ overlap
+		    |Process\ terminating\ with\ default\ action\ of\ signal\ \d+
+		      \ \(SIG(?:SEGV|BUS|ILL|FPE|ABRT|SYS|TRAP)\))
+		    |definitely\ lost(?::\ [1-9]|\ in\ loss\ record)|ERROR\ SUMMARY:\ [1-9]}x) {
+			push @out, $l;
+		}
+	}
+	# An error cut short (its process killed while writing it) counts too.
+	push @out, @$_ for values %open;
+	return @out;
 }
 
 # stop(%o): stop nginx (QUIT), the tracker (TERM) and PostgreSQL (fast).
@@ -826,8 +892,8 @@ sub stop {
 		}
 		$tb->ok(!@$ng, 'teardown: no [alert]/[emerg] in nginx error.log')
 			or $tb->diag(join "\n", @$ng);
-		$tb->ok(!@$san, 'teardown: no sanitizer or valgrind report in tracker.log')
-			or $tb->diag(join "\n", @$san[0 .. ($#$san < 20 ? $#$san : 20)]);
+		$tb->ok(!@$san, "teardown: no sanitizer or valgrind report in the tracker's logs")
+			or $tb->diag(join "\n", @$san[0 .. ($#$san < 80 ? $#$san : 80)]);
 	} elsif (@$ng || @$san) {
 		$self->{failed} = 1;
 		$tb->diag(join "\n", 'log problems:', @$ng, @$san);
