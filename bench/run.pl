@@ -187,6 +187,9 @@ sub cpu_by_comm {
 		my $st = <$fh> // next;
 		my ($comm, $rest) = $st =~ /^\d+ \((.*)\) (.*)$/s or next;
 		my @f = split ' ', $rest;
+		# Not kernel threads (PF_KTHREAD): they change names as they take
+		# work, and a renamed one would count its whole life.
+		next if $f[6] & 0x00200000;
 		$c{"$comm\0$pid"} = ($f[11] + $f[12]) / $hz;
 	}
 	return %c;

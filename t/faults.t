@@ -129,8 +129,8 @@ $w = $s->kill_worker('TERM');
 my $gone = time - $t0;
 ok(!GH::Stack::_alive($w), sprintf('a worker sent SIGTERM exits (in %.1f s)', $gone));
 cmp_ok($gone, '<', 4, '... within a few seconds, though idle');
+@w2 = $s->wait_workers(2, 5);    # the master has reaped it (and logged it) by then
 like(substr(log_text(), $before), qr/worker $w exited with status 0/, '... with status 0');
-@w2 = $s->wait_workers(2, 5);
 ok(@w2 == 2 && !grep({ $_ == $w } @w2), '... and is replaced');
 @ok = map { $u->api(GET => "test/$tid")->{status} } 1 .. 20;
 is_deeply(\@ok, [(200) x 20], 'the following 20 requests all succeed');

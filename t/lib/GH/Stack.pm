@@ -853,6 +853,7 @@ sub _reports {
 		} elsif ($l =~ /^==(\d+)== / && $open{$1}) {
 			push @{ $open{$1} }, $l;
 		} elsif ($l =~ m{runtime\ error:|ERROR:\ AddressSanitizer|LeakSanitizer|==\d+==ERROR
+		    |WARNING:\ ThreadSanitizer
 		    |==\d+==\ (?:Invalid\ (?:read|write|free)|Conditional\ jump|Use\ of\ uninitialised
 		    |Syscall\ param|Mismatched\ free|Source\ and\ destination\ overlap
 		    |Process\ terminating\ with\ default\ action\ of\ signal\ \d+
