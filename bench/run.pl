@@ -12,7 +12,7 @@
 #   BENCH_WORKERS         TRACKER_WORKERS (default: the tracker's, one per
 #                         core)
 #   BENCH_THREADS         TRACKER_THREADS (default: the tracker's, 32)
-#   BENCH_DB_CONNECTIONS  TRACKER_DB_CONNECTIONS (default: the tracker's, 2)
+#   BENCH_DB_CONNECTIONS  TRACKER_DB_CONNECTIONS (default: the tracker's, 1)
 #   BENCH_SAMPLES         samples in the "big" test for the GET row
 #                         (default 1000000)
 #   BENCH_CLIENT_SECONDS  how long bench/client.sh wraps sleep (default 60;
@@ -47,7 +47,7 @@ my $CONNS = $ENV{BENCH_CONNECTIONS} || 64;
 my $NCPU = () = (do { local (@ARGV, $/) = '/proc/cpuinfo'; <> } =~ /^processor/mg);
 my $WORKERS = $ENV{BENCH_WORKERS} || $NCPU || 2;
 my $TTHREADS = $ENV{BENCH_THREADS} || 32;
-my $DBCONNS = $ENV{BENCH_DB_CONNECTIONS} || 2;
+my $DBCONNS = $ENV{BENCH_DB_CONNECTIONS} || 1;
 # Transactions the pool can have in flight: pgbench's first reference runs
 # that many clients.
 my $INFLIGHT = $WORKERS * $DBCONNS;

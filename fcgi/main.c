@@ -29,7 +29,7 @@ static const char usage[] =
     "  TRACKER_THREADS           requests each worker serves at once "
     "(default 32)\n"
     "  TRACKER_DB_CONNECTIONS    PostgreSQL connections per worker "
-    "(default 2)\n"
+    "(default 1)\n"
     "  TRACKER_DB_WAIT           how long a request waits for an "
     "unreachable\n"
     "                            database before 503, e.g. 5 or 1m "

@@ -23,7 +23,7 @@
 #define CONFIG_TTL_DEFAULT (30L * 86400)
 #define CONFIG_THREADS_DEFAULT 32 /* requests one worker serves at once */
 #define CONFIG_THREADS_MAX 256
-#define CONFIG_DB_CONNS_DEFAULT 2 /* PostgreSQL connections per worker */
+#define CONFIG_DB_CONNS_DEFAULT 1 /* PostgreSQL connections per worker */
 #define CONFIG_DB_CONNS_MAX 64
 #define CONFIG_DB_WAIT_DEFAULT 5L /* s: waiting for the database to return */
 
