@@ -87,7 +87,7 @@ open_socket(const char *listen)
  */
 
 #define WAKE_AFTER_US 1000000LL /* a stopping worker's idle threads get */
-#define WAKE_EVERY_US 100000LL	/* this long, then SIGUSR1 this often */
+#define WAKE_EVERY_US 25000LL	/* this long, then SIGUSR1 this often */
 
 struct thread {
 	pthread_t id;
@@ -132,6 +132,15 @@ serve_thread(void *arg)
 	return NULL;
 }
 
+static bool
+all_ended(const struct thread *ts, int n)
+{
+	for (int i = 0; i < n; i++)
+		if (!ts[i].ended)
+			return false;
+	return true;
+}
+
 /* Stop accepting and let the threads finish what they serve. Threads still
  * waiting for a request after a while (in accept(2), or on a connection
  * nginx keeps open) are woken with SIGUSR1; not at once: a signal that
@@ -148,17 +157,12 @@ worker_stop(struct thread *ts, int n, int fd, pid_t master)
 		return;
 	}
 	int64_t wake_at = mono_us() + WAKE_AFTER_US;
-	for (;;) {
-		bool all = true;
-		for (int i = 0; i < n; i++)
-			all &= ts[i].ended;
-		if (all)
-			return;
+	while (!all_ended(ts, n)) {
 		if (mono_us() >= wake_at)
 			for (int i = 0; i < n; i++)
 				if (ts[i].accepting && !ts[i].ended)
 					pthread_kill(ts[i].id, SIGUSR1);
-		usleep(WAKE_EVERY_US / 4);
+		usleep(WAKE_EVERY_US);
 	}
 }
 
@@ -207,12 +211,7 @@ worker_main(const struct config *cfg, int fd, pid_t master)
 			_exit(1);
 		}
 	}
-	for (;;) {
-		bool all = true;
-		for (int i = 0; i < n; i++)
-			all &= ts[i].ended;
-		if (all)
-			break;
+	while (!all_ended(ts, n)) {
 		struct timespec tick = {.tv_nsec = 100000000};
 		if (sigtimedwait(&term, NULL, &tick) == SIGTERM) {
 			worker_stop(ts, n, fd, master);
