@@ -189,21 +189,12 @@ config_load(struct config *cfg, bool need_secret, char *err, size_t errlen)
 	if (check_listen(cfg->listen, err, errlen))
 		goto fail;
 
-	long v = sysconf(_SC_NPROCESSORS_ONLN);
-	cfg->workers = v > 0 && v <= CONFIG_WORKERS_MAX ? (int)v : 2;
-	s = getenv("TRACKER_WORKERS");
-	if (s && *s) {
-		if (parse_long(s, 1, CONFIG_WORKERS_MAX, false, &v)) {
-			snprintf(err, errlen,
-				 "TRACKER_WORKERS=%s: want a number from 1 "
-				 "to %d",
-				 s, CONFIG_WORKERS_MAX);
-			goto fail;
-		}
-		cfg->workers = (int)v;
-	}
-
-	if (config_count("TRACKER_THREADS", CONFIG_THREADS_DEFAULT,
+	long cores = sysconf(_SC_NPROCESSORS_ONLN);
+	if (config_count("TRACKER_WORKERS",
+			 cores > 0 && cores <= CONFIG_WORKERS_MAX ? (int)cores
+								  : 2,
+			 CONFIG_WORKERS_MAX, &cfg->workers, err, errlen) ||
+	    config_count("TRACKER_THREADS", CONFIG_THREADS_DEFAULT,
 			 CONFIG_THREADS_MAX, &cfg->threads, err, errlen) ||
 	    config_count("TRACKER_DB_CONNECTIONS", CONFIG_DB_CONNS_DEFAULT,
 			 CONFIG_DB_CONNS_MAX, &cfg->db_connections, err,
