@@ -92,10 +92,8 @@ static const struct {
     [STMT_USAGE_LIST] = {"usage_list",
 			 "SELECT ts_us(u.ts), u.cpu_usage, "
 			 "u.cpu_usage > t.threshold FROM tests t "
-			 "LEFT JOIN LATERAL (SELECT ts, cpu_usage FROM usage "
-			 "WHERE test_id = t.id AND ($3::timestamptz IS NULL "
-			 "OR ts > $3::timestamptz) ORDER BY ts "
-			 "LIMIT $4::int) u ON true "
+			 "LEFT JOIN LATERAL usage_read(t.id, $3::timestamptz, "
+			 "$4::int) u ON true "
 			 "WHERE t.id = $2::bigint AND t.user_id = $1::bigint "
 			 "ORDER BY u.ts",
 			 4, REPEAT},

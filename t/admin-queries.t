@@ -151,8 +151,8 @@ my %checks = (
 	'Table sizes' => sub {
 		my $r = shift;
 		my %t = map { $_->{table_name} => $_ } @$r;
-		ok($t{$_}, "table sizes: $_ listed") for qw(users tests usage schema_migrations);
-		like($t{usage}{total_size} // '', qr/^\d+ (bytes|kB|MB)$/, 'sizes are human-readable');
+		ok($t{$_}, "table sizes: $_ listed") for qw(users tests usage_recent usage_chunk schema_migrations);
+		like($t{usage_chunk}{total_size} // '', qr/^\d+ (bytes|kB|MB)$/, 'sizes are human-readable');
 	},
 	'Consistency check: the stored figures against the samples' => sub {
 		my ($r, $sql) = @_;

@@ -378,6 +378,161 @@ is_error(post($bt, [sample(now_us(), 0.5)]), 404, 'not_found', "batch for bob's 
 is_error($u->api(GET => "test/$bt/usage"), 404, 'not_found', "bob's samples: 404");
 is($bob->api(GET => "test/$bt")->{json}{samples}, 0, "bob's test got nothing");
 
+# --- packed storage (schema 4) ------------------------------------------------------------------
+
+# Samples land in usage_recent and are packed 120 to a usage_chunk row; every
+# answer must be the same as if each sample had a row of its own.
+my $uid = $u->id;
+sub where_stored {
+	my $id = shift;
+	return [split /\|/, $s->psql("SELECT (SELECT count(*) FROM usage_recent WHERE test_id = $id), "
+		. "(SELECT count(*) FROM usage_chunk WHERE test_id = $id), "
+		. "(SELECT coalesce(sum(cardinality(ts)), 0) FROM usage_chunk WHERE test_id = $id), "
+		. "(SELECT recent FROM tests WHERE id = $id)")];
+}
+# Each chunk sorted with first_ts/last_ts its ends, at most 120, no overlap.
+sub chunks_sound {
+	my $id = shift;
+	return $s->psql(qq{SELECT count(*) FROM (
+		SELECT c.first_ts <> c.ts[1] OR c.last_ts <> c.ts[cardinality(c.ts)]
+		    OR c.ts <> (SELECT array_agg(e ORDER BY e) FROM unnest(c.ts) e)
+		    OR cardinality(c.ts) > 120
+		    OR c.first_ts <= lag(c.last_ts) OVER (ORDER BY c.last_ts) AS bad
+		FROM usage_chunk c WHERE c.test_id = $id) q WHERE bad});
+}
+sub all_samples {
+	my ($id, $limit) = @_;
+	my ($q, @all) = ("?limit=$limit");
+	while (my @page = @{ samples_of($id, $q) }) {
+		push @all, [parse_ts($_->{timestamp}), $_->{cpu_usage}] for @page;
+		$q = "?limit=$limit&after=$page[-1]{timestamp}";
+	}
+	return \@all;
+}
+
+my $tp = new_test(threshold => 0.5);
+# 300 in order, as a running client sends them: packed as they come.
+my @have = map { [$S0 + $_ * 500_000, ($_ % 10) / 10 + 0.05] } 1 .. 300;
+$r = post($tp, [map { sample(@$_) } @have]);
+is($r->{json}{stored}, 300, 'packed: 300 in order stored');
+is_deeply(where_stored($tp), [0, 3, 300, 0], 'packed: in 3 chunks of 100, none left in usage_recent');
+# Repeats of packed samples: nothing new, the stored value decides.
+$r = post($tp, sample($have[149][0], 0.99));
+is($r->{status}, 200, 'packed: a repeat of a packed sample is 200');
+ok(is_bool($r->{json}{above_threshold}) && !$r->{json}{above_threshold},
+	'... with the stored sample\'s above_threshold (false; 0.99 was not stored)');
+$r = post($tp, [map { sample($have[$_][0], 0.01) } 0, 119, 120, 299]);
+is($r->{json}{stored}, 0, 'packed: a batch of repeats (chunk ends) stores nothing');
+# Late samples inside chunks, before the first, between and after: exact.
+my @late = ([$S0 + 250_000, 0.9], [$S0 + 120 * 500_000 + 1, 0.7], [$S0 + 120 * 500_000 - 1, 0.2],
+	[$S0 + 60 * 500_000 + 250_000, 0.8], [$S0 + 301 * 500_000, 0.6], [$S0 + 1, 0.51]);
+for my $x (@late) {
+	$r = post($tp, sample(@$x));
+	is($r->{status}, 201, 'packed: late sample at +' . ($x->[0] - $S0) . ' us stored');
+	push @have, $x;
+}
+my @want = sort { $a->[0] <=> $b->[0] } @have;
+my $tg = get($tp);
+is($tg->{samples}, 306, 'packed: 306 samples');
+is(sprintf('%.0f', $tg->{time_above_threshold} * 1e6), expected_above_us($S0, 0.5, @have),
+	'packed: time_above_threshold exact with late samples inside chunks');
+is_deeply(all_samples($tp, 7), \@want, 'packed: read-back 7 at a time across chunks and usage_recent');
+is_deeply(all_samples($tp, 10000), \@want, 'packed: read-back in one page');
+is(chunks_sound($tp), 0, 'packed: chunks sorted, at most 120, not overlapping');
+# Stopping packs the rest; a late sample before end_time is packed at once.
+$r = $u->api(POST => "test/$tp/stop", {end_time => ts($S0 + 400 * 500_000)});
+is($r->{status}, 200, 'packed: stop');
+is(where_stored($tp)->[0], 0, 'packed: nothing in usage_recent once stopped');
+$r = post($tp, sample($S0 + 350 * 500_000, 0.95));
+is($r->{status}, 201, 'packed: a late sample of a stopped test (before end_time) stored');
+push @have, [$S0 + 350 * 500_000, 0.95];
+my $w = where_stored($tp);
+is_deeply([@$w[0, 2, 3]], [0, 307, 0], '... and packed at once');
+is_deeply(all_samples($tp, 1000), [sort { $a->[0] <=> $b->[0] } @have], 'packed: read-back after stop');
+is(sprintf('%.0f', get($tp)->{time_above_threshold} * 1e6), expected_above_us($S0, 0.5, @have),
+	'packed: time_above_threshold exact after stop');
+is($s->psql("SELECT count(*) FROM usage WHERE test_id = $tp"), 307, 'packed: the usage view shows 307');
+
+# Random batches against SQL (usage_add directly, as the tracker calls it):
+# in order, far out of order, repeats, inside batches too; every few calls the
+# stored samples, the figures, the chunk shapes and the paged read-back are
+# checked against what was sent.
+my $tq = new_test(threshold => 0.5);
+my $prop = <<'SQL';
+CREATE TEMP TABLE sent (ts timestamptz PRIMARY KEY, cpu float8);
+DO $$
+DECLARE
+	it int; k int; b int; tss timestamptz[]; cpus float8[]; x timestamptz; r record;
+	bad bigint; want bigint; got bigint; t0 timestamptz := '__START__';
+BEGIN
+	PERFORM setseed(__SEED__);
+	FOR it IN 1 .. 300 LOOP
+		b := 1 + (random() * random() * 40)::int;
+		tss := '{}'; cpus := '{}';
+		FOR k IN 1 .. b LOOP
+			IF random() < 0.7 THEN
+				x := t0 + ((it * 10 + k) * 500000::bigint + (random() * 1000)::int) * interval '1 us';
+			ELSE
+				x := t0 + (random() * 4000)::bigint * 500000 * interval '1 us';
+			END IF;
+			IF random() < 0.1 THEN
+				SELECT coalesce((SELECT s.ts FROM sent s ORDER BY random() LIMIT 1), x) INTO x;
+			END IF;
+			tss := tss || x; cpus := cpus || random();
+		END LOOP;
+		SELECT * INTO r FROM usage_add(__USER__, __TEST__, tss, cpus);
+		IF r.status <> 'ok' THEN RAISE EXCEPTION 'call %: status %', it, r.status; END IF;
+		FOR k IN 1 .. b LOOP
+			INSERT INTO sent VALUES (tss[k], cpus[k]) ON CONFLICT DO NOTHING;
+		END LOOP;
+		IF r.above IS DISTINCT FROM ((SELECT s.cpu FROM sent s WHERE s.ts = tss[b]) > 0.5) THEN
+			RAISE EXCEPTION 'call %: above wrong', it;
+		END IF;
+		CONTINUE WHEN it % 25 <> 0;
+		SELECT count(*) INTO bad FROM (SELECT 1 FROM usage WHERE test_id = __TEST__
+			GROUP BY ts HAVING count(*) > 1) d;
+		IF bad > 0 THEN RAISE EXCEPTION 'call %: % samples stored twice', it, bad; END IF;
+		SELECT count(*) INTO bad FROM sent s
+			FULL JOIN (SELECT * FROM usage WHERE test_id = __TEST__) u ON u.ts = s.ts
+			WHERE u.ts IS NULL OR s.ts IS NULL OR u.cpu_usage <> s.cpu;
+		IF bad > 0 THEN RAISE EXCEPTION 'call %: % samples differ from what was sent', it, bad; END IF;
+		IF (SELECT samples FROM tests WHERE id = __TEST__) <> (SELECT count(*) FROM sent) THEN
+			RAISE EXCEPTION 'call %: samples count', it;
+		END IF;
+		IF (SELECT recent FROM tests WHERE id = __TEST__)
+		   <> (SELECT count(*) FROM usage_recent WHERE test_id = __TEST__) THEN
+			RAISE EXCEPTION 'call %: recent count', it;
+		END IF;
+		SELECT sum(CASE WHEN cpu > 0.5 THEN gap_us(coalesce(p, t0), ts) ELSE 0 END) INTO want
+			FROM (SELECT ts, cpu, lag(ts) OVER (ORDER BY ts) p FROM sent) q;
+		SELECT above_us INTO got FROM tests WHERE id = __TEST__;
+		IF want <> got THEN RAISE EXCEPTION 'call %: above_us % want %', it, got, want; END IF;
+		SELECT count(*) INTO bad FROM (
+			SELECT c.first_ts <> c.ts[1] OR c.last_ts <> c.ts[cardinality(c.ts)]
+			    OR c.ts <> (SELECT array_agg(e ORDER BY e) FROM unnest(c.ts) e)
+			    OR c.first_ts <= lag(c.last_ts) OVER (ORDER BY c.last_ts) AS wrong
+			FROM usage_chunk c WHERE c.test_id = __TEST__) q WHERE wrong;
+		IF bad > 0 THEN RAISE EXCEPTION 'call %: % chunks misshapen or overlapping', it, bad; END IF;
+		IF (SELECT array_agg(ts ORDER BY ts) FROM sent)
+		   <> (SELECT array_agg(ts) FROM usage_read(__TEST__, NULL, 100000)) THEN
+			RAISE EXCEPTION 'call %: read-back', it;
+		END IF;
+		SELECT s.ts INTO x FROM sent s ORDER BY random() LIMIT 1;
+		IF (SELECT array_agg(ts ORDER BY ts) FROM (SELECT ts FROM sent WHERE ts > x ORDER BY ts LIMIT 37) q)
+		   IS DISTINCT FROM (SELECT array_agg(ts) FROM usage_read(__TEST__, x, 37)) THEN
+			RAISE EXCEPTION 'call %: read-back of 37 after %', it, x;
+		END IF;
+	END LOOP;
+END $$;
+SELECT count(*) FROM sent;
+SQL
+my %fill = (__USER__ => $uid, __TEST__ => $tq, __START__ => ts($S0), __SEED__ => ($seed % 1999) / 1000 - 0.999);
+$prop =~ s/(__[A-Z]+__)/$fill{$1}/g;
+my $n_sent = eval { $s->psql($prop) };
+ok(defined $n_sent && $n_sent > 0, "packed: 300 random batches agree with what was sent ($@)")
+	or diag $@;
+is(chunks_sound($tq), 0, 'packed: random batches left sound chunks');
+
 # --- gap_us (schema 3) against the exact definition ----------------------------------------
 
 # gap_us(a, b) = max(0, b - a) in microseconds, exactly: 100 000 random pairs

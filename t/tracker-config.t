@@ -4,6 +4,8 @@
 use strict;
 use warnings;
 
+use File::Copy ();
+use File::Temp ();
 use IO::Socket::INET;
 use Test::More;
 use Time::HiRes qw(sleep time);
@@ -142,6 +144,49 @@ is($s->psql("SELECT string_agg(table_name || ':' || table_type, ',' ORDER BY tab
 is($s->login($u->username, $u->password)->{status}, 200, '... and the data is intact');
 cmp_ok($s->psql("SELECT count(*) FROM information_schema.views WHERE table_schema = 'public'"),
 	'>=', 2, 'schema provides views for admins');
+
+# --- init-db upgrades: schema 4 packs the samples already stored -------------------------
+
+# A database at schema 3 with samples (in and out of order, a stopped test),
+# upgraded by init-db: the same samples and figures, now in chunks.
+$s->psql('CREATE DATABASE upgrade', db => 'postgres');
+my $old = File::Temp::tempdir(CLEANUP => 1);
+File::Copy::copy($s->srcdir . "/schema/$_", $old) or die "copy $_: $!"
+	for qw(001_init.sql 002_admin_views.sql 003_fast_gap.sql);
+(my $url = $s->database_url) =~ s/dbname=\S+/dbname=upgrade/;
+is($s->init_db(TRACKER_DATABASE_URL => $url, TRACKER_SCHEMA_DIR => $old), 0, 'init-db to schema 3');
+sub up { $s->psql($_[0], db => 'upgrade') }
+up(q{INSERT INTO users (username, password_hash) VALUES ('old', 'x')});
+up(q{INSERT INTO tests (user_id, name, description, threshold, start_time)
+	SELECT id, n, '', 0.4, '2024-01-01Z' FROM users, (VALUES ('a'), ('b')) v (n)});
+up(q{SELECT usage_add(u.id, t.id, array_agg('2024-01-01Z'::timestamptz + g * interval '500 ms' ORDER BY g),
+	array_agg((g * 7 % 10) / 10.0::float8 ORDER BY g))
+	FROM users u JOIN tests t ON t.user_id = u.id, generate_series(1, 250) g
+	WHERE t.name = 'a' GROUP BY u.id, t.id});
+up(q{SELECT usage_add(u.id, t.id, ARRAY['2024-01-01Z'::timestamptz + g * interval '500 ms' + interval '1 ms'],
+	ARRAY[0.9::float8]) FROM users u JOIN tests t ON t.user_id = u.id, generate_series(1, 240, 7) g
+	WHERE t.name = 'a'});
+up(q{SELECT usage_add(u.id, t.id, array_agg('2024-01-01Z'::timestamptz + g * interval '1 s' ORDER BY g DESC),
+	array_agg(g / 60.0::float8 ORDER BY g DESC))
+	FROM users u JOIN tests t ON t.user_id = u.id, generate_series(1, 50) g
+	WHERE t.name = 'b' GROUP BY u.id, t.id});
+up(q{SELECT test_stop(user_id, id, '2024-01-02Z') FROM tests WHERE name = 'b'});
+my $samples_q = q{SELECT string_agg(test_id || ':' || ts_us(ts) || ':' || cpu_usage, ',' ORDER BY test_id, ts)
+	FROM usage};
+my $figures_q = q{SELECT string_agg(concat_ws(':', id, samples, cpu_sum, cpu_max, above_us, ts_us(last_ts)), ','
+	ORDER BY id) FROM tests};
+my ($samples_before, $figures_before) = (up($samples_q), up($figures_q));
+is(up('SELECT count(*) FROM usage'), 250 + 35 + 50, 'schema 3: 335 samples, one row each');
+
+is($s->init_db(TRACKER_DATABASE_URL => $url), 0, 'init-db to the latest schema');
+is(up('SELECT max(version) FROM schema_migrations'), 4, '... schema 4 applied');
+is(up($samples_q), $samples_before, '... the same samples, through the usage view');
+is(up($figures_q), $figures_before, '... the same figures');
+is(up('SELECT count(*) FROM usage_recent'), 0, '... none left one per row');
+is(up('SELECT count(*) || \' \' || sum(cardinality(ts)) FROM usage_chunk'), '4 335',
+	'... packed: 285 samples in 3 chunks, 50 in 1');
+is($s->init_db(TRACKER_DATABASE_URL => $url), 0, 'init-db again: nothing to do');
+is(up($samples_q), $samples_before, '... the samples untouched');
 
 $s->stop;
 done_testing;

@@ -139,6 +139,7 @@ sub default_wrapper {
 sub slow { $_[0]{slow} }
 
 sub dir { $_[0]{dir} }
+sub srcdir { $_[0]{srcdir} }
 sub secret { $_[0]{secret} }
 sub port { $_[0]{port} }
 sub url { "http://$_[0]{host}:$_[0]{port}" }
@@ -374,10 +375,11 @@ sub _tracker_cmd {
 	return @cmd;
 }
 
-# init_db: run `grasshopper-tracker init-db`; returns its exit status.
+# init_db(%env): run `grasshopper-tracker init-db` (extra environment as for
+# start_tracker); returns its exit status.
 sub init_db {
-	my $self = shift;
-	return $self->_run($self->_tracker_env, $self->_tracker_cmd('init-db'));
+	my ($self, %extra) = @_;
+	return $self->_run($self->_tracker_env(%extra), $self->_tracker_cmd('init-db'));
 }
 
 # start_tracker(%env): start `serve`, wait for its socket; extra environment
