@@ -366,8 +366,9 @@ my @rows = (
 	 defined $res{get_big}{p50} && $res{get_small}{p50}
 		&& $res{get_big}{p50} / $res{get_small}{p50} <= 1.2 ? 'met' : 'NOT met'],
 	['bytes on disk per sample', sprintf('%.1f', $usage_bytes / ($usage_rows || 1)),
-	 sprintf('%d bytes (chunks %d in %d rows, usage_recent %d) / %d samples, after VACUUM',
-		 $usage_bytes, $chunk_bytes, $chunks, $recent_bytes, $usage_rows),
+	 sprintf('%d bytes / %d samples, after VACUUM: usage_chunk %.1f per sample (%d rows); '
+		 . 'usage_recent %d (a queue: what it held between vacuums, not per sample)',
+		 $usage_bytes, $usage_rows, $chunk_bytes / ($usage_rows || 1), $chunks, $recent_bytes),
 	 '', '<= 64', $usage_bytes / ($usage_rows || 1) <= 64 ? 'met' : 'NOT met'],
 );
 if ($cl{client}) {

@@ -187,6 +187,14 @@ is(up('SELECT count(*) || \' \' || sum(cardinality(ts)) FROM usage_chunk'), '4 3
 	'... packed: 285 samples in 3 chunks, 50 in 1');
 is($s->init_db(TRACKER_DATABASE_URL => $url), 0, 'init-db again: nothing to do');
 is(up($samples_q), $samples_before, '... the samples untouched');
+# usage_recent has no foreign key (usage_add holds the test's lock); a
+# trigger takes a deleted test's samples with it, as ON DELETE CASCADE did.
+up(q{SELECT usage_add(u.id, t.id, ARRAY[now()], ARRAY[0.5::float8]) FROM users u JOIN tests t ON t.user_id = u.id
+	WHERE t.name = 'a'});
+is(up('SELECT count(*) FROM usage_recent'), 1, 'a new sample waits in usage_recent');
+up(q{DELETE FROM users WHERE username = 'old'});
+is(up('SELECT (SELECT count(*) FROM usage_recent) + (SELECT count(*) FROM usage_chunk)'), 0,
+	'deleting the user deletes every sample, packed or not');
 
 $s->stop;
 done_testing;
