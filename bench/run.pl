@@ -103,7 +103,7 @@ $s->psql($_) for 'CREATE EXTENSION IF NOT EXISTS pg_stat_statements',
 	open my $out, '>', $conf or die "$conf: $!";
 	print $out $text;
 	close $out;
-	kill 'HUP', $s->{nginx_pid};
+	$s->reload_nginx or die "could not reload nginx\n";
 	my $deadline = time + 10;
 	until ($s->api(GET => '/bench/204')->{status} == 204) {
 		die "nginx did not pick up /bench/204\n" if time > $deadline;

@@ -10,7 +10,7 @@ use GH::Stack qw(is_error is_json_ok);
 # Under valgrind when it is available: a malformed request must not make a
 # worker touch memory it does not own (GH_NO_VALGRIND=1 turns this off).
 my $s = GH::Stack->new(wrapper => $ENV{GH_TRACKER_WRAPPER} // GH::Stack::memcheck())->start;
-diag 'tracker under: ' . ($s->{wrapper} // 'nothing');
+diag 'tracker under: ' . ($s->wrapper // 'nothing');
 my $u = $s->user;
 my $tid = $u->api(POST => 'test', {})->{json}{id};
 my @w0 = $s->worker_pids;

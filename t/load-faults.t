@@ -53,7 +53,7 @@ my $ROUND_EACH = 500;       # ... of this many requests each
 my $s = GH::Stack->new(workers => $WORKERS)->start;
 my $image = GH::Stack::_slurp($s->tracker_bin) // '';
 my $asan = index($image, '__asan_init') >= 0 || index($image, '__tsan_init') >= 0;
-my $wrapped = !!$s->{wrapper};
+my $wrapped = !!$s->wrapper;
 my $tmp = tempdir('gh-load-XXXXXX', TMPDIR => 1, CLEANUP => 1);
 my $T0 = now_us() - 3600 * 1_000_000;    # tests start an hour ago
 
@@ -222,7 +222,7 @@ for my $i (0 .. $READERS - 1) {
 }
 
 # The faults, from the parent, while the grasshopper client runs.
-my (@kills, @respawn_pools, $pg_rc, $reload_ok, $reload_at, $pg_at);
+my (@kills, @respawn_pools, $pg_ok, $reload_ok, $reload_at, $pg_at);
 my $faults = sub {
 	my $next_kill = $t_start + 2.5;
 	my ($pg_done, $ng_done);
@@ -231,17 +231,13 @@ my $faults = sub {
 		if (!$pg_done && $now >= $t_start + $PG_RESTART_AT) {
 			$pg_done = 1;
 			$pg_at = $now - $t_start;
-			$pg_rc = $s->_run({}, $s->_pg_cmd('pg_ctl', 'restart', '-w', '-t', 60,
-				'-m', 'fast', '-D', $s->{pgdata}, '-l', "$s->{pgdir}/postgres.log"));
+			$pg_ok = $s->restart_postgres('fast');
 		} elsif (!$ng_done && $wrapped) {
 			$ng_done = 1;    # see the reload's test below
 		} elsif (!$ng_done && $now >= $t_start + $NGINX_RELOAD_AT) {
 			$ng_done = 1;
 			$reload_at = $now - $t_start;
-			my $master = GH::Stack::_slurp($s->dir . '/nginx.pid') // '';
-			$master =~ s/\s+//g;
-			$reload_ok = $master =~ /^\d+$/ && $master == $s->{nginx_pid}
-				&& kill 'HUP', $master;
+			$reload_ok = $s->reload_nginx;
 		} elsif ($now >= $next_kill && $now < $t_start + $KILLS_UNTIL) {
 			$next_kill += $KILL_EVERY;
 			my @w = $s->worker_pids;
@@ -281,7 +277,7 @@ my $elapsed = time - $t_start;
 
 # --- the faults happened -------------------------------------------------------
 
-is($pg_rc, 0, sprintf 'PostgreSQL restarted (pg_ctl restart -m fast) at %.1f s', $pg_at // -1);
+ok($pg_ok, sprintf 'PostgreSQL restarted (pg_ctl restart -m fast) at %.1f s', $pg_at // -1);
 # Not under valgrind: with workers that slow, the reload always finds
 # requests that nginx is retrying after a worker's SIGKILL, and nginx 1.22's
 # old worker process has once exited with such a connection still open

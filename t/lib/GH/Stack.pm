@@ -137,6 +137,7 @@ sub default_wrapper {
 # slow: how many times slower than native the tracker may be (valgrind:
 # 20-50 times): tests multiply their waits for the tracker by it.
 sub slow { $_[0]{slow} }
+sub wrapper { $_[0]{wrapper} }    # what the tracker runs under (valgrind...), or undef
 
 sub dir { $_[0]{dir} }
 sub srcdir { $_[0]{srcdir} }
@@ -304,6 +305,26 @@ sub stop_postgres {
 		'-m', $mode || 'fast', '-D', $self->{pgdata}));
 	$self->{pg_running} = 0 if $rc == 0;
 	return $rc == 0;
+}
+
+# restart_postgres($mode): `pg_ctl restart -m $mode` (default fast) while
+# everything else runs; true when pg_ctl succeeded.
+sub restart_postgres {
+	my ($self, $mode) = @_;
+	return $self->_run({}, $self->_pg_cmd('pg_ctl', 'restart', '-w', '-t', 60,
+		'-m', $mode || 'fast', '-D', $self->{pgdata},
+		'-l', "$self->{pgdir}/postgres.log")) == 0;
+}
+
+# reload_nginx: SIGHUP to nginx's master (the one nginx.pid names, which
+# must be ours); true when sent. nginx rereads nginx.conf, starts new
+# workers and lets the old ones finish their connections.
+sub reload_nginx {
+	my $self = shift;
+	my $master = _slurp("$self->{dir}/nginx.pid") // '';
+	$master =~ s/\s+//g;
+	return $master =~ /^\d+$/ && $self->{nginx_pid} && $master == $self->{nginx_pid}
+		&& kill 'HUP', $master;
 }
 
 sub _create_database {
