@@ -211,6 +211,14 @@ config_load(struct config *cfg, bool need_secret, char *err, size_t errlen)
 		goto fail;
 	}
 
+	s = getenv("TRACKER_SCHED");
+	cfg->sched_batch = !s || !*s || strcmp(s, "batch") == 0;
+	if (!cfg->sched_batch && strcmp(s, "other") != 0) {
+		snprintf(err, errlen, "TRACKER_SCHED=%s: want batch or other",
+			 s);
+		goto fail;
+	}
+
 	cfg->token_ttl = CONFIG_TTL_DEFAULT;
 	s = getenv("TRACKER_TOKEN_TTL");
 	if (s && *s) {

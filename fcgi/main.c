@@ -34,6 +34,8 @@ static const char usage[] =
     "unreachable\n"
     "                            database before 503, e.g. 5 or 1m "
     "(default 5s)\n"
+    "  TRACKER_SCHED             batch (default) or other: the workers'\n"
+    "                            scheduling policy\n"
     "  TRACKER_TOKEN_TTL         token lifetime, e.g. 3600 or 30d "
     "(default 30d)\n"
     "  TRACKER_SCHEMA_DIR        migrations for init-db\n";

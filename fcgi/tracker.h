@@ -36,6 +36,7 @@ struct config {
 	int threads;	    /* per worker */
 	int db_connections; /* per worker */
 	long db_wait;	    /* seconds a statement waits for the database */
+	bool sched_batch;   /* workers run under SCHED_BATCH */
 	long token_ttl;	    /* seconds */
 	char *schema_dir;
 };

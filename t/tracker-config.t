@@ -62,6 +62,13 @@ for my $c (
     [{TRACKER_TOKEN_TTL => '-5'}, 'TRACKER_TOKEN_TTL=-5', qr/TTL/],
     [{TRACKER_TOKEN_TTL => '10x'}, 'TRACKER_TOKEN_TTL=10x', qr/TTL/],
     [{TRACKER_LISTEN => '127.0.0.1:99999'}, 'TRACKER_LISTEN with a bad port', qr/LISTEN/],
+    [{TRACKER_THREADS => 0}, 'TRACKER_THREADS=0', qr/THREADS/],
+    [{TRACKER_THREADS => 257}, 'TRACKER_THREADS=257', qr/THREADS/],
+    [{TRACKER_DB_CONNECTIONS => 0}, 'TRACKER_DB_CONNECTIONS=0', qr/DB_CONNECTIONS/],
+    [{TRACKER_DB_CONNECTIONS => 65}, 'TRACKER_DB_CONNECTIONS=65', qr/DB_CONNECTIONS/],
+    [{TRACKER_DB_WAIT => 601}, 'TRACKER_DB_WAIT=601', qr/DB_WAIT/],
+    [{TRACKER_DB_WAIT => 'soon'}, 'TRACKER_DB_WAIT=soon', qr/DB_WAIT/],
+    [{TRACKER_SCHED => 'fifo'}, 'TRACKER_SCHED=fifo', qr/TRACKER_SCHED=fifo: want batch or other/],
     ) {
 	my ($env, $what, $msg) = @$c;
 	unlink $sock;
@@ -91,6 +98,23 @@ is($?, 0, '... and it stops with status 0 on SIGTERM');
 
 my $mode = (stat $s->dir . '/tracker.sock')[2];
 is(sprintf('%04o', ($mode // 0) & 07777), '0660', 'the unix socket has mode 0660');
+
+# TRACKER_SCHED: every thread of every worker under SCHED_BATCH by default
+# (policy 3 in /proc/.../stat), the default policy (0) with "other".
+sub policies {
+	my %p;
+	for my $w ($s->worker_pids) {
+		for my $st (glob "/proc/$w/task/*/stat") {
+			my ($rest) = (GH::Stack::_slurp($st) // '') =~ /\) (.*)/s or next;
+			$p{(split ' ', $rest)[38]}++;
+		}
+	}
+	return join ',', sort keys %p;
+}
+is(policies(), '3', 'every worker thread runs under SCHED_BATCH by default');
+$s->restart_tracker(TRACKER_SCHED => 'other');
+is(policies(), '0', 'TRACKER_SCHED=other: the default policy');
+is($s->api(GET => 'health')->{status}, 200, '... serving');
 
 $s->restart_tracker(TRACKER_WORKERS => 3);
 is(scalar(my @w3 = $s->worker_pids), 3, 'TRACKER_WORKERS=3 gives 3 workers');
