@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -106,6 +107,19 @@ on_wake(int sig)
 	(void)sig; /* only interrupts accept(2) */
 }
 
+/* Has nginx sent nothing we have not read? libfcgi closes a connection by
+ * shutting its side down and waiting (up to 2 s) for nginx to close first,
+ * so that input left unread cannot make the close a reset that loses the
+ * answer. With nothing unread there is no such risk, and FCGX_Detach makes
+ * it close at once: per request three system calls and a sleep less (the
+ * thread no longer waits for nginx to get round to closing). */
+static bool
+nothing_unread(int fd)
+{
+	int n;
+	return fd >= 0 && ioctl(fd, FIONREAD, &n) == 0 && n == 0;
+}
+
 static void *
 serve_thread(void *arg)
 {
@@ -126,6 +140,8 @@ serve_thread(void *arg)
 		 * (nginx opens a fresh one to another worker). */
 		if (worker_stopping)
 			fr.keepConnection = 0;
+		if (!fr.keepConnection && nothing_unread(fr.ipcFd))
+			FCGX_Detach(&fr);
 		FCGX_Finish_r(&fr);
 	}
 	t->accepting = false;

@@ -203,6 +203,74 @@ $r = $s->raw("GET /api/v1/health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
 ok($r->{status} >= 400 && ref $r->{json} eq 'HASH' && $r->{json}{error},
 	"an oversized header: a JSON error ($r->{status})") or diag "got: $r->{content}";
 
+# --- FastCGI straight to the pool: how a worker closes ------------------------------------
+
+# A worker closes a connection at once when nginx sent nothing it left
+# unread, and otherwise as libfcgi does (shut down its side, read and drop
+# what is left until the peer closes), so that unread input never turns the
+# close into a reset that loses the answer. Spoken here without nginx.
+use IO::Socket::UNIX;
+use POSIX ();
+sub fcgi_record {
+	my ($type, $content) = @_;
+	my $pad = (8 - length($content) % 8) % 8;
+	return pack('CCnnCC', 1, $type, 1, length $content, $pad, 0) . $content . ("\0" x $pad);
+}
+sub fcgi_nv {
+	my ($n, $v) = @_;
+	my $len = sub { $_[0] < 128 ? pack('C', $_[0]) : pack('N', $_[0] | 0x80000000) };
+	return $len->(length $n) . $len->(length $v) . $n . $v;
+}
+# fcgi($method, $path, $body): the answer's stdout, whether END_REQUEST came,
+# and whether the worker then closed the connection (we never close first).
+sub fcgi {
+	my ($method, $path, $body) = @_;
+	my $c = IO::Socket::UNIX->new(Peer => $s->dir . '/tracker.sock') or return;
+	my $params = join '', map { fcgi_nv(@$_) } ['REQUEST_METHOD', $method],
+		['DOCUMENT_URI', $path], ['REQUEST_URI', $path],
+		['CONTENT_LENGTH', length $body], ['CONTENT_TYPE', 'application/json'];
+	my $req = fcgi_record(1, pack('nCx5', 1, 0)) . fcgi_record(4, $params) . fcgi_record(4, '');
+	for (my $i = 0; $i < length $body; $i += 65528) {
+		$req .= fcgi_record(5, substr($body, $i, 65528));
+	}
+	$req .= fcgi_record(5, '');
+	# A child writes, so a worker that stops reading cannot block us.
+	my $pid = fork // die "fork: $!";
+	if (!$pid) {
+		local $SIG{PIPE} = 'IGNORE';
+		syswrite($c, $req) // POSIX::_exit(1);
+		POSIX::_exit(0);
+	}
+	my ($in, $out, $ended, $closed) = ('', '', 0, 0);
+	my $deadline = time + 20 * $s->slow;
+	while (time < $deadline) {
+		my $rin = '';
+		vec($rin, fileno $c, 1) = 1;
+		select(my $rout = $rin, undef, undef, 1) or next;
+		my $got = sysread($c, my $buf, 65536);
+		if (!$got) { $closed = defined $got; last }
+		$in .= $buf;
+		while (length $in >= 8) {
+			my (undef, $type, undef, $len, $pad) = unpack('CCnnC', $in);
+			last if length $in < 8 + $len + $pad;
+			my $content = substr($in, 8, $len);
+			substr($in, 0, 8 + $len + $pad) = '';
+			$out .= $content if $type == 6;
+			$ended = 1 if $type == 3;
+		}
+	}
+	waitpid $pid, 0;
+	close $c;
+	return ($out, $ended, $closed);
+}
+my ($out, $ended, $closed) = fcgi('GET', '/api/v1/health', '');
+like($out, qr/^Status: 200 /, 'FastCGI: a request read to its end is answered');
+ok($ended && $closed, '... END_REQUEST, then the worker closes the connection');
+($out, $ended, $closed) = fcgi('POST', '/api/v1/users', '{"username":"' . ('x' x (3 * 1024 * 1024)) . '"}');
+like($out, qr/^Status: 413 /, 'FastCGI: 3 MiB of body, most of it never read: 413');
+like($out, qr/"error":"too_large"/, '... the whole answer arrives');
+ok($ended && $closed, '... END_REQUEST, then the worker closes the connection');
+
 # the tracker logs one line per request: METHOD PATH STATUS MICROSECONDS
 my $log = GH::Stack::_slurp($s->dir . '/tracker.log') // '';
 like($log, qr{^GET /api/v1/health 200 \d+$}m, 'tracker log: "METHOD PATH STATUS MICROSECONDS"');
