@@ -5,7 +5,7 @@
 -- 32. Now a sample lands in usage_recent (the old table, one row per sample:
 -- cheap to insert, to skip as a repeat and to find neighbours in), and every
 -- 120 samples of a test, and when a test stops, usage_pack moves them into
--- usage_chunk: one row holding up to 120 samples as two arrays, about 17
+-- usage_chunk: one row holding up to 120 samples as two arrays, about 19
 -- bytes per sample. 120 keeps a chunk (2 016 bytes) just under the size at
 -- which PostgreSQL would compress it or move it out of line, so four fill a
 -- page. Everything else sees the samples through the view usage (test_id,
