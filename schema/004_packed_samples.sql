@@ -11,10 +11,10 @@
 -- page. Everything else sees the samples through the view usage (test_id,
 -- ts, cpu_usage), as before.
 --
--- Invariants, kept under the test's row lock that usage_add, usage_pack and
--- test_stop all take: a stored sample is in exactly one of usage_recent and
--- usage_chunk; a chunk's arrays are sorted by ts, with first_ts and last_ts
--- their ends; the chunks of a test do not overlap.
+-- Invariants, kept under the test's row lock that usage_add and test_stop
+-- take (usage_pack runs under theirs): a stored sample is in exactly one of
+-- usage_recent and usage_chunk; a chunk's arrays are sorted by ts, with
+-- first_ts and last_ts their ends; the chunks of a test do not overlap.
 
 ALTER TABLE usage RENAME TO usage_recent;
 ALTER TABLE usage_recent RENAME CONSTRAINT usage_pkey TO usage_recent_pkey;
