@@ -12,7 +12,8 @@
 -- ts, cpu_usage), as before.
 --
 -- Invariants, kept under the test's row lock that usage_add and test_stop
--- take (usage_pack runs under theirs): a stored sample is in exactly one of
+-- take (usage_pack runs under theirs, test_stop's through the trigger
+-- tests_pack_on_stop): a stored sample is in exactly one of
 -- usage_recent and usage_chunk; a chunk's arrays are sorted by ts, with
 -- first_ts and last_ts their ends; the chunks of a test do not overlap.
 
@@ -56,6 +57,17 @@ UNION ALL
 SELECT c.test_id, s.ts, s.cpu_usage
 FROM usage_chunk c, unnest(c.ts, c.cpu) AS s (ts, cpu_usage);
 
+-- The chunk of p_test that can hold x: the first whose range ends at or
+-- after x (chunks do not overlap, so no other can). x is inside it when
+-- its first_ts <= x. No row when x is after every chunk.
+CREATE FUNCTION usage_chunk_at(p_test bigint, x timestamptz)
+RETURNS SETOF usage_chunk
+LANGUAGE sql STABLE AS $$
+	SELECT * FROM usage_chunk u
+	WHERE u.test_id = p_test AND u.last_ts >= x
+	ORDER BY u.last_ts LIMIT 1
+$$;
+
 -- The cpu_usage stored for p_test at x, or NULL.
 CREATE FUNCTION usage_stored(p_test bigint, x timestamptz)
 RETURNS double precision
@@ -69,9 +81,7 @@ BEGIN
 	IF FOUND THEN
 		RETURN v;
 	END IF;
-	SELECT * INTO c FROM usage_chunk u
-		WHERE u.test_id = p_test AND u.last_ts >= x
-		ORDER BY u.last_ts LIMIT 1;
+	SELECT * INTO c FROM usage_chunk_at(p_test, x);
 	IF FOUND AND c.first_ts <= x THEN
 		RETURN c.cpu[array_position(c.ts, x)];
 	END IF;
@@ -96,9 +106,8 @@ BEGIN
 	SELECT u.ts, u.cpu_usage INTO nxt_ts, nxt_cpu FROM usage_recent u
 		WHERE u.test_id = p_test AND u.ts > x ORDER BY u.ts LIMIT 1;
 
-	SELECT * INTO c FROM usage_chunk u
-		WHERE u.test_id = p_test AND u.last_ts > x
-		ORDER BY u.last_ts LIMIT 1;
+	-- x is not stored, so no chunk begins or ends at it.
+	SELECT * INTO c FROM usage_chunk_at(p_test, x);
 	IF FOUND AND c.first_ts < x THEN
 		-- x falls inside this chunk: both neighbours are in it.
 		SELECT max(e) INTO c_prev FROM unnest(c.ts) AS e WHERE e < x;
@@ -139,10 +148,7 @@ BEGIN
 		       (SELECT max(g.last_ts) FROM usage_chunk g
 			WHERE g.test_id = p_test AND g.last_ts < m.ts) AS gap
 		FROM moved m
-		LEFT JOIN LATERAL (
-			SELECT u.first_ts, u.last_ts FROM usage_chunk u
-			WHERE u.test_id = p_test AND u.last_ts > m.ts
-			ORDER BY u.last_ts LIMIT 1) c
+		LEFT JOIN LATERAL usage_chunk_at(p_test, m.ts) c
 			ON c.first_ts < m.ts
 	), merged AS (
 		DELETE FROM usage_chunk u
@@ -309,30 +315,21 @@ BEGIN
 END
 $$;
 
--- test_stop of schema 1, packing the stopped test's samples.
-CREATE OR REPLACE FUNCTION test_stop(p_user bigint, p_test bigint,
-				     p_end timestamptz)
-RETURNS text
+-- A test that stops packs what it has in usage_recent, whoever stops it
+-- (test_stop of schema 1, or an admin's UPDATE), under the lock the
+-- UPDATE holds.
+CREATE FUNCTION tests_pack_on_stop() RETURNS trigger
 LANGUAGE plpgsql AS $$
-DECLARE
-	t tests%ROWTYPE;
 BEGIN
-	SELECT * INTO t FROM tests WHERE id = p_test AND user_id = p_user
-		FOR UPDATE;
-	IF NOT FOUND THEN
-		RETURN 'not_found';
-	ELSIF t.end_time IS NOT NULL THEN
-		RETURN 'already_stopped';
-	ELSIF p_end < t.start_time THEN
-		RETURN 'before_start';
-	END IF;
-	UPDATE tests SET end_time = p_end WHERE id = p_test;
-	IF t.recent > 0 THEN
-		PERFORM usage_pack(p_test);
-	END IF;
-	RETURN 'ok';
+	PERFORM usage_pack(NEW.id);
+	RETURN NULL;
 END
 $$;
+CREATE TRIGGER tests_pack_on_stop AFTER UPDATE OF end_time ON tests
+	FOR EACH ROW
+	WHEN (OLD.end_time IS NULL AND NEW.end_time IS NOT NULL
+	      AND NEW.recent > 0)
+	EXECUTE FUNCTION tests_pack_on_stop();
 
 -- Up to p_limit samples of p_test after p_after (all when NULL), oldest
 -- first. Reads only the chunks that can hold them: walks the chunks in
