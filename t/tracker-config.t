@@ -220,5 +220,49 @@ up(q{DELETE FROM users WHERE username = 'old'});
 is(up('SELECT (SELECT count(*) FROM usage_recent) + (SELECT count(*) FROM usage_chunk)'), 0,
 	'deleting the user deletes every sample, packed or not');
 
+# The private cluster trusts every connection on its socket: only its own
+# user (and root) may enter the socket's directory.
+my $pgdir = $s->dir . '/pg';
+is(sprintf('%04o', (stat $pgdir)[2] & 07777), '0700', 'the private PostgreSQL socket directory is 0700');
+SKIP: {
+	skip 'needs root to try as another local user', 1 unless $> == 0;
+	my $out = `runuser -u daemon -- psql -X -h $pgdir -p 5432 -U postgres -d postgres -Atc 'SELECT 1' 2>&1`;
+	like($out, qr/Permission denied|No such file/,
+		'another local user cannot reach the trusting socket')
+		or diag $out;
+}
+
+# init-db runs without the service's statement and idle timeouts: a
+# migration may rewrite every stored sample in one statement (schema 4 packs
+# about a million in 6 s), and under the service's 10 s it would fail on a
+# large database and the container would restart forever. A last migration
+# that refuses to run under any timeout shows what init-db's session has.
+$s->psql('CREATE DATABASE probe', db => 'postgres');
+my $probe = File::Temp::tempdir(CLEANUP => 1);
+File::Copy::copy($_, $probe) or die "copy $_: $!" for glob $s->srcdir . '/schema/*.sql';
+open my $pf, '>', "$probe/999_timeout_probe.sql" or die "$probe: $!";
+print $pf <<'SQL';
+DO $$
+BEGIN
+	IF current_setting('statement_timeout') <> '0'
+	   OR current_setting('idle_in_transaction_session_timeout') <> '0'
+	   OR current_setting('lock_timeout') <> '0' THEN
+		RAISE EXCEPTION 'migration under statement_timeout %, idle %, lock %',
+			current_setting('statement_timeout'),
+			current_setting('idle_in_transaction_session_timeout'),
+			current_setting('lock_timeout');
+	END IF;
+END $$;
+SQL
+close $pf;
+(my $probe_url = $s->database_url) =~ s/dbname=\S+/dbname=probe/;
+# Even a database whose own default is a tiny timeout.
+$s->psql(q{ALTER DATABASE probe SET statement_timeout = '1ms'}, db => 'postgres');
+is($s->init_db(TRACKER_DATABASE_URL => $probe_url, TRACKER_SCHEMA_DIR => $probe), 0,
+	'init-db runs its migrations with no statement, idle or lock timeout');
+$s->psql('ALTER DATABASE probe RESET statement_timeout', db => 'postgres');
+is($s->psql('SELECT max(version) FROM schema_migrations', db => 'probe'), 999,
+	'... the probe migration was applied');
+
 $s->stop;
 done_testing;

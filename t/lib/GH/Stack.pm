@@ -260,7 +260,9 @@ sub _init_postgres {
 		chown $uid, $gid, "$self->{pgdir}/postgres.log"
 			if -e "$self->{pgdir}/postgres.log";
 	}
-	chmod 0755, $self->{pgdir};
+	# Trust authentication, so only the cluster's user (and root) may enter
+	# the directory of its socket.
+	chmod 0700, $self->{pgdir};
 	return if -e "$self->{pgdata}/PG_VERSION";
 	$self->_run({}, $self->_pg_cmd('initdb', '-D', $self->{pgdata},
 		'-A', 'trust', '-N', '-U', 'postgres', '-E', 'UTF8',
