@@ -12,6 +12,7 @@
  *   spool.c        undelivered samples to a file, and back (--replay)
  *   summary.c      the run's figures and the summary line
  *   json.c         the little JSON the client reads and writes
+ *   printable.c    text from the tracker made safe for a terminal
  */
 #ifndef GH_CLIENT_H
 #define GH_CLIENT_H
@@ -287,6 +288,20 @@ void spool_format(struct buf *b, const struct spool *sp);
 /* Parse a spool file's text; return 0 or -1 with err set. */
 int spool_parse(struct spool *sp, const char *text, size_t len, char *err,
 		size_t errlen);
+
+/* ---- printable.c ------------------------------------------------------ */
+
+/* At most this many bytes of one text from the tracker are printed. */
+#define PRINTABLE_MAX 512
+
+/* Append s[0..len) to b safe for a terminal: printable ASCII and
+ * well-formed UTF-8 stay; C0 controls, DEL, C1 controls (U+0080-U+009F)
+ * and bytes that are not UTF-8 become \xNN; beyond PRINTABLE_MAX bytes,
+ * "..." ends it. */
+void printable_add(struct buf *b, const char *s, size_t len);
+/* Append what an API error body says, made printable: " ERROR: MESSAGE",
+ * " ERROR" or ": MESSAGE", or nothing when the body has neither. */
+void tracker_error_add(struct buf *b, const char *js, size_t len);
 
 /* ---- loop.c ----------------------------------------------------------- */
 

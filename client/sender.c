@@ -259,11 +259,16 @@ request_next(struct sender *s)
 static void
 request_retry(struct sender *s, const char *why)
 {
-	if (!s->warned && !s->quiet)
+	if (!s->warned && !s->quiet) {
+		/* libcurl's sentence may quote what the far end sent. */
+		struct buf b = {0};
+		printable_add(&b, why, strlen(why));
 		fprintf(stderr,
 			"grasshopper: tracker %s not answering (%s); samples "
 			"wait and are retried\n",
-			s->server, why);
+			s->server, b.p);
+		buf_free(&b);
+	}
 	s->warned = true;
 	s->retry_at = mono_us() + s->backoff;
 	s->backoff =
@@ -304,30 +309,23 @@ request_start(struct sender *s)
 static void
 request_refused(struct sender *s, long code)
 {
-	struct json_value v;
-	char *error = NULL, *message = NULL;
-	if (!json_get(s->resp.p, s->resp.len, "error", &v))
-		error = json_string(&v);
-	if (!json_get(s->resp.p, s->resp.len, "message", &v))
-		message = json_string(&v);
+	struct buf why = {0};
+	buf_printf(&why, "%ld", code);
+	tracker_error_add(&why, s->resp.p, s->resp.len);
 	if (code == 401)
-		fprintf(
-		    stderr,
-		    "grasshopper: the tracker rejected the token (401%s%s); "
-		    "get a new one on its web page\n",
-		    message ? ": " : "", message ? message : "");
+		fprintf(stderr,
+			"grasshopper: the tracker rejected the token (%s); get "
+			"a new one on its web page\n",
+			why.p);
 	else
-		fprintf(
-		    stderr,
-		    "grasshopper: the tracker refused the %s (%ld%s%s%s%s)\n",
-		    s->inflight == REQ_CREATE  ? "new test"
-		    : s->inflight == REQ_USAGE ? "samples"
-		    : s->inflight == REQ_STOP  ? "stop"
-					       : "request",
-		    code, error ? " " : "", error ? error : "",
-		    message ? ": " : "", message ? message : "");
-	free(error);
-	free(message);
+		fprintf(stderr,
+			"grasshopper: the tracker refused the %s (%s)\n",
+			s->inflight == REQ_CREATE  ? "new test"
+			: s->inflight == REQ_USAGE ? "samples"
+			: s->inflight == REQ_STOP  ? "stop"
+						   : "request",
+			why.p);
+	buf_free(&why);
 	s->gave_up = true;
 }
 
