@@ -2,7 +2,8 @@
  * grasshopper: run a command, sample the machine's CPU usage while it runs
  * and report it to the tracker; exit with the command's status.
  * The options are read whole before anything runs (exit 2 if they are
- * wrong); then loop.c runs the command, or replays a spool file.
+ * wrong); then loop.c runs the command, or replays a spool file, or
+ * login.c logs in or out.
  */
 #include "grasshopper.h"
 
@@ -17,7 +18,11 @@ main(int argc, char **argv)
 	char err[512];
 	int status;
 
-	switch (options_parse(&o, argc, argv, err, sizeof err)) {
+	enum options_result what =
+	    options_parse(&o, argc, argv, err, sizeof err);
+	/* Whatever happens next, nothing started from here inherits it. */
+	options_scrub_env();
+	switch (what) {
 	case OPTIONS_HELP:
 		options_help(stdout);
 		status = 0;
@@ -29,6 +34,12 @@ main(int argc, char **argv)
 	case OPTIONS_USAGE:
 		fprintf(stderr, "grasshopper: %s\n", err);
 		status = 2;
+		break;
+	case OPTIONS_LOGIN:
+		status = login(&o);
+		break;
+	case OPTIONS_LOGOUT:
+		status = logout(&o);
 		break;
 	case OPTIONS_RUN:
 	default:

@@ -12,6 +12,9 @@
  *   spool.c        undelivered samples to a file, and back (--replay)
  *   summary.c      the run's figures and the summary line
  *   json.c         the little JSON the client reads and writes
+ *   credentials.c  the token `grasshopper login` keeps, and which token a
+ *                  run uses
+ *   login.c        `grasshopper login` and `grasshopper logout`
  *   printable.c    text from the tracker made safe for a terminal
  */
 #ifndef GH_CLIENT_H
@@ -41,9 +44,10 @@
 #define DESCRIPTION_MAX_CHARS 4096
 
 struct options {
-	char *token;	   /* -j or GRASSHOPPER_JWT; never printed */
-	char *server;	   /* -s or GRASSHOPPER_SERVER, no trailing '/' */
-	bool server_given; /* -s or the variable, not the default */
+	char *token;	   /* -j, GRASSHOPPER_JWT or stored; never printed */
+	char *server;	   /* -s, GRASSHOPPER_SERVER, stored; no trailing '/' */
+	bool server_given; /* -s or the variable, not stored or the default */
+	bool token_stored; /* the token is the credentials file's */
 	double interval;   /* seconds between samples */
 	char *name;
 	char *description;
@@ -61,6 +65,8 @@ enum options_result {
 	OPTIONS_HELP,	 /* --help: print options_help() and exit 0 */
 	OPTIONS_VERSION, /* --version */
 	OPTIONS_USAGE,	 /* a usage error, described in err: exit 2 */
+	OPTIONS_LOGIN,	 /* `grasshopper login`: o->server is where */
+	OPTIONS_LOGOUT,	 /* `grasshopper logout` */
 };
 
 /* Fill o from argv and the environment. Return one of options_result; on
@@ -69,6 +75,15 @@ enum options_result options_parse(struct options *o, int argc, char **argv,
 				  char *err, size_t errlen);
 void options_free(struct options *o);
 void options_help(FILE *f);
+/* Wipe GRASSHOPPER_JWT's value and take it out of the environment, so the
+ * command never inherits the token (call after options_parse). */
+void options_scrub_env(void);
+
+/* The server URL without trailing slashes (allocated), or NULL if it is
+ * not an http:// or https:// URL of printable ASCII. */
+char *server_normalize(const char *url);
+/* Whether t can be a token: printable ASCII without blanks, not empty. */
+bool token_ok(const char *t);
 
 /* "0.25" seconds within the allowed range; return 0 or -1. */
 int parse_interval(const char *s, double *out);
@@ -288,6 +303,90 @@ void spool_format(struct buf *b, const struct spool *sp);
 /* Parse a spool file's text; return 0 or -1 with err set. */
 int spool_parse(struct spool *sp, const char *text, size_t len, char *err,
 		size_t errlen);
+/* mkdir -p dir, mode 0700 for what it creates; return 0 or -1 (errno). */
+int dirs_make(const char *dir);
+/* Write all of b to fd and flush it to disk; return 0 or -1 (errno). */
+int fd_write_all(int fd, const struct buf *b);
+
+/* ---- credentials.c --------------------------------------------------- */
+
+/* Longest token accepted (a line of a terminal in canonical mode is 4095
+ * bytes); the tracker's are a few hundred. */
+#define TOKEN_MAX 4000
+
+/* What `grasshopper login` keeps: a token and the one server it is for. */
+struct credentials {
+	char *server; /* normalized, as server_normalize() gives it */
+	char *token;
+};
+
+enum credentials_status {
+	CREDENTIALS_OK,	  /* read, private, well-formed */
+	CREDENTIALS_NONE, /* no file */
+	CREDENTIALS_BAD,  /* unusable (err says why); never used */
+};
+
+/* The credentials directory and file: $XDG_CONFIG_HOME/grasshopper (when
+ * XDG_CONFIG_HOME is absolute) or $HOME/.config/grasshopper. Return 0, or
+ * -1 when neither variable is an absolute path. */
+int credentials_paths(struct buf *dir, struct buf *file);
+/* The file's text for c. */
+void credentials_format(struct buf *b, const struct credentials *c);
+/* Parse the file's text; return 0, or -1 with err set (never quoting the
+ * token). */
+int credentials_parse(struct credentials *c, const char *text, size_t len,
+		      char *err, size_t errlen);
+/* Read the file at path, refusing it, as ssh refuses a private key, when
+ * it is not a regular file of ours that only we can read and write. */
+enum credentials_status credentials_load(struct credentials *c,
+					 const char *path, char *err,
+					 size_t errlen);
+/* Replace the file with c, atomically, private from its first byte; create
+ * dir 0700 if needed. Return 0, or -1 with err set. */
+int credentials_save(const struct credentials *c, const char *dir,
+		     const char *path, char *err, size_t errlen);
+/* Wipe the token and free c. */
+void credentials_free(struct credentials *c);
+
+/* Everything a run's token may come from, in order of precedence. */
+struct token_sources {
+	const char *option; /* -j / --jwt, or NULL */
+	const char *env;    /* GRASSHOPPER_JWT when set and not empty */
+	const struct credentials *stored; /* the credentials file, or NULL */
+	const char *server; /* -s or GRASSHOPPER_SERVER, normalized, or NULL */
+	const char *path;   /* the credentials file's, for messages */
+};
+
+/* The token and server a run uses. */
+struct token_choice {
+	const char *token, *server; /* pointing into the sources */
+	bool stored;		    /* the token is the stored one */
+};
+
+/* Pick the token (-j, else GRASSHOPPER_JWT, else the stored one) and the
+ * server (-s or GRASSHOPPER_SERVER, else the stored token's, else the
+ * default). The stored token goes only to its own server. Return 0, or
+ * -1 with a usage error in err. */
+int token_resolve(const struct token_sources *in, struct token_choice *out,
+		  char *err, size_t errlen);
+
+/* ---- login.c ---------------------------------------------------------- */
+
+/* Exit statuses of `grasshopper login` (grasshopper.1 lists them). */
+enum login_status {
+	LOGIN_SAVED = 0,       /* checked and saved */
+	LOGIN_REJECTED = 1,    /* the tracker refused the token */
+	LOGIN_USAGE = 2,       /* bad option, no token given */
+	LOGIN_UNREACHABLE = 3, /* no answer from the tracker: try later */
+	LOGIN_NOT_SAVED = 4,   /* the credentials file could not be written */
+};
+
+/* `grasshopper login`: read a token (without echo on a terminal), check it
+ * with the tracker at o->server, keep it. Return a login_status. */
+int login(const struct options *o);
+/* `grasshopper logout`: remove the credentials file. Return 0 (also when
+ * there was none), or 1 if it could not be removed. */
+int logout(const struct options *o);
 
 /* ---- printable.c ------------------------------------------------------ */
 

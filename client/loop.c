@@ -13,6 +13,7 @@
 
 #include <curl/curl.h>
 #include <errno.h>
+#include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/signalfd.h>
@@ -326,6 +327,28 @@ run(const struct options *o)
 	return o->no_command ? 0 : r.exit_status;
 }
 
+/* The file was recorded for another tracker than the one it goes to: say
+ * so, and forget its test, whose id means nothing here (or names another
+ * run): the samples make a new test, found by its start time if an earlier
+ * replay here created it unanswered. */
+static void
+replay_elsewhere(struct spool *sp, const char *path, const char *server)
+{
+	struct buf was = {0};
+	printable_add(&was, sp->server, strlen(sp->server));
+	fprintf(stderr, "grasshopper: %s was recorded for %s; sending it to %s",
+		path, was.p, server);
+	if (sp->test_id > 0)
+		fprintf(stderr,
+			" as a new test (test %" PRId64 " there is left as it "
+			"is)",
+			sp->test_id);
+	fputs("\n", stderr);
+	buf_free(&was);
+	sp->test_id = 0;
+	sp->stopped = false;
+}
+
 int
 replay(const struct options *o)
 {
@@ -339,8 +362,11 @@ replay(const struct options *o)
 		spool_free(&sp);
 		return 1;
 	}
-	/* -s or GRASSHOPPER_SERVER if given, else where the run was sent. */
-	const char *server = o->server_given ? o->server : sp.server;
+	/* SPEC 6.2: the tracker of -s, GRASSHOPPER_SERVER or the credentials,
+	 * never one named only in the file (it would get the token). */
+	const char *server = o->server;
+	if (strcmp(sp.server, server))
+		replay_elsewhere(&sp, o->replay, server);
 	struct test_meta meta = {
 	    .server = server,
 	    .token = o->token,

@@ -36,6 +36,8 @@ options_help(FILE *f)
 	fputs("Usage: grasshopper [OPTIONS] [--] COMMAND [ARG...]\n"
 	      "       grasshopper [OPTIONS] --no-command\n"
 	      "       grasshopper [-j TOKEN] [-s URL] --replay FILE\n"
+	      "       grasshopper login [--server URL]\n"
+	      "       grasshopper logout\n"
 	      "\n"
 	      "Run COMMAND, sample the whole machine's CPU usage while it runs "
 	      "and send\n"
@@ -45,9 +47,11 @@ options_help(FILE *f)
 	      "\n"
 	      "Options:\n"
 	      "  -j, --jwt TOKEN        your token from the tracker's web "
-	      "page (required;\n"
-	      "                         or set GRASSHOPPER_JWT, which keeps it "
-	      "out of ps)\n"
+	      "page; better:\n"
+	      "                         store it with `grasshopper login`, or "
+	      "set\n"
+	      "                         GRASSHOPPER_JWT (both keep it out of "
+	      "ps)\n"
 	      "  -s, --server URL       the tracker (or GRASSHOPPER_SERVER; "
 	      "default\n"
 	      "                         " SERVER_DEFAULT ")\n"
@@ -76,8 +80,15 @@ options_help(FILE *f)
 	      "end, saved to\n"
 	      "a file for --replay.\n"
 	      "\n"
+	      "login reads a token (without echo on a terminal), checks it "
+	      "with the\n"
+	      "tracker and keeps it, with that server, in\n"
+	      "$XDG_CONFIG_HOME/grasshopper/credentials (mode 0600); logout "
+	      "removes it.\n"
+	      "The command never sees the token in its environment.\n"
+	      "\n"
 	      "Examples:\n"
-	      "  export GRASSHOPPER_JWT=eyJhbGciOi...\n"
+	      "  grasshopper login --server https://gh.example.org\n"
 	      "  grasshopper -- make -j8 test\n"
 	      "  grasshopper -i 1 -t 80% -n nightly ./run-benchmarks.sh\n"
 	      "  grasshopper --no-command -n 'idle baseline'\n"
@@ -149,19 +160,18 @@ parse_threshold(const char *s, double *out)
 }
 
 /* A token goes into a header verbatim: printable ASCII, no blanks. */
-static int
+bool
 token_ok(const char *t)
 {
 	if (!*t)
-		return 0;
+		return false;
 	for (; *t; t++)
 		if (*t <= ' ' || *t > '~')
-			return 0;
-	return 1;
+			return false;
+	return true;
 }
 
-/* The server URL without trailing slashes, or NULL if it is not http(s). */
-static char *
+char *
 server_normalize(const char *url)
 {
 	const char *host = !strncmp(url, "http://", 7)	  ? url + 7
@@ -211,37 +221,98 @@ options_mode(const struct options *o, char *err, size_t errlen)
 	return OPTIONS_RUN;
 }
 
-/* The token and the server, from the options or else the environment,
- * and the environment's tuning. */
+/* -s, else GRASSHOPPER_SERVER, normalized into *server (NULL when
+ * neither is given). */
 static enum options_result
-options_env(struct options *o, char *err, size_t errlen)
+given_server(const struct options *o, char **server, char *err, size_t errlen)
 {
-	const char *env;
-	if (!o->token && (env = getenv("GRASSHOPPER_JWT")) && *env)
-		o->token = xstrdup(env);
-	if (!o->token)
-		return usage_error(err, errlen,
-				   "no token: pass -j TOKEN or set "
-				   "GRASSHOPPER_JWT (get one on the tracker's "
-				   "web page)");
-	if (!token_ok(o->token))
-		return usage_error(err, errlen,
-				   "the token must be printable ASCII without "
-				   "blanks; check what was pasted");
-
-	const char *url = o->server;
+	const char *env, *url = o->server;
 	if (!url && (env = getenv("GRASSHOPPER_SERVER")) && *env)
 		url = env;
-	o->server_given = url != NULL;
-	char *norm = server_normalize(url ? url : SERVER_DEFAULT);
-	if (!norm)
+	*server = NULL;
+	if (url && !(*server = server_normalize(url)))
 		return usage_error(err, errlen,
 				   "--server must be an http:// or https:// "
 				   "URL, not '%s'",
 				   url);
-	free(o->server);
-	o->server = norm;
+	return OPTIONS_RUN;
+}
 
+/* The credentials file, read only when no other token is given; return
+ * OPTIONS_RUN (with *have set when there is one) or a usage error. */
+static enum options_result
+stored_load(struct credentials *c, bool *have, struct buf *path, char *err,
+	    size_t errlen)
+{
+	struct buf dir = {0};
+	char why[256];
+	*have = false;
+	int rc = credentials_paths(&dir, path);
+	buf_free(&dir);
+	if (rc < 0)
+		return OPTIONS_RUN; /* nowhere to look: as if none */
+	switch (credentials_load(c, path->p, why, sizeof why)) {
+	case CREDENTIALS_OK:
+		*have = true;
+		return OPTIONS_RUN;
+	case CREDENTIALS_NONE:
+		return OPTIONS_RUN;
+	case CREDENTIALS_BAD:
+	default:
+		return usage_error(err, errlen, "%s: %s", path->p, why);
+	}
+}
+
+/* The token and the server (SPEC 6.2: -j, GRASSHOPPER_JWT, then the
+ * credentials file, whose token goes only to its own server). */
+static enum options_result
+options_token(struct options *o, char *err, size_t errlen)
+{
+	const char *env = getenv("GRASSHOPPER_JWT");
+	struct credentials stored = {0};
+	struct buf path = {0};
+	char *given = NULL;
+	bool have = false;
+	enum options_result rc = given_server(o, &given, err, errlen);
+	if (rc == OPTIONS_RUN && !o->token && !(env && *env))
+		rc = stored_load(&stored, &have, &path, err, errlen);
+	if (rc != OPTIONS_RUN)
+		goto done;
+	struct token_sources in = {.option = o->token,
+				   .env = env && *env ? env : NULL,
+				   .stored = have ? &stored : NULL,
+				   .server = given,
+				   .path = path.p};
+	struct token_choice pick;
+	if (token_resolve(&in, &pick, err, errlen) < 0) {
+		rc = OPTIONS_USAGE;
+		goto done;
+	}
+	if (!token_ok(pick.token)) {
+		rc = usage_error(err, errlen,
+				 "the token must be printable ASCII without "
+				 "blanks; check what was pasted");
+		goto done;
+	}
+	char *token = xstrdup(pick.token), *server = xstrdup(pick.server);
+	free(o->token);
+	free(o->server);
+	o->token = token;
+	o->server = server;
+	o->server_given = given != NULL;
+	o->token_stored = pick.stored;
+done:
+	credentials_free(&stored);
+	buf_free(&path);
+	free(given);
+	return rc;
+}
+
+/* The environment's tuning of delivery. */
+static enum options_result
+options_tuning(struct options *o, char *err, size_t errlen)
+{
+	const char *env;
 	o->flush_timeout = FLUSH_TIMEOUT_DEFAULT;
 	if ((env = getenv("GRASSHOPPER_FLUSH_TIMEOUT")) && *env &&
 	    (parse_number(env, &o->flush_timeout) < 0 || o->flush_timeout < 0 ||
@@ -253,6 +324,16 @@ options_env(struct options *o, char *err, size_t errlen)
 	if ((env = getenv("GRASSHOPPER_SPOOL_DIR")) && *env)
 		o->spool_dir = xstrdup(env);
 	return OPTIONS_RUN;
+}
+
+void
+options_scrub_env(void)
+{
+	char *env = getenv("GRASSHOPPER_JWT");
+	/* The copy in grasshopper's own /proc/PID/environ goes too. */
+	if (env)
+		explicit_bzero(env, strlen(env));
+	unsetenv("GRASSHOPPER_JWT");
 }
 
 /* The test's name and description when not given: from the command, cut
@@ -283,6 +364,76 @@ set_string(char **dst, const char *s)
 	*dst = xstrdup(s);
 }
 
+/* Take the token and overwrite it in argv, so that ps and /proc/PID/cmdline
+ * show it no longer (they did for the moment before: grasshopper(1) says
+ * to prefer login or GRASSHOPPER_JWT). */
+static void
+take_token(char **dst, char *arg)
+{
+	set_string(dst, arg);
+	explicit_bzero(arg, strlen(arg));
+}
+
+static const struct option account_options[] = {
+    {"server", required_argument, NULL, 's'},
+    {"help", no_argument, NULL, 'h'},
+    {NULL, 0, NULL, 0},
+};
+
+/* `grasshopper login [-s URL]` and `grasshopper logout`: argv[0] is the
+ * word. Only login takes an option: the server to log in to. */
+static enum options_result
+options_account(struct options *o, int argc, char **argv, char *err,
+		size_t errlen)
+{
+	bool is_login = !strcmp(argv[0], "login");
+	int c;
+	optind = 0;
+	while (
+	    (c = getopt_long(argc, argv, is_login ? "+:s:h" : "+:h",
+			     is_login ? account_options : account_options + 1,
+			     NULL)) != -1) {
+		if (c == 's')
+			set_string(&o->server, optarg);
+		else if (c == 'h')
+			return OPTIONS_HELP;
+		else if (c == ':')
+			return usage_error(err, errlen, "%s needs a value",
+					   argv[optind - 1]);
+		else
+			return usage_error(
+			    err, errlen, "grasshopper %s takes %s, not %s",
+			    argv[0],
+			    is_login ? "only --server URL" : "no options",
+			    argv[optind - 1]);
+	}
+	if (optind < argc)
+		return usage_error(
+		    err, errlen, "grasshopper %s takes no arguments%s", argv[0],
+		    is_login ? "; the token is read from the "
+			       "terminal or standard input"
+			     : "");
+	if (!is_login)
+		return OPTIONS_LOGOUT;
+	char *given;
+	if (given_server(o, &given, err, errlen) != OPTIONS_RUN)
+		return OPTIONS_USAGE;
+	free(o->server);
+	o->server = given ? given : xstrdup(SERVER_DEFAULT);
+	o->server_given = given != NULL;
+	return OPTIONS_LOGIN;
+}
+
+/* Whether the command is the word login or logout, not after "--":
+ * options before the word were meant for it. */
+static bool
+account_word_misplaced(const struct options *o, char **argv)
+{
+	return o->command && strcmp(argv[optind - 1], "--") &&
+	       (!strcmp(o->command[0], "login") ||
+		!strcmp(o->command[0], "logout"));
+}
+
 enum options_result
 options_parse(struct options *o, int argc, char **argv, char *err,
 	      size_t errlen)
@@ -291,6 +442,9 @@ options_parse(struct options *o, int argc, char **argv, char *err,
 			      .threshold = THRESHOLD_DEFAULT};
 	err[0] = '\0';
 	opterr = 0;
+	if (argc > 1 &&
+	    (!strcmp(argv[1], "login") || !strcmp(argv[1], "logout")))
+		return options_account(o, argc - 1, argv + 1, err, errlen);
 	optind = 0; /* glibc: start afresh, as each call must */
 	int c;
 	/* "+": options end at the command, so its own options stay its. */
@@ -298,7 +452,7 @@ options_parse(struct options *o, int argc, char **argv, char *err,
 				NULL)) != -1) {
 		switch (c) {
 		case 'j':
-			set_string(&o->token, optarg);
+			take_token(&o->token, optarg);
 			break;
 		case 's':
 			set_string(&o->server, optarg);
@@ -367,8 +521,16 @@ options_parse(struct options *o, int argc, char **argv, char *err,
 	}
 	if (optind < argc)
 		o->command = argv + optind;
+	if (account_word_misplaced(o, argv))
+		return usage_error(err, errlen,
+				   "grasshopper %s is a word of its own, "
+				   "first (grasshopper login --server URL); "
+				   "to run a command named %s, put -- before "
+				   "it",
+				   o->command[0], o->command[0]);
 	if (options_mode(o, err, errlen) != OPTIONS_RUN ||
-	    options_env(o, err, errlen) != OPTIONS_RUN)
+	    options_token(o, err, errlen) != OPTIONS_RUN ||
+	    options_tuning(o, err, errlen) != OPTIONS_RUN)
 		return OPTIONS_USAGE;
 	if (!o->replay) /* a replay's test is described in its file */
 		options_defaults(o);
@@ -378,6 +540,8 @@ options_parse(struct options *o, int argc, char **argv, char *err,
 void
 options_free(struct options *o)
 {
+	if (o->token)
+		explicit_bzero(o->token, strlen(o->token));
 	free(o->token);
 	free(o->server);
 	free(o->name);

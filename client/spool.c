@@ -5,7 +5,9 @@
  *   {"grasshopper_spool":1,"server":"http://...","test_id":null,...}
  *   {"timestamp":"2024-05-01T12:00:00.5Z","cpu_usage":0.250000}
  *
- * The token is never in it: --replay takes it from -j or GRASSHOPPER_JWT.
+ * The token is never in it: --replay takes it, and the server, as a run
+ * does (-j, GRASSHOPPER_JWT, the credentials); the file's server only
+ * tells whether the test it names is on that tracker.
  */
 #include "grasshopper.h"
 
@@ -188,9 +190,8 @@ spool_free(struct spool *sp)
 	*sp = (struct spool){0};
 }
 
-/* Write all of b to fd and flush it to disk; return 0 or -1. */
-static int
-write_all(int fd, const struct buf *b)
+int
+fd_write_all(int fd, const struct buf *b)
 {
 	for (size_t off = 0; off < b->len;) {
 		ssize_t w = write(fd, b->p + off, b->len - off);
@@ -203,9 +204,8 @@ write_all(int fd, const struct buf *b)
 	return fsync(fd);
 }
 
-/* mkdir -p, mode 0700 for what it creates; return 0 or -1. */
-static int
-make_dirs(const char *dir)
+int
+dirs_make(const char *dir)
 {
 	char *d = xstrdup(dir);
 	for (char *p = d + 1;; p++) {
@@ -253,7 +253,7 @@ spool_create(const char *dir, const struct spool *sp, struct buf *path)
 		if (*c != '-' && *c != ':')
 			compact[k++] = *c;
 	compact[k] = '\0';
-	if (make_dirs(dir) < 0)
+	if (dirs_make(dir) < 0)
 		return -1;
 	for (int i = 0; i < 100; i++) {
 		buf_reset(path);
@@ -285,7 +285,7 @@ spool_write_new(const struct spool *sp, const char *dir)
 			err = errno;
 			continue;
 		}
-		if (write_all(fd, &text) == 0 && close(fd) == 0) {
+		if (fd_write_all(fd, &text) == 0 && close(fd) == 0) {
 			buf_free(&text);
 			buf_free(&state);
 			return path.p;
@@ -312,7 +312,7 @@ spool_rewrite(const struct spool *sp, const char *path)
 	buf_printf(&tmp, "%s.new", path);
 	/* Write the new file whole, then swap it in: never half a spool. */
 	fd = open(tmp.p, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	if (fd < 0 || write_all(fd, &text) < 0)
+	if (fd < 0 || fd_write_all(fd, &text) < 0)
 		goto fail;
 	rc = close(fd);
 	fd = -1;

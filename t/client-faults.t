@@ -117,14 +117,17 @@ ok(abs($n - 1 / 0.2) <= 1, "$n samples for 1 s at 0.2 s");
 is(parse_ts($xs->[-1]{timestamp}), parse_ts($h->{end_time}), 'the last at the end time');
 ok(index(slurp($path), $u->token) < 0, 'the token is not in the spool file');
 
-$r = gh(args => ['--replay', $path], env => {GRASSHOPPER_SERVER => undef});
+$r = gh(args => ['--replay', $path], env => {GRASSHOPPER_SERVER => $dead});
 is($r->{status}, 1, '--replay while the tracker is still unreachable: exit 1');
+unlike($r->{stderr}, qr/was recorded for/, 'to the server it was recorded for: no warning');
 ok(-f $path, 'the file is kept');
 my (undef, $again) = read_spool($path);
 is(scalar @$again, $n, 'with all its samples');
 
 $r = gh(args => ['--replay', $path, '-s', $s->url]);
 is($r->{status}, 0, '--replay -s URL once the tracker is there: exit 0');
+like($r->{stderr}, qr/^grasshopper: \Q$path\E was recorded for \Q$dead\E; sending it to \Q@{[$s->url]}\E$/m,
+	'it says the file was recorded for another server');
 ok(!-e $path, 'the file is deleted');
 my ($id, $count) = summary_id($r);
 like($r->{stderr}, qr/, exit 5, \Q@{[$s->url]}\E\/#\/test\/$id$/m,

@@ -8,6 +8,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 static struct options o;
 static char err[256];
@@ -15,22 +16,42 @@ static char err[256];
 /* Parse a NULL-terminated list of arguments (argv[0] added). */
 #define PARSE(...) parse_args((char *[]){"grasshopper", __VA_ARGS__, NULL})
 
+/* The last parse's argv: writable copies (options_parse overwrites the
+ * token in it), kept while o.command points into them. */
+static char *argv[64];
+
+static void
+argv_free(void)
+{
+	for (int i = 0; argv[i]; i++) {
+		free(argv[i]);
+		argv[i] = NULL;
+	}
+}
+
 static enum options_result
 parse_args(char **args)
 {
-	/* o.command points into argv: keep it past the caller's literal. */
-	static char *argv[64];
 	int argc;
-	for (argc = 0; args[argc] && argc < 63; argc++)
-		argv[argc] = args[argc];
-	argv[argc] = NULL;
 	options_free(&o);
+	argv_free();
+	for (argc = 0; args[argc] && argc < 63; argc++)
+		argv[argc] = strdup(args[argc]);
+	argv[argc] = NULL;
 	return options_parse(&o, argc, argv, err, sizeof err);
 }
 
+/* A directory of our own: never the credentials of whoever runs this. */
+static char config_dir[] = "/tmp/gh-options-t-XXXXXX";
+
+/* The environment as the tests start from: no GRASSHOPPER_* and no
+ * credentials file (XDG_CONFIG_HOME has none). */
 static void
 clean_env(void)
 {
+	char none[sizeof config_dir + 8];
+	snprintf(none, sizeof none, "%s/none", config_dir);
+	setenv("XDG_CONFIG_HOME", none, 1);
 	unsetenv("GRASSHOPPER_JWT");
 	unsetenv("GRASSHOPPER_SERVER");
 	unsetenv("GRASSHOPPER_FLUSH_TIMEOUT");
@@ -215,15 +236,148 @@ test_limits(void)
 	       "on a character boundary");
 }
 
+/* Whether the n bytes at p are all zero. */
+static bool
+wiped(const char *p, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (p[i])
+			return false;
+	return true;
+}
+
+static void
+test_token_hidden(void)
+{
+	is_int(PARSE("-j", "secret", "true"), OPTIONS_RUN, "-j TOKEN");
+	is_str(o.token, "secret", "the token is taken");
+	ok(wiped(argv[2], 6), "and overwritten in argv (ps shows it no more)");
+	is_int(PARSE("--jwt=secret", "true"), OPTIONS_RUN, "--jwt=TOKEN");
+	is_str(o.token, "secret", "the token is taken");
+	ok(!strncmp(argv[1], "--jwt=", 6) && wiped(argv[1] + 6, 6),
+	   "its value overwritten, the option name left");
+	is_int(PARSE("-jsecret", "--jwt", "other", "true"), OPTIONS_RUN,
+	       "-jTOKEN, then --jwt TOKEN");
+	is_str(o.token, "other", "the last one counts");
+	ok(!strcmp(argv[1], "-j") && wiped(argv[1] + 3, 6) && wiped(argv[3], 5),
+	   "both overwritten");
+	is_int(PARSE("-j", "t", "--", "echo", "-j", "cmdarg"), OPTIONS_RUN,
+	       "the command's own -j");
+	is_str(argv[6], "cmdarg", "is the command's: left alone");
+
+	setenv("GRASSHOPPER_JWT", "from-env", 1);
+	is_int(PARSE("true"), OPTIONS_RUN, "a token from the environment");
+	options_scrub_env();
+	ok(getenv("GRASSHOPPER_JWT") == NULL,
+	   "options_scrub_env takes it out of the environment");
+	is_str(o.token, "from-env", "the options keep their copy");
+	clean_env();
+}
+
+static void
+test_account(void)
+{
+	is_int(PARSE("login"), OPTIONS_LOGIN, "login needs no token");
+	is_str(o.server, SERVER_DEFAULT, "the default server");
+	is_int(PARSE("login", "-s", "http://h:1/"), OPTIONS_LOGIN, "login -s");
+	is_str(o.server, "http://h:1", "the server, normalized");
+	is_int(PARSE("login", "--server=https://h"), OPTIONS_LOGIN,
+	       "login --server=URL");
+	is_str(o.server, "https://h", "the server");
+	setenv("GRASSHOPPER_SERVER", "http://env:2", 1);
+	is_int(PARSE("login"), OPTIONS_LOGIN, "login, GRASSHOPPER_SERVER");
+	is_str(o.server, "http://env:2", "its server");
+	is_int(PARSE("login", "-s", "http://opt:3"), OPTIONS_LOGIN,
+	       "login -s and GRASSHOPPER_SERVER");
+	is_str(o.server, "http://opt:3", "-s first");
+	clean_env();
+	is_int(PARSE("logout"), OPTIONS_LOGOUT, "logout");
+	is_int(PARSE("login", "-h"), OPTIONS_HELP, "login -h");
+
+	USAGE("--server", "login", "-s", "ftp://h");
+	USAGE("needs a value", "login", "-s");
+	USAGE("takes only --server", "login", "-j", "t");
+	USAGE("takes no arguments", "login", "tok");
+	USAGE("takes no options", "logout", "-s", "http://h");
+	USAGE("takes no arguments", "logout", "now");
+	USAGE("put -- before it", "-s", "http://h", "login");
+	USAGE("put -- before it", "-j", "t", "logout");
+	is_int(PARSE("-j", "t", "--", "login", "x"), OPTIONS_RUN,
+	       "after --, login is a command to run");
+	is_str(o.command[0], "login", "the command");
+}
+
+/* Write the credentials file of the directory dir with mode. */
+static void
+stored_write(const char *dir, const char *text, mode_t mode)
+{
+	char path[512];
+	snprintf(path, sizeof path, "%s/grasshopper", dir);
+	mkdir(path, 0700);
+	snprintf(path, sizeof path, "%s/grasshopper/credentials", dir);
+	FILE *f = fopen(path, "w");
+	if (f) {
+		fputs(text, f);
+		fclose(f);
+	}
+	chmod(path, mode);
+}
+
+static void
+test_stored(const char *dir)
+{
+	setenv("XDG_CONFIG_HOME", dir, 1);
+	stored_write(dir, "server http://a:1\ntoken stored\n", 0600);
+	is_int(PARSE("true"), OPTIONS_RUN, "a stored token");
+	is_str(o.token, "stored", "used when neither -j nor the variable");
+	is_str(o.server, "http://a:1", "with its own server");
+	ok(o.token_stored && !o.server_given, "marked stored");
+	is_int(PARSE("--replay", "f"), OPTIONS_RUN, "--replay uses it too");
+	is_str(o.server, "http://a:1", "with its server");
+	is_int(PARSE("-s", "http://a:1/", "true"), OPTIONS_RUN,
+	       "-s naming its server");
+	is_str(o.token, "stored", "the stored token");
+	USAGE("grasshopper login --server http://b:2", "-s", "http://b:2",
+	      "true");
+	setenv("GRASSHOPPER_SERVER", "http://b:2", 1);
+	USAGE("grasshopper login --server http://b:2", "true");
+	USAGE("grasshopper login --server http://b:2", "--replay", "f");
+	is_int(PARSE("-j", "given", "true"), OPTIONS_RUN,
+	       "-j with another server");
+	is_str(o.token, "given", "the given token");
+	is_str(o.server, "http://b:2", "to the given server");
+	clean_env();
+	setenv("XDG_CONFIG_HOME", dir, 1);
+
+	stored_write(dir, "server http://a:1\ntoken stored\n", 0644);
+	USAGE("others can open it", "true");
+	ok(strstr(err, "/grasshopper/credentials") != NULL,
+	   "the message names the file");
+	is_int(PARSE("-j", "t", "true"), OPTIONS_RUN,
+	       "a token given: the file is not read at all");
+	stored_write(dir, "server http://a:1\n", 0600);
+	USAGE("no token line", "true");
+}
+
 int
 main(void)
 {
+	if (!mkdtemp(config_dir))
+		return 1;
 	clean_env();
 	test_defaults();
 	test_values();
 	test_env();
 	test_errors();
 	test_limits();
+	test_token_hidden();
+	test_account();
+	test_stored(config_dir);
 	options_free(&o);
+	argv_free();
+	char cmd[128];
+	snprintf(cmd, sizeof cmd, "rm -rf '%s'", config_dir);
+	if (system(cmd) != 0)
+		printf("# could not remove %s\n", config_dir);
 	return done_testing();
 }

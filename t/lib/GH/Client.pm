@@ -18,15 +18,23 @@ sub slurp { open my $fh, '<', $_[0] or return ''; local $/; <$fh> // '' }
 
 # gh_run(bin => PATH, tmp => DIR, server => URL, token => JWT,
 #        spool => DIR, outputs => \@all, args => [...], env => {...},
-#        during => sub { $pid }, pgrp => 1, setup => sub { in the child }):
+#        during => sub { $pid }, pgrp => 1, setup => sub { in the child },
+#        stdin => TEXT (else /dev/null)):
 # run grasshopper to its end (60 s at most) with only the GRASSHOPPER_*
-# variables given; → {status, signal, pid, elapsed, start (us), stdout,
+# variables given (and XDG_CONFIG_HOME, TMP/config unless given); → {status, signal, pid, elapsed, start (us), stdout,
 # stderr}. What it printed is pushed onto @all (to look for the token).
 sub gh_run {
 	my %o = @_;
-	my ($out, $err) = map { "$o{tmp}/run" . ++$runs . ".$_" } qw(out err);
+	my ($out, $err, $in) = map { "$o{tmp}/run" . ++$runs . ".$_" } qw(out err in);
+	if (defined $o{stdin}) {
+		open my $fh, '>', $in or die "$in: $!";
+		print $fh $o{stdin};
+		close $fh;
+	}
+	# XDG_CONFIG_HOME: never the credentials file of whoever runs the tests.
 	my %env = (GRASSHOPPER_SERVER => $o{server}, GRASSHOPPER_JWT => $o{token},
-		GRASSHOPPER_SPOOL_DIR => $o{spool}, %{ $o{env} || {} });
+		GRASSHOPPER_SPOOL_DIR => $o{spool}, XDG_CONFIG_HOME => "$o{tmp}/config",
+		%{ $o{env} || {} });
 	my $t0 = time;
 	my $pid = fork // die "fork: $!";
 	if ($pid == 0) {
@@ -36,7 +44,7 @@ sub gh_run {
 		$o{setup}->() if $o{setup};
 		delete $ENV{$_} for grep /^GRASSHOPPER_/, keys %ENV;
 		defined $env{$_} and $ENV{$_} = $env{$_} for keys %env;
-		open STDIN, '<', '/dev/null';
+		open STDIN, '<', defined $o{stdin} ? $in : '/dev/null';
 		open STDOUT, '>', $out;
 		open STDERR, '>', $err;
 		exec $o{bin}, @{ $o{args} } or POSIX::_exit(99);
