@@ -36,8 +36,9 @@ on_signal(int sig)
 	interrupted = sig;
 }
 
-/* The signals that end a program at the terminal. */
-static const int reading_signals[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT};
+/* The signals that end (or, SIGTSTP, stop) a program at the terminal. */
+static const int reading_signals[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT,
+				      SIGTSTP};
 #define READING_SIGNALS (sizeof reading_signals / sizeof *reading_signals)
 
 /* Catch the reading signals (keeping those we were started ignoring
@@ -87,7 +88,9 @@ line_read(int fd, char *line, size_t size)
 }
 
 /* Read a line from the terminal on stdin with echo off (the newline still
- * echoed), echo back on however it ends: a signal is re-raised after. */
+ * echoed), with echo back on however it ends. A signal that ends us is
+ * re-raised once echo is on; Ctrl-Z stops us with echo on, and once
+ * continued we hide the typing again and ask again. */
 static ssize_t
 tty_read_hidden(const char *server, char *line, size_t size)
 {
@@ -95,28 +98,35 @@ tty_read_hidden(const char *server, char *line, size_t size)
 	struct sigaction sigs[READING_SIGNALS];
 	if (tcgetattr(STDIN_FILENO, &saved) < 0)
 		return -1;
-	signals_catch(sigs); /* first: no moment with echo off uncaught */
 	quiet = saved;
 	quiet.c_lflag &= ~(tcflag_t)ECHO;
 	quiet.c_lflag |= ECHONL;
-	ssize_t n = -1;
-	/* The prompt once echo is off: what is typed after it is hidden. */
-	if (tcsetattr(STDIN_FILENO, TCSAFLUSH, &quiet) == 0) {
-		fprintf(stderr, "Token for %s (typing is not shown): ", server);
-		fflush(stderr);
-		n = line_read(STDIN_FILENO, line, size);
+	for (;;) {
+		ssize_t n = -1;
+		/* Signals first: no moment with echo off uncaught. The prompt
+		 * once echo is off: all typed after it is hidden. */
+		signals_catch(sigs);
+		if (tcsetattr(STDIN_FILENO, TCSAFLUSH, &quiet) == 0) {
+			fprintf(stderr,
+				"Token for %s (typing is not shown): ", server);
+			fflush(stderr);
+			n = line_read(STDIN_FILENO, line, size);
+		}
+		int e = errno, sig = interrupted;
+		/* TCSAFLUSH: lines pasted after the token go nowhere, not to
+		 * the shell that reads the terminal next. */
+		tcsetattr(STDIN_FILENO, TCSAFLUSH, &saved);
+		signals_restore(sigs);
+		interrupted = 0;
+		if (sig) {
+			fputc('\n', stderr);
+			raise(sig); /* with its own disposition again */
+		}
+		if (sig != SIGTSTP) {
+			errno = e;
+			return n;
+		}
 	}
-	int e = errno;
-	/* TCSAFLUSH: lines pasted after the token go nowhere, not to the
-	 * shell that reads the terminal next. */
-	tcsetattr(STDIN_FILENO, TCSAFLUSH, &saved);
-	signals_restore(sigs);
-	if (interrupted) {
-		fputc('\n', stderr);
-		raise(interrupted); /* its own disposition again: we end */
-	}
-	errno = e;
-	return n;
 }
 
 /* The token typed or piped in, into line (trimmed of blanks, NUL-ended).

@@ -222,17 +222,19 @@ is(mode($cred), '0600', 'still 0600');
 
 # --- login on a terminal: no echo, and echo back after Ctrl-C ----------------
 
-# Run $cmd on a new terminal (script(1)); once $prompt shows, type $typed.
+# Run $cmd on a new terminal (script(1)), then for each [qr/.../, TEXT]:
+# wait until the terminal has shown that much, type TEXT.
 # → (exit status or 'hung', all the terminal showed).
 sub on_terminal {
-	my ($cmd, $typed, $prompt) = @_;
+	my ($cmd, @steps) = @_;
 	pipe my $rd, my $wr or die "pipe: $!";
 	my $out = "$tmp/tty." . time . '.out';
 	my $pid = fork // die "fork: $!";
 	if ($pid == 0) {
 		close $wr;
-		$SIG{$_} = 'DEFAULT' for qw(INT QUIT PIPE TERM HUP CHLD);
+		$SIG{$_} = 'DEFAULT' for qw(INT QUIT PIPE TERM HUP CHLD TSTP);
 		delete $ENV{$_} for grep /^GRASSHOPPER_/, keys %ENV;
+		$ENV{HISTFILE} = '/dev/null';
 		open STDIN, '<&', $rd;
 		open STDOUT, '>', $out;
 		open STDERR, '>&', \*STDOUT;
@@ -241,8 +243,11 @@ sub on_terminal {
 	}
 	close $rd;
 	my $t0 = time;
-	sleep 0.02 until slurp($out) =~ $prompt || time - $t0 > 20;
-	syswrite $wr, $typed;
+	for my $step (@steps) {
+		my ($want, $typed) = @$step;
+		sleep 0.02 until slurp($out) =~ $want || time - $t0 > 20;
+		syswrite $wr, $typed;
+	}
 	my $st;
 	while (time - $t0 < 30) {
 		last if waitpid($pid, WNOHANG) == $pid && defined($st = $?);
@@ -256,10 +261,10 @@ sub on_terminal {
 }
 
 SKIP: {
-	skip 'no script(1) to make a terminal', 9 unless -x '/usr/bin/script';
+	skip 'no script(1) to make a terminal', 14 unless -x '/usr/bin/script';
 	unlink $cred;
-	my ($st, $shown) = on_terminal("$GH login -s " . $s->url, "$token\r",
-		qr/Token for \S+ \(typing is not shown\): /);
+	my $prompt = qr/Token for \S+ \(typing is not shown\): /;
+	my ($st, $shown) = on_terminal("$GH login -s " . $s->url, [$prompt, "$token\r"]);
 	is($st, 0, 'login on a terminal: exit 0') or diag $shown;
 	like($shown, qr/Token for \Q@{[$s->url]}\E \(typing is not shown\): /, 'it prompts');
 	ok(index($shown, $token) < 0, 'the typed token is not echoed');
@@ -270,11 +275,26 @@ SKIP: {
 	# (the shell has a trap, so it goes on to show the terminal's modes).
 	unlink $cred;
 	($st, $shown) = on_terminal(qq{trap 'echo interrupted' INT; $GH login -s } . $s->url
-		. q{; echo "status $?"; stty -a}, "abc\x03", qr/typing is not shown/);
+		. q{; echo "status $?"; stty -a}, [$prompt, "abc\x03"]);
 	like($shown, qr/^status 130\r?$/m, 'Ctrl-C at the prompt: grasshopper ends of SIGINT (130)') or diag $shown;
 	like($shown, qr/(?:^|[ ;])echo(?:[ ;]|$)/m, 'with the terminal echoing again');
 	unlike($shown, qr/(?:^|[ ;])-echo(?:[ ;]|$)/m, 'not left without echo');
 	ok(!-e $cred, 'nothing saved');
+
+	# Ctrl-Z at the prompt in an interactive shell, then fg: the shell
+	# gets the terminal back (echoing), and the token typed after fg is
+	# hidden again.
+	($st, $shown) = on_terminal('bash --norc --noprofile -i',
+		[qr/[#\$] $/, "$GH login -s " . $s->url . "\r"],
+		[$prompt, "ab\x1a"],
+		[qr/Stopped/, "fg\r"],
+		[qr/(?:typing is not shown.*){2}/s, "$token\r"],
+		[qr/logged in to .*\n.*[#\$] $/, "exit\r"]);
+	like($shown, qr/Stopped/, 'Ctrl-Z at the prompt stops it') or diag $shown;
+	like($shown, qr/(?:$prompt.*){2}/s, 'after fg it asks again');
+	ok(index($shown, $token) < 0, 'the token typed after fg is not echoed');
+	like($shown, qr/grasshopper: logged in to /, 'and it is saved');
+	like(slurp($cred), qr/^token \Q$token\E$/m, 'the whole token, not the ab typed before');
 }
 
 # --- tracker messages printed without control characters ---------------------
