@@ -53,8 +53,9 @@ options_help(FILE *f)
 	      "                         GRASSHOPPER_JWT (both keep it out of "
 	      "ps)\n"
 	      "  -s, --server URL       the tracker (or GRASSHOPPER_SERVER; "
-	      "default\n"
-	      "                         " SERVER_DEFAULT ")\n"
+	      "default: the\n"
+	      "                         stored token's, else " SERVER_DEFAULT
+	      ")\n"
 	      "  -i, --interval SECS    seconds between samples, 0.05 to 3600 "
 	      "(default 0.5)\n"
 	      "  -n, --name NAME        the test's name (default: the "

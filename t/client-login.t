@@ -124,6 +124,20 @@ is($t->{samples}, 2, 'both samples');
 ok(!$t->{active} && parse_ts($t->{end_time}) == $t0 + 1_000_000, "stopped at the run's end time");
 ok(!-e $spool, 'the file is deleted');
 
+# A spool file's server is printed without its control characters.
+open $fh, '>', $spool or die;
+print $fh json_encode({grasshopper_spool => 1, server => "http://x\e]0;owned\a\x{9b}2J/",
+	test_id => undef, name => 'hostile', description => '', threshold => 0.5,
+	start_time => ts($t0), end_time => ts($t0 + 500_000),
+	stopped => JSON::PP::false, exit_status => undef}), "\n";
+print $fh json_encode({timestamp => ts($t0 + 500_000), cpu_usage => 0.5}), "\n";
+close $fh;
+$r = gh(args => ['--replay', $spool]);
+is($r->{status}, 0, "--replay of a file naming a hostile server: delivered here");
+like($r->{stderr}, qr{was recorded for http://x\\x1b\]0;owned\\x07\\xc2\\x9b2J/; sending it to},
+	'the server it names is shown with its controls as \xNN');
+clean_ok($r->{stderr}, '--replay of it');
+
 # -s still overrides the stored server for a token given for the run.
 $r = gh(args => ['-j', $token, '-s', $s->url, 'true']);
 ok(summary_id($r), '-j and -s: fine with a stored token for the same server');
@@ -206,6 +220,9 @@ like($r->{stderr}, qr/no token on standard input/, 'says so');
 $r = gh(args => ['login', '-s', $s->url], stdin => "not a token\n");
 is($r->{status}, 2, 'a line with blanks inside: exit 2');
 ok(index($r->{stderr}, 'not a token') < 0 || $r->{stderr} =~ /that is not a token/, 'refused without quoting it');
+$r = gh(args => ['login', '-s', $s->url], stdin => ('a' x 4001) . "\n");
+is($r->{status}, 2, 'a line of 4001 bytes, just past the longest token: exit 2');
+like($r->{stderr}, qr/that is not a token/, 'not a token');
 $r = gh(args => ['login', '-s', $s->url], stdin => ('a' x 100_000) . "\n");
 is($r->{status}, 2, 'a 100 kB line: exit 2');
 like($r->{stderr}, qr/too long to be a token/, 'too long');

@@ -193,6 +193,13 @@ test_files(const char *tmp)
 	is_int(credentials_load(&c, path.p, err, sizeof err), CREDENTIALS_BAD,
 	       "a malformed file: refused");
 	ok(strstr(err, "no token") != NULL, "says why (%s)", err);
+	/* A huge file: refused without reading it all. */
+	static char huge[1 << 20];
+	memset(huge, '#', sizeof huge - 1);
+	is_int(write_file(path.p, huge, 0600), 0, "a 1 MiB file");
+	is_int(credentials_load(&c, path.p, err, sizeof err), CREDENTIALS_BAD,
+	       "refused");
+	ok(strstr(err, "too large") != NULL, "as too large (%s)", err);
 	unlink(path.p);
 	mkdir(path.p, 0700);
 	is_int(credentials_load(&c, path.p, err, sizeof err), CREDENTIALS_BAD,
