@@ -172,6 +172,16 @@ token_ok(const char *t)
 	return true;
 }
 
+/* Wipe and free the token at *t, if any. */
+static void
+token_forget(char **t)
+{
+	if (*t)
+		explicit_bzero(*t, strlen(*t));
+	free(*t);
+	*t = NULL;
+}
+
 char *
 server_normalize(const char *url)
 {
@@ -296,7 +306,7 @@ options_token(struct options *o, char *err, size_t errlen)
 		goto done;
 	}
 	char *token = xstrdup(pick.token), *server = xstrdup(pick.server);
-	free(o->token);
+	token_forget(&o->token);
 	free(o->server);
 	o->token = token;
 	o->server = server;
@@ -371,7 +381,8 @@ set_string(char **dst, const char *s)
 static void
 take_token(char **dst, char *arg)
 {
-	set_string(dst, arg);
+	token_forget(dst);
+	*dst = xstrdup(arg);
 	explicit_bzero(arg, strlen(arg));
 }
 
@@ -541,9 +552,7 @@ options_parse(struct options *o, int argc, char **argv, char *err,
 void
 options_free(struct options *o)
 {
-	if (o->token)
-		explicit_bzero(o->token, strlen(o->token));
-	free(o->token);
+	token_forget(&o->token);
 	free(o->server);
 	free(o->name);
 	free(o->description);
