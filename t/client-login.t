@@ -36,7 +36,7 @@ my $cred = "$dir/credentials";
 # with no token and no server unless given.
 sub gh {
 	gh_run(bin => $GH, tmp => $tmp, spool => "$tmp/spool", outputs => \@outputs,
-		@_, env => {GRASSHOPPER_FLUSH_TIMEOUT => 2,
+		@_, env => {GRASSHOPPER_FLUSH_TIMEOUT => 5 * $s->slow,
 			XDG_CONFIG_HOME => $ENV{XDG_CONFIG_HOME}, %{ {@_}->{env} || {} }});
 }
 
@@ -262,11 +262,11 @@ sub on_terminal {
 	my $t0 = time;
 	for my $step (@steps) {
 		my ($want, $typed) = @$step;
-		sleep 0.02 until slurp($out) =~ $want || time - $t0 > 20;
+		sleep 0.02 until slurp($out) =~ $want || time - $t0 > 20 * $s->slow;
 		syswrite $wr, $typed;
 	}
 	my $st;
-	while (time - $t0 < 30) {
+	while (time - $t0 < 30 * $s->slow) {
 		last if waitpid($pid, WNOHANG) == $pid && defined($st = $?);
 		sleep 0.02;
 	}
@@ -367,7 +367,10 @@ is($r->{status}, 5, "a run against it: the command's status");
 clean_ok($r->{stderr}, 'a run');
 like($r->{stderr}, qr/^grasshopper: the tracker rejected the token \(401 unauthorized\\x1b\[5m: bad token\\x1b\]0;pwned\\x07\\x1b\[2J\\xc2\\x9b31m\\x0aforged line\); get a new one on its web page$/m,
 	'the run shows it the same way');
-unlink $1 if $r->{stderr} =~ /saved in (\S+);/;
+my ($kept) = $r->{stderr} =~ /saved in (\S+);/;
+ok($kept && -f $kept, 'its samples are spooled') or diag $r->{stderr};
+ok(index(slurp($kept // ''), $token) < 0, 'and the spool file does not hold the token');
+unlink $kept if $kept;
 kill 'TERM', $responder;
 waitpid $responder, 0;
 
