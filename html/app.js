@@ -162,14 +162,15 @@ function timeElement(ts, format = dateLong) {
 const relative = new Intl.RelativeTimeFormat(undefined, { numeric: "auto" });
 const RELATIVE_UNITS = [["year", 365 * 86400], ["day", 86400], ["hour", 3600], ["minute", 60]];
 
-// An API timestamp against now: "in 90 days", "5 minutes ago", "just now".
+// An API timestamp against now: "in 90 days", "5 minutes ago", "just now",
+// "within a minute".
 function fmtRelative(ts) {
 	const s = parseTs(ts) - Date.now() / 1000;
 	if (!Number.isFinite(s)) return "–";
 	for (const [unit, size] of RELATIVE_UNITS) {
 		if (Math.abs(s) >= size) return relative.format(Math.round(s / size), unit);
 	}
-	return "just now";
+	return s > 0 ? "within a minute" : "just now";
 }
 
 // A <time> element reading relative to now; the local date and time on hover.
@@ -1050,6 +1051,10 @@ function showTokens(session, mySeq) {
 	showView("tokens");
 	document.title = "Tokens · grasshopper";
 	$("password-username").value = session.username;
+	// Nothing from before (another user's, after a log-in in this tab) while it loads.
+	$("tokens-body").replaceChildren();
+	$("tokens").hidden = true;
+	$("tokens-empty").hidden = true;
 	$("tokens-status").textContent = "";
 	$("tokens-error").hidden = true;
 	$("password-status").textContent = "";

@@ -82,7 +82,7 @@ while (my $line = <$out>) {
 close $out;
 my $status = $? >> 8;
 is($status, 0, 'the browser script exited 0') or diag "node exited with $?";
-cmp_ok($checks, '>=', 60, 'the browser script reported all its checks');
+cmp_ok($checks, '>=', 120, 'the browser script reported all its checks');
 note "screenshots: $artifacts/page-*.png";
 
 $s->stop;

@@ -472,8 +472,8 @@ async function main() {
 	await page.locator("#token-created").waitFor();
 	const ci = await page.inputValue("#created-token");
 	check("create: the new token is shown", ci.length >= 20 && ci !== (await session()), ci);
-	check("…once, saying so", /you will not see it again/i.test(await text("#token-created")),
-		await text("#token-created"));
+	check("…once, saying so", /you will not see it again/i.test(
+		(await text("#token-created")).replace(/\s+/g, " ")), await text("#token-created"));
 	is(await text("#created-name"), "ci: github <actions>", "…under its name, as text");
 	is(await page.evaluate(() => document.activeElement.id), "created-heading",
 		"…and focus moves to it (screen readers announce it)");
@@ -593,7 +593,7 @@ async function main() {
 	await changePassword(password, newPassword);
 	await page.locator("#password-status:not(:empty)").waitFor();
 	check("changed: the page says every other session and token stopped working",
-		/every other session and every token/.test(await text("#password-status")),
+		/every other session and every token/i.test(await text("#password-status")),
 		await text("#password-status"));
 	const sessionAfter = await session();
 	check("…and this tab stays logged in, with a new token",
@@ -607,6 +607,30 @@ async function main() {
 	is((await logIn(user, password)).status, 401, "the old password no longer logs in");
 	is((await logIn(user, newPassword)).status, 200, "the new one does");
 	check("the tokens list still loads", !(await visible("#tokens-error")), await text("#tokens-error"));
+
+	// ---- the limit: 100 named tokens -------------------------------------------------
+	const NAMED_MAX = 100;
+	const have = (await api(sessionAfter, "GET", "tokens")).tokens.length;
+	for (let i = have; i < NAMED_MAX; i++) {
+		await api(sessionAfter, "POST", "tokens", { name: `bulk-${i}`, expires_in: 60 });
+	}
+	await page.reload();
+	await tokensShown(NAMED_MAX);
+	await page.fill("#token-name", "one too many");
+	await page.click("#token-form button[type=submit]");
+	await page.locator("#token-form-error:not(:empty)").waitFor();
+	check("the 101st token: the API's message under the form, no token shown",
+		/100/.test(await text("#token-form-error")) && !(await visible("#token-created")),
+		await text("#token-form-error"));
+	is(await page.locator("#tokens-body tr").count(), NAMED_MAX, "…and the list still has 100");
+	check("a token that expires within the hour says so", /^(within a minute|in [1-9] minutes?)$/.test(
+		(await tokenRows())[0].expires), (await tokenRows())[0].expires);
+	check("phone: a hundred tokens still fit the screen's width", await (async () => {
+		await page.setViewportSize({ width: 390, height: 844 });
+		const w = await overflow();
+		await page.setViewportSize({ width: 1280, height: 900 });
+		return w <= 390;
+	})());
 
 	// ---- log out everywhere ----------------------------------------------------------
 	const elsewhere = (await logIn(user, newPassword)).token; // another browser
