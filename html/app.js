@@ -78,7 +78,7 @@ async function authed(method, path, options = {}) {
 		return await api(method, path, { ...options, token: session.token });
 	} catch (e) {
 		if (e.status === 401) {
-			sessionClear();
+			accountForget();
 			notice = "Your session has expired: log in again.";
 			route();
 		}
@@ -107,6 +107,15 @@ function sessionSave(s) {
 
 function sessionClear() {
 	sessionStorage.removeItem(SESSION_KEY);
+}
+
+// Forget the session, and leave nothing of the account in the page's hidden
+// views for whoever uses this tab next.
+function accountForget() {
+	sessionClear();
+	$("token-text").value = "";
+	$("runs-body").replaceChildren();
+	$("tokens-body").replaceChildren();
 }
 
 // ---- numbers and times, as people read them --------------------------------
@@ -1109,7 +1118,7 @@ function navigate(hash) {
 
 // Forget the session and go to the log-in form, saying why.
 function loggedOut(message) {
-	sessionClear();
+	accountForget();
 	list.before = null;
 	list.newer = [];
 	notice = message;

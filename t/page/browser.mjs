@@ -137,6 +137,12 @@ const shot = (name, fullPage = true) =>
 const visible = (sel) => page.locator(sel).isVisible();
 const text = async (sel) => (await page.locator(sel).textContent())?.trim() ?? "";
 const clipboard = () => page.evaluate(() => navigator.clipboard.readText());
+// Whether `secret` is anywhere in the page: its markup, a field's value, storage.
+const pageHolds = (secret) => page.evaluate((s) =>
+	document.documentElement.outerHTML.includes(s) ||
+	[...document.querySelectorAll("input, textarea")].some((f) => f.value.includes(s)) ||
+	JSON.stringify(sessionStorage).includes(s) || JSON.stringify(localStorage).includes(s),
+secret);
 
 const user = `ann_${process.pid}_${Math.floor(Math.random() * 1e6)}`;
 const password = "correct horse 42";
@@ -418,6 +424,8 @@ async function main() {
 	await page.locator("#view-welcome").waitFor();
 	is(await page.evaluate(() => sessionStorage.getItem("grasshopper.session")), null,
 		"log out forgets the token");
+	check("…and leaves it nowhere in the page, nor the runs' names",
+		!(await pageHolds(token)) && !(await pageHolds("filler-1")));
 	await page.goto(`${URL_}/#/test/${runA}`);
 	await page.locator("#view-welcome").waitFor();
 	check("after log out the run page asks to log in, and shows nothing of the run",
@@ -432,12 +440,6 @@ async function main() {
 	// ---- named tokens -------------------------------------------------------------
 	const session = () => page.evaluate(() =>
 		JSON.parse(sessionStorage.getItem("grasshopper.session") ?? "null")?.token ?? null);
-	// Whether `secret` is anywhere in the page: its markup, a field's value, storage.
-	const pageHolds = (secret) => page.evaluate((s) =>
-		document.documentElement.outerHTML.includes(s) ||
-		[...document.querySelectorAll("input, textarea")].some((f) => f.value.includes(s)) ||
-		JSON.stringify(sessionStorage).includes(s) || JSON.stringify(localStorage).includes(s),
-	secret);
 	const tokenRows = () => page.locator("#tokens-body tr").evaluateAll((trs) =>
 		trs.map((r) => ({
 			id: r.dataset.id,
