@@ -1030,7 +1030,8 @@ function onPasswordChange(event) {
 				: e.code === "invalid_field" && /^new_password\b/.test(e.message) ? form.new
 					: null;
 			if (input) {
-				fieldError(input, asSentence(e.message));
+				// "new_password must be …": the field as the form names it.
+				fieldError(input, asSentence(e.message.replace(/^new_password\b/, "the new password")));
 				input.focus();
 			} else {
 				formError(form, e.message);

@@ -589,6 +589,11 @@ async function main() {
 	await changePassword(password, "short");
 	check("…a new password too short, beside it",
 		/8 characters/.test(await text("#password-new-error")), await text("#password-new-error"));
+	// 600 characters the field takes, 1200 bytes the API refuses.
+	await changePassword(password, "é".repeat(600));
+	await page.locator("#password-new-error:not(:empty)").waitFor();
+	is(await text("#password-new-error"), "The new password must be 8 to 1024 bytes long.",
+		"…a new password the API refuses: its message beside the new password");
 	await changePassword("not my password", newPassword);
 	await page.locator("#password-current-error:not(:empty)").waitFor();
 	check("…a wrong current password: the API's message beside that field",
