@@ -66,7 +66,8 @@ async function api(method, path, { body, token, accept = "application/json" } = 
 }
 
 // Call the tracker as the logged-in user. A 401 means the token is no good
-// any more (expired, or the server's secret changed): forget it and go back
+// any more (expired; revoked by logging out everywhere or by a password
+// change, here or elsewhere; or the server's secret changed): forget it and go back
 // to the log-in form, then reject as api() does.
 async function authed(method, path, options = {}) {
 	const session = sessionLoad();
@@ -79,7 +80,8 @@ async function authed(method, path, options = {}) {
 	} catch (e) {
 		if (e.status === 401) {
 			accountForget();
-			notice = "Your session has expired: log in again.";
+			notice = "Your session has ended (it expired, or was logged out " +
+				"everywhere): log in again.";
 			route();
 		}
 		throw e;

@@ -650,6 +650,12 @@ async function main() {
 
 	// ---- log out everywhere ----------------------------------------------------------
 	const elsewhere = (await logIn(user, newPassword)).token; // another browser
+	const tab = await context.newPage(); // and another tab, a session of its own
+	await tab.goto(`${URL_}/#/tokens`);
+	await tab.fill("#login-username", user);
+	await tab.fill("#login-password", newPassword);
+	await tab.click("#login-form button[type=submit]");
+	await tab.locator("#view-tokens").waitFor();
 	const pageToken = await session();
 	await page.click("#logout-everywhere");
 	await page.locator("#confirm").waitFor();
@@ -667,6 +673,12 @@ async function main() {
 		await text("#notice"));
 	is(await apiStatus(pageToken, "GET", "test?limit=1"), 401, "the page's token: 401");
 	is(await apiStatus(elsewhere, "GET", "test?limit=1"), 401, "another browser's token: 401");
+	await tab.click("#view-tokens .back a");
+	await tab.locator("#view-welcome").waitFor();
+	check("another tab: its next request logs it out, saying why",
+		/has ended/.test(await tab.locator("#notice").textContent()) &&
+		!(await tab.locator("#runs-body tr").count()), await tab.locator("#notice").textContent());
+	await tab.close();
 	await page.goto(`${URL_}/#/tokens`);
 	await page.locator("#view-welcome").waitFor();
 	check("logged out, #/tokens asks to log in", /Log in to manage your tokens/.test(await text("#notice")),
