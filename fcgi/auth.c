@@ -51,18 +51,18 @@ password_needs_rehash(const char *hash)
 }
 
 char *
-token_issue(const char *secret, size_t secret_len, int64_t user, int64_t now,
-	    long ttl, int64_t *exp)
+token_issue(const char *secret, size_t secret_len, int64_t user, int64_t jti,
+	    int64_t now, int64_t exp)
 {
 	jwt_t *jwt = NULL;
-	char *out = NULL, sub[24];
+	char *out = NULL, sub[24], id[24];
 	snprintf(sub, sizeof sub, "%lld", (long long)user);
+	snprintf(id, sizeof id, "%lld", (long long)jti);
 	if (jwt_new(&jwt))
 		goto fail;
-	*exp = now + ttl;
-	if (jwt_add_grant(jwt, "sub", sub) ||
+	if (jwt_add_grant(jwt, "sub", sub) || jwt_add_grant(jwt, "jti", id) ||
 	    jwt_add_grant_int(jwt, "iat", (long)now) ||
-	    jwt_add_grant_int(jwt, "exp", (long)*exp) ||
+	    jwt_add_grant_int(jwt, "exp", (long)exp) ||
 	    jwt_set_alg(jwt, JWT_ALG_HS256, (const unsigned char *)secret,
 			(int)secret_len))
 		goto fail;
@@ -109,9 +109,25 @@ bearer_token(const char *header, const char **tok)
 	return 0;
 }
 
+/* A positive decimal int64 without sign or leading zero, into *out.
+ * Return 0, or -1 for anything else. */
+static int
+positive_id(const char *s, int64_t *out)
+{
+	if (!s || *s < '1' || *s > '9')
+		return -1;
+	char *end;
+	errno = 0;
+	long long v = strtoll(s, &end, 10);
+	if (errno || *end || v <= 0)
+		return -1;
+	*out = v;
+	return 0;
+}
+
 int
 token_verify(const char *secret, size_t secret_len, const char *header,
-	     int64_t now, int64_t *user)
+	     int64_t now, int64_t *user, int64_t *jti)
 {
 	const char *tok;
 	jwt_t *jwt = NULL;
@@ -134,15 +150,17 @@ token_verify(const char *secret, size_t secret_len, const char *header,
 	long exp = jwt_get_grant_int(jwt, "exp");
 	if (errno || exp <= 0 || exp <= now)
 		goto done;
-	const char *sub = jwt_get_grant(jwt, "sub");
-	if (!sub || *sub < '1' || *sub > '9')
+	if (positive_id(jwt_get_grant(jwt, "sub"), user))
 		goto done;
-	char *end;
-	errno = 0;
-	long long id = strtoll(sub, &end, 10);
-	if (errno || *end || id <= 0)
+	/* No jti at all: a token signed before tokens had rows (legacy, 0);
+	 * one that is not a row id (a number, "", "07") is no token of ours. */
+	char *raw = jwt_get_grants_json(jwt, "jti"); /* NULL: absent */
+	*jti = 0;
+	if (raw && positive_id(jwt_get_grant(jwt, "jti"), jti)) {
+		free(raw);
 		goto done;
-	*user = id;
+	}
+	free(raw);
 	rc = 0;
 done:
 	jwt_free(jwt);

@@ -57,10 +57,44 @@ static const struct {
 			"SELECT id, password_hash FROM users "
 			"WHERE username = $1::text",
 			1, REPEAT},
+    /* Only over the hash it replaces: never undoes a password change. */
     [STMT_USER_REHASH] = {"user_rehash",
 			  "UPDATE users SET password_hash = $2::text "
-			  "WHERE id = $1::bigint",
-			  2, REPEAT},
+			  "WHERE id = $1::bigint AND password_hash = $3::text",
+			  3, REPEAT},
+    [STMT_USER_HASH] = {"user_hash",
+			"SELECT password_hash FROM users "
+			"WHERE id = $1::bigint",
+			1, REPEAT},
+    [STMT_USER_PASSWORD_SET] = {"user_password_set",
+				"SELECT user_password_set($1::bigint, "
+				"$2::text, $3::text)",
+				3, 0},
+    [STMT_USER_REVOKE_ALL] = {"user_revoke_all",
+			      "SELECT user_revoke_all($1::bigint)", 1, REPEAT},
+    [STMT_SESSION_CREATE] = {"session_create",
+			     "SELECT session_create($1::bigint, "
+			     "to_timestamp($2::bigint), $3::int)",
+			     3, 0},
+    /* $2 NULL: a legacy token (no jti). */
+    [STMT_TOKEN_CHECK] = {"token_check",
+			  "SELECT token_check($1::bigint, $2::bigint)", 2,
+			  REPEAT},
+    [STMT_TOKEN_CREATE] = {"token_create",
+			   "SELECT status, id, created_us, expires_us "
+			   "FROM token_create($1::bigint, $2::text, "
+			   "to_timestamp($3::bigint), $4::int)",
+			   4, 0},
+    [STMT_TOKEN_LIST] = {"token_list",
+			 "SELECT id, name, ts_us(created_at), "
+			 "ts_us(expires_at), ts_us(last_used_at) FROM tokens "
+			 "WHERE user_id = $1::bigint AND name IS NOT NULL "
+			 "AND expires_at > now() ORDER BY id DESC",
+			 1, REPEAT},
+    [STMT_TOKEN_DELETE] = {"token_delete",
+			   "DELETE FROM tokens WHERE id = $2::bigint "
+			   "AND user_id = $1::bigint RETURNING id",
+			   2, 0},
     [STMT_TEST_CREATE] = {"test_create",
 			  "INSERT INTO tests (user_id, name, description, "
 			  "threshold, start_time) VALUES ($1::bigint, "

@@ -214,6 +214,7 @@ worker_main(const struct config *cfg, int fd, pid_t master)
 	struct worker w = {
 	    .cfg = cfg,
 	    .db = db_new(cfg->database_url, cfg->db_connections, cfg->db_wait),
+	    .revoke = revoke_new(cfg->database_url),
 	};
 	int n = cfg->threads;
 	struct thread *ts = calloc((size_t)n, sizeof *ts);
@@ -238,6 +239,7 @@ worker_main(const struct config *cfg, int fd, pid_t master)
 	for (int i = 0; i < n; i++)
 		pthread_join(ts[i].id, NULL);
 	free(ts);
+	revoke_free(w.revoke);
 	db_free(w.db);
 	_exit(0);
 }

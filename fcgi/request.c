@@ -30,6 +30,8 @@ static const struct {
     [ERR_ALREADY_STOPPED] = {409, "already_stopped"},
     [ERR_TEST_STOPPED] = {409, "test_stopped"},
     [ERR_USERNAME_TAKEN] = {409, "username_taken"},
+    [ERR_WRONG_PASSWORD] = {403, "wrong_password"},
+    [ERR_TOO_MANY_TOKENS] = {429, "too_many_tokens"},
     [ERR_TOO_LARGE] = {413, "too_large"},
     [ERR_RATE_LIMITED] = {429, "rate_limited"},
     [ERR_UNAVAILABLE] = {503, "unavailable"},
@@ -53,6 +55,14 @@ respond_json(struct request *req, int status, struct json_object *obj)
 					 JSON_C_TO_STRING_NOSLASHESCAPE));
 	buf_puts(&req->out, "\n");
 	json_object_put(obj);
+}
+
+void
+respond_empty(struct request *req, int status)
+{
+	req->status = status;
+	req->content_type = NULL;
+	req->out.len = 0;
 }
 
 void
@@ -205,6 +215,11 @@ static const struct route {
 } routes[] = {
     {"POST", "/api/v1/users", users_post, PUBLIC},
     {"POST", "/api/v1/auth", auth_post, PUBLIC},
+    {"DELETE", "/api/v1/auth", auth_delete, USER},
+    {"POST", "/api/v1/users/me/password", password_post, USER},
+    {"POST", "/api/v1/tokens", tokens_post, USER},
+    {"GET", "/api/v1/tokens", tokens_get, USER},
+    {"DELETE", "/api/v1/tokens/:id", token_delete, USER},
     {"POST", "/api/v1/test", test_create, USER},
     {"GET", "/api/v1/test", test_list, USER},
     {"GET", "/api/v1/test/:id", test_get, USER},
@@ -255,6 +270,34 @@ parse_id(const char *s, size_t n)
 	return v;
 }
 
+/* Is the caller's token good: signed, unexpired (auth.c) and not revoked
+ * (revoke.c)? Sets req->user; answers 401 (or 503) and returns false if
+ * not. */
+static bool
+authorized(struct request *req)
+{
+	const struct config *cfg = req->w->cfg;
+	int64_t jti;
+	bool live = false;
+	enum db_status st = DB_OK;
+	if (token_verify(cfg->jwt_secret, cfg->jwt_secret_len,
+			 req->authorization, isotime_now() / 1000000,
+			 &req->user, &jti) == 0)
+		st = token_live(req->w->revoke, req->w->db, req->user, jti,
+				&live);
+	if (st != DB_OK) {
+		respond_db(req, st);
+		return false;
+	}
+	if (!live)
+		respond_error(req, ERR_UNAUTHORIZED,
+			      req->authorization
+				  ? "the token is invalid, expired or revoked; "
+				    "log in again"
+				  : "missing Authorization: Bearer token");
+	return live;
+}
+
 void
 request_handle(struct request *req)
 {
@@ -291,21 +334,14 @@ request_handle(struct request *req)
 			      "request body is larger than 1 MiB");
 		goto done;
 	}
-	if (found->need == USER &&
-	    token_verify(req->w->cfg->jwt_secret, req->w->cfg->jwt_secret_len,
-			 req->authorization, isotime_now() / 1000000,
-			 &req->user)) {
-		respond_error(req, ERR_UNAUTHORIZED,
-			      req->authorization
-				  ? "the token is invalid or has expired; "
-				    "log in again"
-				  : "missing Authorization: Bearer token");
+	if (found->need == USER && !authorized(req))
 		goto done;
-	}
 	if (seg) {
 		req->id = parse_id(seg, seglen);
 		if (req->id == 0) {
-			respond_error(req, ERR_NOT_FOUND, "no such test");
+			respond_error(req, ERR_NOT_FOUND, "no such %s",
+				      found->handler == token_delete ? "token"
+								     : "test");
 			goto done;
 		}
 	}
@@ -332,10 +368,14 @@ reason(int status)
 		return "OK";
 	case 201:
 		return "Created";
+	case 204:
+		return "No Content";
 	case 400:
 		return "Bad Request";
 	case 401:
 		return "Unauthorized";
+	case 403:
+		return "Forbidden";
 	case 404:
 		return "Not Found";
 	case 405:
@@ -395,11 +435,13 @@ request_serve(struct worker *w, FCGX_Request *fr)
 
 	/* libfcgi's own printf knows no %zu: format the head ourselves. */
 	struct buf head = {0};
-	buf_printf(&head,
-		   "Status: %d %s\r\nContent-Type: %s\r\n"
-		   "Content-Length: %zu\r\nCache-Control: no-store\r\n%s\r\n",
-		   req.status, reason(req.status), req.content_type,
-		   req.out.len, req.headers.p ? req.headers.p : "");
+	buf_printf(&head, "Status: %d %s\r\n", req.status, reason(req.status));
+	/* A 204 has neither (RFC 9110 8.6). */
+	if (req.content_type)
+		buf_printf(&head, "Content-Type: %s\r\nContent-Length: %zu\r\n",
+			   req.content_type, req.out.len);
+	buf_printf(&head, "Cache-Control: no-store\r\n%s\r\n",
+		   req.headers.p ? req.headers.p : "");
 	FCGX_PutStr(head.p, (int)head.len, fr->out);
 	buf_free(&head);
 	FCGX_PutStr(req.out.p, (int)req.out.len, fr->out);

@@ -92,13 +92,15 @@ int password_verify(const char *hash, const char *pw, size_t len);
 /* Return 1 when hash was made with weaker parameters than today's. */
 int password_needs_rehash(const char *hash);
 
-/* Return a new HS256 token for user (caller frees), setting *exp. */
+/* Return a new HS256 token for user with id jti (its row in tokens),
+ * issued at now and expiring at exp (caller frees). */
 char *token_issue(const char *secret, size_t secret_len, int64_t user,
-		  int64_t now, long ttl, int64_t *exp);
-/* Check an Authorization header value ("Bearer TOKEN"). Return 0 and set
- * *user when the token is valid at `now`, -1 otherwise. */
+		  int64_t jti, int64_t now, int64_t exp);
+/* Check an Authorization header value ("Bearer TOKEN"): signature,
+ * algorithm, exp, sub and jti, not its row. Return 0 and set *user and *jti
+ * (0 for a legacy token without one) when valid at `now`, -1 otherwise. */
 int token_verify(const char *secret, size_t secret_len, const char *header,
-		 int64_t now, int64_t *user);
+		 int64_t now, int64_t *user, int64_t *jti);
 
 /* ---- db.c: one PostgreSQL connection per worker ------------------------ */
 
@@ -107,6 +109,14 @@ enum stmt {
 	STMT_USER_CREATE,
 	STMT_USER_FIND,
 	STMT_USER_REHASH,
+	STMT_USER_HASH,
+	STMT_USER_PASSWORD_SET,
+	STMT_USER_REVOKE_ALL,
+	STMT_SESSION_CREATE,
+	STMT_TOKEN_CHECK,
+	STMT_TOKEN_CREATE,
+	STMT_TOKEN_LIST,
+	STMT_TOKEN_DELETE,
 	STMT_TEST_CREATE,
 	STMT_TEST_GET,
 	STMT_TEST_LIST,
@@ -153,6 +163,20 @@ enum test_col {
 	TC_ABOVE_US,
 };
 
+/* ---- revoke.c: which signed tokens still work (SPEC 6.2) --------------- */
+
+struct revoke;
+/* A worker's cache of valid tokens and the thread that listens for
+ * revocations on its own connection to url. */
+struct revoke *revoke_new(const char *url);
+/* Stop the listener and free everything (after the request threads). */
+void revoke_free(struct revoke *rv);
+/* Does token (user, jti) still work (jti 0: legacy)? Answers from the cache
+ * when it can, else asks the database through db. Return DB_OK with *live
+ * set, or the status of the failed check. */
+enum db_status token_live(struct revoke *rv, struct db *db, int64_t user,
+			  int64_t jti, bool *live);
+
 /* ---- migrate.c --------------------------------------------------------- */
 
 /* Apply the migrations of dir not yet applied. Return 0 or -1 (logged). */
@@ -172,6 +196,8 @@ enum api_error {
 	ERR_ALREADY_STOPPED,
 	ERR_TEST_STOPPED,
 	ERR_USERNAME_TAKEN,
+	ERR_WRONG_PASSWORD,
+	ERR_TOO_MANY_TOKENS,
 	ERR_TOO_LARGE,
 	ERR_RATE_LIMITED,
 	ERR_UNAVAILABLE,
@@ -182,6 +208,7 @@ enum api_error {
 struct worker {
 	const struct config *cfg;
 	struct db *db;
+	struct revoke *revoke;
 };
 
 struct request {
@@ -213,6 +240,8 @@ void request_serve(struct worker *w, struct FCGX_Request *fr);
 
 /* Answer with obj (takes ownership of it). */
 void respond_json(struct request *req, int status, struct json_object *obj);
+/* Answer status (204) with no body and no Content-Type. */
+void respond_empty(struct request *req, int status);
 /* Answer with the API error shape; the message names the field or value. */
 void respond_error(struct request *req, enum api_error err, const char *fmt,
 		   ...) __attribute__((format(printf, 3, 4)));
@@ -236,10 +265,15 @@ int request_query(struct request *req, const char *name, char *out,
 int parse_whole(const char *s, long long min, long long max, long long *out);
 void header_add(struct request *req, const char *name, const char *value);
 
-/* ---- handlers: users.c, tests.c, usage.c, health.c --------------------- */
+/* ---- handlers: users.c, tokens.c, tests.c, usage.c, health.c ---------- */
 
 void users_post(struct request *req);
 void auth_post(struct request *req);
+void auth_delete(struct request *req);
+void password_post(struct request *req);
+void tokens_post(struct request *req);
+void tokens_get(struct request *req);
+void token_delete(struct request *req);
 void test_create(struct request *req);
 void test_list(struct request *req);
 void test_get(struct request *req);

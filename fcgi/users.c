@@ -1,4 +1,7 @@
-/* POST /api/v1/users (registration) and POST /api/v1/auth (log in). */
+/*
+ * POST /api/v1/users (registration), POST /api/v1/auth (log in), DELETE
+ * /api/v1/auth (log out everywhere) and POST /api/v1/users/me/password.
+ */
 #include "tracker.h"
 #include "isotime.h"
 
@@ -10,10 +13,12 @@
 
 #define USERNAME_MAX 64
 #define EMAIL_MAX 254
+#define SESSIONS_KEPT "1000" /* per user: a login ends older sessions */
 
 static const char *const user_fields[] = {"username", "password", "email",
 					  NULL};
 static const char *const auth_fields[] = {"username", "password", NULL};
+static const char *const password_fields[] = {"password", "new_password", NULL};
 
 /* 1-64 of [A-Za-z0-9_.-] (SPEC section 3). */
 static bool
@@ -60,6 +65,17 @@ bad:
 	return -1;
 }
 
+/* A new password's length (SPEC 3). Return true, or false after 400. */
+static bool
+password_length_ok(struct request *req, const char *key, size_t len)
+{
+	if (len >= PASSWORD_MIN && len <= PASSWORD_MAX)
+		return true;
+	respond_error(req, ERR_INVALID_FIELD, "%s must be %d to %d bytes long",
+		      key, PASSWORD_MIN, PASSWORD_MAX);
+	return false;
+}
+
 void
 users_post(struct request *req)
 {
@@ -78,12 +94,8 @@ users_post(struct request *req)
 			      "A-Z a-z 0-9 _ . -");
 		goto done;
 	}
-	if (pwlen < PASSWORD_MIN || pwlen > PASSWORD_MAX) {
-		respond_error(req, ERR_INVALID_FIELD,
-			      "password must be %d to %d bytes long",
-			      PASSWORD_MIN, PASSWORD_MAX);
+	if (!password_length_ok(req, "password", pwlen))
 		goto done;
-	}
 	int r = jv_string(o, "", "email", 0, EMAIL_MAX, &email, NULL, &e);
 	if (r < 0 || (r > 0 && !email_ok(email))) {
 		respond_error(req, ERR_INVALID_FIELD, "%s",
@@ -173,17 +185,27 @@ auth_post(struct request *req)
 		char fresh[crypto_pwhash_STRBYTES];
 		PGresult *r2 = NULL;
 		if (password_hash(pw, pwlen, fresh, sizeof fresh) == 0) {
-			const char *p2[] = {id, fresh};
+			const char *p2[] = {id, fresh, hash};
 			if (db_exec(req->w->db, STMT_USER_REHASH, p2, &r2) ==
 			    DB_OK)
 				PQclear(r2);
 		}
 	}
-	int64_t exp;
 	const struct config *cfg = req->w->cfg;
+	int64_t now = isotime_now() / 1000000, exp = now + cfg->token_ttl;
+	char expires[24];
+	snprintf(expires, sizeof expires, "%lld", (long long)exp);
+	const char *p3[] = {id, expires, SESSIONS_KEPT};
+	PGresult *row = NULL;
+	enum db_status st = db_exec(req->w->db, STMT_SESSION_CREATE, p3, &row);
+	if (st != DB_OK) {
+		respond_db(req, st);
+		goto done;
+	}
 	char *token = token_issue(
 	    cfg->jwt_secret, cfg->jwt_secret_len, strtoll(id, NULL, 10),
-	    isotime_now() / 1000000, cfg->token_ttl, &exp);
+	    strtoll(PQgetvalue(row, 0, 0), NULL, 10), now, exp);
+	PQclear(row);
 	if (!token) {
 		respond_error(req, ERR_INTERNAL, "could not issue a token");
 		goto done;
@@ -194,6 +216,103 @@ auth_post(struct request *req)
 	respond_json(req, 200, out);
 	free(token);
 done:
+	PQclear(res);
+	json_object_put(o);
+}
+
+/* The caller's user id as text, for statement parameters. */
+static void
+user_param(const struct request *req, char out[24])
+{
+	snprintf(out, 24, "%lld", (long long)req->user);
+}
+
+void
+auth_delete(struct request *req)
+{
+	char user[24];
+	PGresult *res = NULL;
+	user_param(req, user);
+	const char *params[] = {user};
+	enum db_status st =
+	    db_exec(req->w->db, STMT_USER_REVOKE_ALL, params, &res);
+	if (st != DB_OK) {
+		respond_db(req, st);
+		return;
+	}
+	PQclear(res);
+	respond_empty(req, 204);
+}
+
+/* Answer 403 wrong_password. */
+static void
+wrong_password(struct request *req)
+{
+	respond_error(req, ERR_WRONG_PASSWORD,
+		      "the current password is not right");
+}
+
+void
+password_post(struct request *req)
+{
+	struct jerr e;
+	const char *pw, *fresh;
+	size_t pwlen, freshlen;
+	char user[24], hash[crypto_pwhash_STRBYTES];
+	PGresult *res = NULL, *set = NULL;
+	user_param(req, user);
+
+	struct json_object *o = request_object(req, password_fields, false);
+	if (!o)
+		goto done;
+	int r = jv_string(o, "", "password", 0, SIZE_MAX, &pw, &pwlen, &e);
+	if (r > 0)
+		r = jv_string(o, "", "new_password", 0, SIZE_MAX, &fresh,
+			      &freshlen, &e);
+	if (r == 0)
+		snprintf(e.msg, sizeof e.msg,
+			 "password and new_password are required");
+	if (r <= 0) {
+		respond_error(req, ERR_INVALID_FIELD, "%s", e.msg);
+		goto done;
+	}
+	if (!password_length_ok(req, "new_password", freshlen))
+		goto done;
+	const char *params[] = {user};
+	enum db_status st = db_exec(req->w->db, STMT_USER_HASH, params, &res);
+	if (st != DB_OK) {
+		respond_db(req, st);
+		goto done;
+	}
+	if (PQntuples(res) != 1) { /* deleted since the token was checked */
+		respond_error(req, ERR_UNAUTHORIZED, "the user is gone");
+		goto done;
+	}
+	const char *old = PQgetvalue(res, 0, 0);
+	if (pwlen > PASSWORD_MAX || !password_verify(old, pw, pwlen)) {
+		wrong_password(req);
+		goto done;
+	}
+	if (password_hash(fresh, freshlen, hash, sizeof hash)) {
+		respond_error(req, ERR_INTERNAL, "could not hash the password");
+		goto done;
+	}
+	/* One statement, so one transaction: the new hash, only over the one
+	 * we checked, and the end of every token. */
+	const char *p2[] = {user, old, hash};
+	st = db_exec(req->w->db, STMT_USER_PASSWORD_SET, p2, &set);
+	if (st != DB_OK) {
+		respond_db(req, st);
+		goto done;
+	}
+	if (strcmp(PQgetvalue(set, 0, 0), "t") != 0) {
+		wrong_password(req); /* changed by another request meanwhile */
+		goto done;
+	}
+	respond_empty(req, 204);
+done:
+	sodium_memzero(hash, sizeof hash);
+	PQclear(set);
 	PQclear(res);
 	json_object_put(o);
 }

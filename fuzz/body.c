@@ -55,23 +55,35 @@ password_needs_rehash(const char *hash)
 }
 
 char *
-token_issue(const char *secret, size_t secret_len, int64_t user, int64_t now,
-	    long ttl, int64_t *exp)
+token_issue(const char *secret, size_t secret_len, int64_t user, int64_t jti,
+	    int64_t now, int64_t exp)
 {
-	(void)secret, (void)secret_len, (void)user;
-	*exp = now + ttl;
+	(void)secret, (void)secret_len, (void)user, (void)jti, (void)now,
+	    (void)exp;
 	return xstrdup("x.y.z");
 }
 
 int
 token_verify(const char *secret, size_t secret_len, const char *header,
-	     int64_t now, int64_t *user)
+	     int64_t now, int64_t *user, int64_t *jti)
 {
 	(void)secret, (void)secret_len, (void)now;
 	if (!header)
 		return -1;
 	*user = USER;
+	*jti = 1;
 	return 0;
+}
+
+/* ---- the stand-in for revoke.c: every token's row is there ------------ */
+
+enum db_status
+token_live(struct revoke *rv, struct db *db, int64_t user, int64_t jti,
+	   bool *live)
+{
+	(void)rv, (void)db, (void)user, (void)jti;
+	*live = true;
+	return DB_OK;
 }
 
 /* ---- the stand-in for db.c -------------------------------------------- */
@@ -151,6 +163,22 @@ db_exec(struct db *db, enum stmt s, const char *const params[], PGresult **res)
 	case STMT_USER_FIND:
 		check_text(params[0], 1, 64);
 		break;
+	case STMT_USER_HASH:
+		check_int(params[0], USER, USER);
+		break;
+	case STMT_TOKEN_CREATE: {
+		check_int(params[0], USER, USER);
+		check_text(params[1], 1, 64);
+		for (const unsigned char *c = (const unsigned char *)params[1];
+		     *c; c++)
+			FUZZ_ASSERT(
+			    *c >= 0x20 && *c != 0x7f &&
+			    !(c[0] == 0xc2 && c[1] >= 0x80 && c[1] <= 0x9f));
+		int64_t now = isotime_now() / 1000000;
+		check_int(params[2], now + 60 - 5, now + 31536000 + 5);
+		check_int(params[3], 100, 100);
+		break;
+	}
 	case STMT_TEST_CREATE:
 		check_int(params[0], USER, USER);
 		check_text(params[1], 1, 255);
@@ -211,6 +239,8 @@ static const struct {
     {"POST", "/api/v1/test/5/stop", false},
     {"GET", "/api/v1/test", true},
     {"GET", "/api/v1/test/5/usage", true},
+    {"POST", "/api/v1/tokens", false},
+    {"POST", "/api/v1/users/me/password", false},
 };
 #define ENDPOINTS (sizeof endpoints / sizeof endpoints[0])
 

@@ -17,6 +17,7 @@
 #include <string.h>
 
 #define USER 42
+#define JTI 7 /* the token's row */
 
 static const char secret[] = "fuzz-secret-0123456789abcdef-0123456789";
 static struct config cfg = {.jwt_secret = (char *)secret,
@@ -29,13 +30,24 @@ int
 LLVMFuzzerInitialize(int *argc, char ***argv)
 {
 	(void)argc, (void)argv;
-	int64_t exp;
-	char *t = token_issue(secret, sizeof secret - 1, USER,
-			      isotime_now() / 1000000, 86400, &exp);
+	int64_t now = isotime_now() / 1000000;
+	char *t =
+	    token_issue(secret, sizeof secret - 1, USER, JTI, now, now + 86400);
 	FUZZ_ASSERT(t);
 	snprintf(bearer, sizeof bearer, "Bearer %s", t);
 	free(t);
 	return 0;
+}
+
+/* The stand-in for revoke.c: the token's row is there. */
+enum db_status
+token_live(struct revoke *rv, struct db *db, int64_t user, int64_t jti,
+	   bool *live)
+{
+	(void)rv, (void)db;
+	FUZZ_ASSERT(user == USER && jti == JTI);
+	*live = true;
+	return DB_OK;
 }
 
 /* What every handler behind a USER route may rely on. */
@@ -47,9 +59,11 @@ reached(struct request *req, const char *name, bool user, bool id)
 	if (user)
 		FUZZ_ASSERT(req->user == USER);
 	if (id) {
-		/* The segment after /test/ is exactly the decimal of id. */
+		/* The segment after /test/ or /tokens/ is exactly the
+		 * decimal of id. */
 		char want[48];
-		snprintf(want, sizeof want, "/api/v1/test/%lld",
+		snprintf(want, sizeof want, "/api/v1/%s/%lld",
+			 strcmp(name, "token_delete") ? "test" : "tokens",
 			 (long long)req->id);
 		size_t n = strlen(want);
 		FUZZ_ASSERT(req->id > 0);
@@ -98,6 +112,36 @@ void
 auth_post(struct request *req)
 {
 	reached(req, "auth_post", false, false);
+	answer(req, none);
+}
+void
+auth_delete(struct request *req)
+{
+	reached(req, "auth_delete", true, false);
+	answer(req, none);
+}
+void
+password_post(struct request *req)
+{
+	reached(req, "password_post", true, false);
+	answer(req, none);
+}
+void
+tokens_post(struct request *req)
+{
+	reached(req, "tokens_post", true, false);
+	answer(req, none);
+}
+void
+tokens_get(struct request *req)
+{
+	reached(req, "tokens_get", true, false);
+	answer(req, none);
+}
+void
+token_delete(struct request *req)
+{
+	reached(req, "token_delete", true, true);
 	answer(req, none);
 }
 void

@@ -4,7 +4,8 @@
  *   0  the rest is the header value as nginx would pass it;
  *   1  the rest is a JOSE header and a claims set, split at the first NUL,
  *      made into "Bearer h.p.s" signed with the service's secret, so the
- *      fuzzer reaches the checks behind the signature (alg, exp, sub);
+ *      fuzzer reaches the checks behind the signature (alg, exp, sub,
+ *      jti);
  *   2  the same signed with another key: it must never verify.
  * Whatever verifies must satisfy every rule of SPEC section 3, read here
  * from the token itself with json-c.
@@ -81,7 +82,7 @@ parse(const char *s, size_t n)
 /* A token that verified: the claims it was made of obey the rules. */
 static void
 check_accepted(const char *head, size_t hlen, const char *claims, size_t clen,
-	       int64_t user)
+	       int64_t user, int64_t jti)
 {
 	FUZZ_ASSERT(user > 0);
 	struct json_object *h = parse(head, hlen), *c = parse(claims, clen);
@@ -100,6 +101,16 @@ check_accepted(const char *head, size_t hlen, const char *claims, size_t clen,
 		char want[24];
 		snprintf(want, sizeof want, "%lld", (long long)user);
 		FUZZ_ASSERT(strcmp(json_object_get_string(v), want) == 0);
+		/* No jti is a legacy token (0); else the decimal of a row
+		 * id. */
+		bool has = json_object_object_get_ex(c, "jti", &v);
+		FUZZ_ASSERT(has == (jti != 0));
+		if (has) {
+			FUZZ_ASSERT(json_object_is_type(v, json_type_string));
+			snprintf(want, sizeof want, "%lld", (long long)jti);
+			FUZZ_ASSERT(strcmp(json_object_get_string(v), want) ==
+				    0);
+		}
 	}
 	json_object_put(h);
 	json_object_put(c);
@@ -113,17 +124,18 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	int mode = data[0] % 3;
 	const char *rest = (const char *)data + 1;
 	size_t n = size - 1;
-	int64_t user = 0;
+	int64_t user = 0, jti = -1;
 
 	if (mode == 0) {
 		char *header = malloc(n + 1);
 		memcpy(header, rest, n);
 		header[n] = '\0';
-		if (token_verify(secret, sizeof secret - 1, header, NOW,
-				 &user) == 0)
-			FUZZ_ASSERT(user > 0);
+		if (token_verify(secret, sizeof secret - 1, header, NOW, &user,
+				 &jti) == 0)
+			FUZZ_ASSERT(user > 0 && jti >= 0);
 		/* No key, no token: libjwt would take alg "none". */
-		FUZZ_ASSERT(token_verify(secret, 0, header, NOW, &user) != 0);
+		FUZZ_ASSERT(token_verify(secret, 0, header, NOW, &user, &jti) !=
+			    0);
 		free(header);
 		return 0;
 	}
@@ -133,11 +145,12 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	size_t clen = nul ? n - hlen - 1 : 0;
 	char *header =
 	    sign(rest, hlen, claims, clen, mode == 1 ? secret : other);
-	int rc = token_verify(secret, sizeof secret - 1, header, NOW, &user);
+	int rc =
+	    token_verify(secret, sizeof secret - 1, header, NOW, &user, &jti);
 	if (mode == 2)
 		FUZZ_ASSERT(rc != 0);
 	else if (rc == 0)
-		check_accepted(rest, hlen, claims, clen, user);
+		check_accepted(rest, hlen, claims, clen, user, jti);
 	free(header);
 	return 0;
 }

@@ -1,12 +1,14 @@
-// grasshopper's web page: sign up, log in, hand the token to grasshopper, and
-// see one's runs with a CPU-usage chart. A plain ES module over the v1 API;
-// the chart is uPlot (vendor/, copied from node_modules by make), loaded by
-// index.html before this file. The CSP allows only this origin's scripts and
-// styles, so text goes into the page with textContent, never as markup.
+// grasshopper's web page: sign up, log in, hand the token to grasshopper, see
+// one's runs with a CPU-usage chart, and manage one's tokens and password. A
+// plain ES module over the v1 API; the chart is uPlot (vendor/, copied from
+// node_modules by make), loaded by index.html before this file. The CSP
+// allows only this origin's scripts and styles, so text goes into the page
+// with textContent, never as markup.
 //
 // Views, chosen by the address's hash (router at the end):
 //   #/            logged out: log in / sign up; logged in: token and runs
 //   #/test/ID     one run: details, chart, CSV (the URL grasshopper prints)
+//   #/tokens      named tokens, change password, log out everywhere
 
 const API = "/api/v1";
 const SESSION_KEY = "grasshopper.session";
@@ -64,7 +66,8 @@ async function api(method, path, { body, token, accept = "application/json" } = 
 }
 
 // Call the tracker as the logged-in user. A 401 means the token is no good
-// any more (expired, or the server's secret changed): forget it and go back
+// any more (expired; revoked by logging out everywhere or by a password
+// change, here or elsewhere; or the server's secret changed): forget it and go back
 // to the log-in form, then reject as api() does.
 async function authed(method, path, options = {}) {
 	const session = sessionLoad();
@@ -76,8 +79,9 @@ async function authed(method, path, options = {}) {
 		return await api(method, path, { ...options, token: session.token });
 	} catch (e) {
 		if (e.status === 401) {
-			sessionClear();
-			notice = "Your session has expired: log in again.";
+			accountForget();
+			notice = "Your session has ended (it expired, or was logged out " +
+				"everywhere): log in again.";
 			route();
 		}
 		throw e;
@@ -105,6 +109,15 @@ function sessionSave(s) {
 
 function sessionClear() {
 	sessionStorage.removeItem(SESSION_KEY);
+}
+
+// Forget the session, and leave nothing of the account in the page's hidden
+// views for whoever uses this tab next.
+function accountForget() {
+	sessionClear();
+	$("token-text").value = "";
+	$("runs-body").replaceChildren();
+	$("tokens-body").replaceChildren();
 }
 
 // ---- numbers and times, as people read them --------------------------------
@@ -157,6 +170,29 @@ function timeElement(ts, format = dateLong) {
 	return t;
 }
 
+const relative = new Intl.RelativeTimeFormat(undefined, { numeric: "auto" });
+const RELATIVE_UNITS = [["year", 365 * 86400], ["day", 86400], ["hour", 3600], ["minute", 60]];
+
+// An API timestamp against now: "in 90 days", "5 minutes ago", "just now",
+// "within a minute".
+function fmtRelative(ts) {
+	const s = parseTs(ts) - Date.now() / 1000;
+	if (!Number.isFinite(s)) return "–";
+	for (const [unit, size] of RELATIVE_UNITS) {
+		if (Math.abs(s) >= size) return relative.format(Math.round(s / size), unit);
+	}
+	return s > 0 ? "within a minute" : "just now";
+}
+
+// A <time> element reading relative to now; the local date and time on hover.
+function relativeElement(ts) {
+	const t = document.createElement("time");
+	t.dateTime = ts;
+	t.title = dateLong.format(new Date(parseTs(ts) * 1000));
+	t.textContent = fmtRelative(ts);
+	return t;
+}
+
 // ---- the page's pieces -------------------------------------------------------
 
 const $ = (id) => document.getElementById(id);
@@ -193,7 +229,9 @@ function poll(mySeq, ms, work) {
 }
 
 function showView(name) {
-	for (const v of ["welcome", "home", "run"]) $(`view-${v}`).hidden = v !== name;
+	for (const v of ["welcome", "home", "run", "tokens"]) $(`view-${v}`).hidden = v !== name;
+	if (name === "tokens") $("nav-tokens").setAttribute("aria-current", "page");
+	else $("nav-tokens").removeAttribute("aria-current");
 }
 
 // ---- logged out: log in and sign up -----------------------------------------
@@ -233,6 +271,9 @@ async function busy(form, work) {
 }
 
 const sentence = (s) => s.charAt(0).toUpperCase() + s.slice(1);
+
+// An API message as a sentence of its own: "Wrong password." from "wrong password".
+const asSentence = (s) => sentence(/[.!?]$/.test(s) ? s : `${s}.`);
 
 // The sign-up field an API error is about: the API's messages start with the
 // field's name ("password must be 8 to 1024 bytes long").
@@ -335,23 +376,32 @@ function onSignup(event) {
 
 let justLoggedIn = false;
 
+// The commands to paste never hold the token itself: a command line ends up in
+// the shell's history and in `ps` for every user to read. `grasshopper login`
+// reads the token at its prompt; CI gives it through a secret variable.
 function showToken(session) {
 	$("token-expiry").replaceWith(Object.assign(timeElement(session.expires_at),
 		{ id: "token-expiry" }));
 	$("token-text").value = session.token;
-	$("command-text").value =
-		`GRASSHOPPER_JWT=${session.token} grasshopper --server ${location.origin} -- make test`;
+	// After login, grasshopper sends to the server it logged in to.
+	$("command-text").value = `grasshopper login --server ${location.origin}\ngrasshopper -- make test`;
+	$("ci-text").value = `grasshopper --server ${location.origin} -- make test`;
 	$("copy-status").textContent = "";
 }
 
+const COPIED = {
+	"token-text": "Token copied: paste it at grasshopper login's prompt.",
+	"command-text": "Commands copied: paste them into a terminal.",
+	"ci-text": "Command copied: put it in your CI job.",
+	"created-token": "Token copied to the clipboard.",
+};
+
 async function onCopy(event) {
 	const field = $(event.currentTarget.dataset.copy);
-	const status = $("copy-status");
+	const status = $(field.id === "created-token" ? "created-status" : "copy-status");
 	try {
 		await navigator.clipboard.writeText(field.value);
-		status.textContent = field.id === "token-text"
-			? "Token copied to the clipboard."
-			: "Command copied: paste it into a terminal.";
+		status.textContent = COPIED[field.id];
 	} catch {
 		// No clipboard access (an insecure origin, say): select it instead.
 		field.focus();
@@ -803,6 +853,229 @@ async function onCsv() {
 	}
 }
 
+// ---- logged in: named tokens, the password, log out everywhere -----------------
+
+// Ask before what cannot be undone, in the page's own modal dialog (Escape or
+// Cancel says no). Resolves to true when the user chose `action`.
+function confirmAction(message, action) {
+	const dialog = $("confirm");
+	$("confirm-message").textContent = message;
+	$("confirm-ok").textContent = action;
+	dialog.returnValue = "";
+	dialog.showModal();
+	$("confirm-cancel").focus(); // the safe answer is the default one
+	return new Promise((resolve) => {
+		dialog.addEventListener("close", () => resolve(dialog.returnValue === "ok"),
+			{ once: true });
+	});
+}
+
+// Forget a newly created token: it is shown once, kept in no variable or
+// storage, and leaves the page with Done or with any change of view.
+function createdClear() {
+	$("created-token").value = "";
+	$("created-name").textContent = "";
+	$("created-status").textContent = "";
+	$("token-created").hidden = true;
+}
+
+function tokenRow(t) {
+	const revoke = el("button", { type: "button", className: "secondary small revoke" }, "Revoke");
+	revoke.setAttribute("aria-label", `Revoke ${t.name}`);
+	revoke.addEventListener("click", () => onRevoke(t));
+	const expired = parseTs(t.expires_at) <= Date.now() / 1000;
+	const row = el("tr", {},
+		cell("Name", { className: "name" }, t.name),
+		cell("Created", { className: "created-at" }, timeElement(t.created_at, dateShort)),
+		cell("Expires", { className: expired ? "expires expired" : "expires" },
+			expired ? "expired " : null, relativeElement(t.expires_at)),
+		cell("Last used", { className: "last-used" },
+			t.last_used_at ? relativeElement(t.last_used_at) : "never"),
+		cell("", { className: "revoke-cell" }, revoke));
+	row.dataset.id = t.id;
+	return row;
+}
+
+async function tokensLoad(mySeq) {
+	let data;
+	try {
+		data = await authed("GET", "/tokens");
+	} catch (e) {
+		if (mySeq !== seq) return;
+		$("tokens-error").textContent = `Could not load your tokens: ${e.message}`;
+		$("tokens-error").hidden = false;
+		return;
+	}
+	if (mySeq !== seq) return;
+	$("tokens-error").hidden = true;
+	$("tokens-body").replaceChildren(...data.tokens.map(tokenRow));
+	$("tokens-empty").hidden = data.tokens.length > 0;
+	$("tokens").hidden = data.tokens.length === 0;
+}
+
+function onTokenCreate(event) {
+	event.preventDefault();
+	const form = event.currentTarget;
+	const name = $("token-name");
+	clearErrors(form);
+	createdClear();
+	$("tokens-status").textContent = "";
+	if (name.value.trim() === "") {
+		fieldError(name, "Give the token a name: what it is for.");
+		name.focus();
+		return;
+	}
+	const mySeq = seq;
+	busy(form, async () => {
+		let created;
+		try {
+			created = await authed("POST", "/tokens", { body: {
+				name: name.value.trim(),
+				expires_in: Number($("token-lifetime").value),
+			} });
+		} catch (e) {
+			if (e.code === "invalid_field" && /^name\b/.test(e.message)) {
+				fieldError(name, asSentence(e.message));
+				name.focus();
+			} else {
+				formError(form, e.message);
+			}
+			return;
+		}
+		if (mySeq !== seq) return; // the user moved on: show it nowhere
+		form.reset();
+		$("created-name").textContent = created.name;
+		$("created-token").value = created.token;
+		$("token-created").hidden = false;
+		$("created-heading").focus();
+		await tokensLoad(mySeq);
+	});
+}
+
+function onCreatedDone() {
+	createdClear();
+	$("token-name").focus();
+}
+
+async function onRevoke(t) {
+	const yes = await confirmAction(`Revoke the token “${t.name}”? Whatever uses it ` +
+		"is refused from now on. This cannot be undone.", "Revoke");
+	if (!yes) return;
+	const mySeq = seq;
+	const status = $("tokens-status");
+	try {
+		await authed("DELETE", `/tokens/${encodeURIComponent(t.id)}`);
+		status.textContent = `Revoked “${t.name}”.`;
+	} catch (e) {
+		if (mySeq !== seq) return;
+		status.textContent = e.status === 404 ? `“${t.name}” was already gone.`
+			: `Could not revoke “${t.name}”: ${e.message}`;
+	}
+	if (mySeq !== seq) return;
+	await tokensLoad(mySeq);
+	$("tokens-heading").focus(); // its row, and the button that had focus, are gone
+}
+
+async function onLogoutEverywhere() {
+	const yes = await confirmAction("Log out everywhere? Every token you have stops " +
+		"working: this tab's, other browsers' and machines', and every named token. " +
+		"You will have to log in again, and to give your CI jobs new tokens.",
+	"Log out everywhere");
+	if (!yes) return;
+	const button = $("logout-everywhere");
+	$("everywhere-error").textContent = "";
+	button.disabled = true;
+	try {
+		await authed("DELETE", "/auth");
+	} catch (e) {
+		// A 401 has logged this tab out already (authed); anything else did nothing.
+		if (e.status !== 401) $("everywhere-error").textContent =
+			`Could not log out everywhere: ${e.message}`;
+		return;
+	} finally {
+		button.disabled = false;
+	}
+	loggedOut("You are logged out everywhere: every token you had, named ones " +
+		"included, has stopped working.");
+}
+
+// The browser's checks, with messages of our own beside each field.
+function passwordValid(form) {
+	const problems = [
+		[form.current, form.current.value ? "" : "Enter your current password."],
+		[form.new, form.new.value.length >= 8 ? "" : "Use at least 8 characters."],
+		[form.repeat, form.repeat.value === form.new.value ? "" : "The two passwords differ."],
+	];
+	let first = null;
+	for (const [input, message] of problems) {
+		fieldError(input, message);
+		if (message && !first) first = input;
+	}
+	if (first) first.focus();
+	return !first;
+}
+
+function onPasswordChange(event) {
+	event.preventDefault();
+	const form = event.currentTarget;
+	clearErrors(form);
+	$("password-status").textContent = "";
+	if (!passwordValid(form)) return;
+	const username = sessionLoad()?.username;
+	const newPassword = form.new.value;
+	busy(form, async () => {
+		try {
+			await authed("POST", "/users/me/password", { body: {
+				password: form.current.value, new_password: newPassword } });
+		} catch (e) {
+			const input = e.code === "wrong_password" ? form.current
+				: e.code === "invalid_field" && /^new_password\b/.test(e.message) ? form.new
+					: null;
+			if (input) {
+				// "new_password must be …": the field as the form names it.
+				fieldError(input, asSentence(e.message.replace(/^new_password\b/, "the new password")));
+				input.focus();
+			} else {
+				formError(form, e.message);
+			}
+			return;
+		}
+		form.reset();
+		// This tab's token stopped working with all the others: the user
+		// just typed the new password, so log in again with it.
+		try {
+			const { token, expires_at } = await api("POST", "/auth", {
+				body: { username, password: newPassword } });
+			sessionSave({ username, token, expires_at });
+		} catch {
+			loggedOut("Your password is changed and every token you had has stopped " +
+				"working: log in with the new password.");
+			return;
+		}
+		$("password-status").textContent = "Password changed. Every other session " +
+			"and every token you had, named ones included, has stopped working; " +
+			"this tab is logged in again with the new password.";
+		await tokensLoad(seq);
+	});
+}
+
+function showTokens(session, mySeq) {
+	showView("tokens");
+	document.title = "Tokens · grasshopper";
+	$("password-username").value = session.username;
+	// Nothing from before (another user's, after a log-in in this tab) while it loads.
+	$("tokens-body").replaceChildren();
+	$("tokens").hidden = true;
+	$("tokens-empty").hidden = true;
+	$("tokens-status").textContent = "";
+	$("tokens-error").hidden = true;
+	$("password-status").textContent = "";
+	$("everywhere-error").textContent = "";
+	for (const form of [$("token-form"), $("password-form")]) clearErrors(form);
+	$("tokens-heading").focus();
+	tokensLoad(mySeq);
+}
+
 // ---- the router ------------------------------------------------------------------------
 
 function route() {
@@ -811,11 +1084,16 @@ function route() {
 	chartDestroy();
 	document.title = "grasshopper";
 
+	createdClear();
+	if ($("confirm").open) $("confirm").close();
+
 	const session = sessionLoad();
 	const m = /^#\/test\/([^/?#]*)$/.exec(location.hash);
+	const tokens = location.hash === "#/tokens";
 	let message = notice;
 	notice = "";
 	if (!session && m && !message) message = `Log in to see run ${decodeURIComponent(m[1])}.`;
+	if (!session && tokens && !message) message = "Log in to manage your tokens.";
 	$("notice").textContent = message;
 	$("notice").hidden = message === "";
 
@@ -827,6 +1105,8 @@ function route() {
 	$("account-user").textContent = session.username;
 	if (m) {
 		showRun(decodeURIComponent(m[1]), mySeq, justLoggedIn);
+	} else if (tokens) {
+		showTokens(session, mySeq);
 	} else {
 		showHome(session, mySeq);
 	}
@@ -839,13 +1119,18 @@ function navigate(hash) {
 	else location.hash = hash;
 }
 
-function onLogout() {
-	sessionClear();
+// Forget the session and go to the log-in form, saying why.
+function loggedOut(message) {
+	accountForget();
 	list.before = null;
 	list.newer = [];
-	notice = "You are logged out.";
+	notice = message;
 	navigate("#/");
 	$("login-username").focus();
+}
+
+function onLogout() {
+	loggedOut("You are logged out.");
 }
 
 function main() {
@@ -858,10 +1143,18 @@ function main() {
 	$("runs-older").addEventListener("click", onOlder);
 	$("runs-newer").addEventListener("click", onNewer);
 	$("csv").addEventListener("click", onCsv);
-	for (const input of $("signup-form").querySelectorAll("input")) {
-		input.addEventListener("input", () => fieldError(input, ""));
+	$("token-form").addEventListener("submit", onTokenCreate);
+	$("created-done").addEventListener("click", onCreatedDone);
+	$("password-form").addEventListener("submit", onPasswordChange);
+	$("logout-everywhere").addEventListener("click", onLogoutEverywhere);
+	$("confirm-ok").addEventListener("click", () => $("confirm").close("ok"));
+	$("confirm-cancel").addEventListener("click", () => $("confirm").close("cancel"));
+	for (const input of document.querySelectorAll("form input[aria-describedby]")) {
+		if ($(`${input.id}-error`)) input.addEventListener("input", () => fieldError(input, ""));
 	}
 	window.addEventListener("hashchange", route);
+	// Nor does a new token come back with the back button (the page cache).
+	window.addEventListener("pagehide", createdClear);
 	route();
 }
 

@@ -165,7 +165,9 @@ sub allow_set {
 	return join ',', sort grep { $_ ne 'HEAD' && $_ ne 'OPTIONS' } map { uc } split /\s*,\s*/, $h;
 }
 for my $c (['GET', 'users', 'POST'], ['PUT', 'users', 'POST'], ['DELETE', 'users', 'POST'],
-    ['GET', 'auth', 'POST'], ['PATCH', 'auth', 'POST'], ['DELETE', 'test', 'GET,POST'],
+    ['GET', 'auth', 'DELETE,POST'], ['PATCH', 'auth', 'DELETE,POST'], ['DELETE', 'test', 'GET,POST'],
+    ['PUT', 'tokens', 'GET,POST'], ['DELETE', 'tokens', 'GET,POST'], ['GET', 'tokens/1', 'DELETE'],
+    ['POST', 'tokens/1', 'DELETE'], ['GET', 'users/me/password', 'POST'],
     ['PUT', 'test', 'GET,POST'], ['POST', "test/$tid", 'GET'], ['DELETE', "test/$tid", 'GET'],
     ['PUT', "test/$tid", 'GET'], ['GET', "test/$tid/stop", 'POST'],
     ['DELETE', "test/$tid/stop", 'POST'], ['DELETE', "test/$tid/usage", 'GET,POST'],

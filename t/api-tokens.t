@@ -18,7 +18,10 @@ my $b1 = $bob->api(POST => 'test', {name => 'bob-1'})->{json}{id};
 my @w0 = $s->worker_pids;
 
 my $now = time;
-my %good = (sub => "" . $alice->id, iat => $now, exp => $now + 3600);
+# A correctly forged token names its row in tokens (jti): without one it is
+# revoked (t/api-revoke.t).
+my %good = (sub => "" . $alice->id, iat => $now, exp => $now + 3600,
+	jti => $s->token_row($alice->id, $now + 3600));
 
 # unauthorized($res, $name): 401 unauthorized with WWW-Authenticate: Bearer.
 sub unauthorized {
@@ -40,7 +43,7 @@ is_json_ok(with_token($s->jwt(\%good, header => {alg => 'HS256'})), 200,
 	'token without "typ" accepted');
 
 # A correctly signed token for another user is just that user.
-my $as_bob = $s->as($s->jwt({%good, sub => "" . $bob->id}));
+my $as_bob = $s->as($s->jwt({%good, sub => "" . $bob->id, jti => $s->token_row($bob->id)}));
 my $r = $as_bob->api(GET => 'test');
 is_deeply([map { $_->{id} } @{ $r->{json}{tests} || [] }], [$b1],
 	'token with sub = bob lists only bob\'s tests');
@@ -115,6 +118,15 @@ unauthorized(with_token($s->jwt({%good, sub => undef})), 'sub null');
 unauthorized(with_token($s->jwt(undef, raw_payload => 'not json')), 'payload not JSON');
 unauthorized(with_token($s->jwt(undef, raw_payload => '[1,2]')), 'payload an array');
 unauthorized(with_token($s->jwt(\%good, raw_header => 'not json')), 'header not JSON');
+unauthorized(with_token($s->jwt({%good, sub => "" . $bob->id})), 'jti of alice\'s row, sub bob');
+unauthorized(with_token($s->jwt({%good, jti => $good{jti} + 0})), 'jti a number');
+unauthorized(with_token($s->jwt({%good, jti => ''})), 'jti ""');
+unauthorized(with_token($s->jwt({%good, jti => "0$good{jti}"})), 'jti with a leading 0');
+unauthorized(with_token($s->jwt({%good, jti => undef})), 'jti null');
+unauthorized(with_token($s->jwt({%good, jti => '987654321'})), 'jti of no row');
+my %nojti = %good;
+delete $nojti{jti};
+unauthorized(with_token($s->jwt(\%nojti)), 'no jti, for a user made after tokens had rows');
 
 # A well-signed token for a user that does not exist: no crash, nothing stored.
 my $ghost = $s->as($s->jwt({%good, sub => '987654321'}));

@@ -137,7 +137,8 @@ close $fh;
 chmod 0600, $file;
 $s->restart_tracker(TRACKER_JWT_SECRET => undef, TRACKER_JWT_SECRET_FILE => $file);
 my $now = int time;
-my %claims = (sub => "" . $u->id, iat => $now, exp => $now + 600);
+my %claims = (sub => "" . $u->id, iat => $now, exp => $now + 600,
+	jti => $s->token_row($u->id, $now + 600));
 is($s->as($s->jwt(\%claims, key => $secret2))->api(GET => 'test')->{status}, 200,
 	'TRACKER_JWT_SECRET_FILE: tokens signed with the file\'s secret are accepted');
 is($s->as($s->jwt(\%claims, key => "$secret2\n"))->api(GET => 'test')->{status}, 401,
@@ -203,7 +204,13 @@ my ($samples_before, $figures_before) = (up($samples_q), up($figures_q));
 is(up('SELECT count(*) FROM usage'), 250 + 35 + 50, 'schema 3: 335 samples, one row each');
 
 is($s->init_db(TRACKER_DATABASE_URL => $url), 0, 'init-db to the latest schema');
-is(up('SELECT count(*) FROM schema_migrations WHERE version = 4'), 1, '... schema 4 applied');
+my $latest = () = glob($s->srcdir . '/schema/[0-9][0-9][0-9]_*.sql');
+is(up('SELECT max(version) FROM schema_migrations'), $latest, '... every migration applied');
+# schema 5: users from before it keep their tokens without jti (legacy) until
+# they log out everywhere or change the password; users made after have none.
+up(q{INSERT INTO users (username, password_hash) VALUES ('new', 'x')});
+is(up(q{SELECT string_agg(username || ':' || legacy_tokens, ',' ORDER BY id) FROM users}),
+	'old:true,new:false', '... legacy tokens: kept for users from before schema 5 only');
 is(up($samples_q), $samples_before, '... the same samples, through the usage view');
 is(up($figures_q), $figures_before, '... the same figures');
 is(up('SELECT count(*) FROM usage_recent'), 0, '... none left one per row');

@@ -1,5 +1,6 @@
 // The web page in headless Chromium, driven by playwright-core: what a person
-// does, from signing up to downloading a run's samples. Run by t/page.t
+// does, from signing up to downloading a run's samples, then managing named
+// tokens, changing the password and logging out everywhere. Run by t/page.t
 // against a private stack; every check is printed as one line of JSON,
 // {"ok": bool, "name": "...", "diag": "..."}, which t/page.t turns into TAP.
 //
@@ -54,6 +55,28 @@ async function api(token, method, path, body) {
 	const json = await r.json();
 	if (!r.ok) throw new Error(`${method} ${path}: ${r.status} ${JSON.stringify(json)}`);
 	return json;
+}
+
+// The status the API answers `token` (a revoked one: 401).
+async function apiStatus(token, method, path, body) {
+	const r = await fetch(`${URL_}/api/v1/${path}`, {
+		method,
+		headers: { Authorization: `Bearer ${token}`, "Content-Type": "application/json" },
+		body: body === undefined ? undefined : JSON.stringify(body),
+	});
+	await r.arrayBuffer();
+	return r.status;
+}
+
+// Log in as another browser would: {status, token}.
+async function logIn(username, password) {
+	const r = await fetch(`${URL_}/api/v1/auth`, {
+		method: "POST",
+		headers: { "Content-Type": "application/json" },
+		body: JSON.stringify({ username, password }),
+	});
+	const json = await r.json();
+	return { status: r.status, token: json.token };
 }
 
 const iso = (ms) => new Date(ms).toISOString();
@@ -114,6 +137,12 @@ const shot = (name, fullPage = true) =>
 const visible = (sel) => page.locator(sel).isVisible();
 const text = async (sel) => (await page.locator(sel).textContent())?.trim() ?? "";
 const clipboard = () => page.evaluate(() => navigator.clipboard.readText());
+// Whether `secret` is anywhere in the page: its markup, a field's value, storage.
+const pageHolds = (secret) => page.evaluate((s) =>
+	document.documentElement.outerHTML.includes(s) ||
+	[...document.querySelectorAll("input, textarea")].some((f) => f.value.includes(s)) ||
+	JSON.stringify(sessionStorage).includes(s) || JSON.stringify(localStorage).includes(s),
+secret);
 
 const user = `ann_${process.pid}_${Math.floor(Math.random() * 1e6)}`;
 const password = "correct horse 42";
@@ -172,8 +201,16 @@ async function main() {
 	check("log in: the token panel is open", await page.locator("#token-panel").evaluate((d) => d.open));
 	check("the token's expiry is shown", /\d/.test(await text("#token-expiry")));
 	is(await page.inputValue("#command-text"),
-		`GRASSHOPPER_JWT=${token} grasshopper --server ${URL_} -- make test`,
-		"the ready-to-paste command names this server");
+		`grasshopper login --server ${URL_}\ngrasshopper -- make test`,
+		"the ready-to-paste commands log in to this server, then run");
+	is(await page.inputValue("#ci-text"), `grasshopper --server ${URL_} -- make test`,
+		"the CI command names this server");
+	check("the GRASSHOPPER_JWT secret variable is how CI gets its token",
+		/GRASSHOPPER_JWT/.test(await text("#ci-hint")), await text("#ci-hint"));
+	const commands = `${await page.inputValue("#command-text")}\n${await page.inputValue("#ci-text")}`;
+	check("no command line holds the token (shell history, ps)",
+		!commands.includes(token) && !commands.includes(token.split(".")[2]) &&
+		!/eyJ|JWT=/.test(commands), commands);
 	is(await text("#account-user"), user, "the header names the user");
 	await shot("page-token.png", false);
 	const storage = await page.evaluate(() => ({
@@ -190,9 +227,10 @@ async function main() {
 	await until(async () => /copied/i.test(await text("#copy-status")), 5000);
 	is(await clipboard(), token, "Copy token puts the token on the clipboard");
 	await page.click("button[data-copy=command-text]");
-	await until(async () => /Command copied/.test(await text("#copy-status")), 5000);
+	await until(async () => /Commands copied/.test(await text("#copy-status")), 5000);
 	is(await clipboard(), await page.inputValue("#command-text"),
-		"Copy command puts the command on the clipboard");
+		"Copy commands puts the commands on the clipboard");
+	check("…and no token", !(await clipboard()).includes(token));
 
 	// ---- runs, made through the API with the page's token ----------------------
 	const now = Date.now();
@@ -386,6 +424,8 @@ async function main() {
 	await page.locator("#view-welcome").waitFor();
 	is(await page.evaluate(() => sessionStorage.getItem("grasshopper.session")), null,
 		"log out forgets the token");
+	check("…and leaves it nowhere in the page, nor the runs' names",
+		!(await pageHolds(token)) && !(await pageHolds("filler-1")));
 	await page.goto(`${URL_}/#/test/${runA}`);
 	await page.locator("#view-welcome").waitFor();
 	check("after log out the run page asks to log in, and shows nothing of the run",
@@ -396,6 +436,259 @@ async function main() {
 	await page.click("#login-form button[type=submit]");
 	await page.locator("#chart canvas").waitFor();
 	is(await text("#run-name"), "make", "logging in again leads to the run asked for");
+
+	// ---- named tokens -------------------------------------------------------------
+	const session = () => page.evaluate(() =>
+		JSON.parse(sessionStorage.getItem("grasshopper.session") ?? "null")?.token ?? null);
+	const tokenRows = () => page.locator("#tokens-body tr").evaluateAll((trs) =>
+		trs.map((r) => ({
+			id: r.dataset.id,
+			name: r.querySelector(".name").textContent,
+			created: r.querySelector(".created-at").textContent,
+			expires: r.querySelector(".expires").textContent,
+			used: r.querySelector(".last-used").textContent,
+		})));
+	const tokensShown = async (n) => (await until(async () =>
+		(await page.locator("#tokens-body tr").count()) === n && !(await visible("#tokens-empty")) === (n > 0)))
+		? tokenRows() : [];
+
+	await page.click("#nav-tokens");
+	await page.locator("#view-tokens").waitFor();
+	await page.locator("#tokens-empty").waitFor();
+	check("the header's Tokens link opens the tokens panel: no named tokens yet",
+		page.url().endsWith("/#/tokens") && await visible("#tokens-empty") &&
+		!(await visible("#tokens")), page.url());
+	is(await page.getAttribute("#nav-tokens", "aria-current"), "page", "the header marks it as the current page");
+
+	await page.click("#token-form button[type=submit]");
+	check("a token without a name: said beside the name field",
+		/name/.test(await text("#token-name-error")) &&
+		await page.getAttribute("#token-name", "aria-invalid") === "true", await text("#token-name-error"));
+
+	// With the keyboard: a name, a lifetime, Enter.
+	await page.focus("#token-name");
+	await page.keyboard.type("ci: github <actions>");
+	await page.selectOption("#token-lifetime", "2592000");
+	await page.focus("#token-name");
+	await page.keyboard.press("Enter");
+	await page.locator("#token-created").waitFor();
+	const ci = await page.inputValue("#created-token");
+	check("create: the new token is shown", ci.length >= 20 && ci !== (await session()), ci);
+	check("…once, saying so", /you will not see it again/i.test(
+		(await text("#token-created")).replace(/\s+/g, " ")), await text("#token-created"));
+	is(await text("#created-name"), "ci: github <actions>", "…under its name, as text");
+	is(await page.evaluate(() => document.activeElement.id), "created-heading",
+		"…and focus moves to it (screen readers announce it)");
+	let listed = await tokensShown(1);
+	check("the list shows the new token: its name, never used, expires in 30 days",
+		listed.length === 1 && listed[0].name === "ci: github <actions>" && listed[0].used === "never" &&
+		listed[0].expires === "in 30 days" && /\d/.test(listed[0].created), JSON.stringify(listed));
+	check("…but not the token itself", !(await text("#tokens")).includes(ci));
+	is(await page.inputValue("#token-name"), "", "the form is ready for the next one");
+	check("the named token is in no storage", !(await page.evaluate((s) =>
+		JSON.stringify(sessionStorage).includes(s) || JSON.stringify(localStorage).includes(s) ||
+		document.cookie.includes(s), ci)));
+	await page.click("button[data-copy=created-token]");
+	await until(async () => /copied/.test(await text("#created-status")), 5000);
+	is(await clipboard(), ci, "Copy token puts the named token on the clipboard");
+	await shot("page-tokens-created.png", false);
+
+	is(await apiStatus(ci, "GET", "test?limit=1"), 200, "the named token works against the API");
+	await page.click("#created-done");
+	check("Done takes the token off the page", !(await visible("#token-created")) &&
+		!(await pageHolds(ci)));
+	is(await page.evaluate(() => document.activeElement.id), "token-name", "…and focus goes back to the name");
+
+	// The use shows in the list (kept to the minute).
+	await page.click("#view-tokens .back a");
+	await page.locator("#view-home").waitFor();
+	await page.click("#nav-tokens");
+	listed = await tokensShown(1);
+	check("after its use, the list says when it was last used",
+		listed.length === 1 && listed[0].used !== "never" && /ago|now|minute/.test(listed[0].used), JSON.stringify(listed));
+
+	// Leaving the panel forgets a token shown there.
+	await page.fill("#token-name", "laptop");
+	await page.click("#token-form button[type=submit]");
+	await page.locator("#token-created").waitFor();
+	const laptop = await page.inputValue("#created-token");
+	await page.click("#view-tokens .back a");
+	await page.locator("#view-home").waitFor();
+	check("leaving the panel takes the token shown there off the page", !(await pageHolds(laptop)));
+	await page.click("#nav-tokens");
+	listed = await tokensShown(2);
+	check("coming back: the list, newest first, and no token shown",
+		listed.map((r) => r.name).join("|") === "laptop|ci: github <actions>" &&
+		listed[0].expires === "in 90 days" && !(await visible("#token-created")) &&
+		!(await pageHolds(laptop)), JSON.stringify(listed));
+
+	// Revoke: asked first; Escape and Cancel keep it.
+	const ciRow = `#tokens-body tr[data-id="${listed[1].id}"]`;
+	await page.click(`${ciRow} button.revoke`);
+	await page.locator("#confirm").waitFor();
+	check("Revoke asks first, naming the token",
+		/Revoke the token “ci: github <actions>”/.test(await text("#confirm-message")),
+		await text("#confirm-message"));
+	is(await page.evaluate(() => document.activeElement.id), "confirm-cancel",
+		"…with focus on Cancel, the safe answer");
+	await shot("page-tokens-confirm.png", false);
+	await page.keyboard.press("Escape");
+	await page.locator("#confirm").waitFor({ state: "hidden" });
+	await page.click(`${ciRow} button.revoke`);
+	await page.click("#confirm-cancel");
+	await page.locator("#confirm").waitFor({ state: "hidden" });
+	check("Escape and Cancel revoke nothing", (await page.locator("#tokens-body tr").count()) === 2 &&
+		await apiStatus(ci, "GET", "test?limit=1") === 200);
+	await page.click(`${ciRow} button.revoke`);
+	await page.click("#confirm-ok");
+	listed = await tokensShown(1);
+	check("revoked: gone from the list, and said so",
+		listed.length === 1 && listed[0].name === "laptop" && /Revoked/.test(await text("#tokens-status")),
+		`${JSON.stringify(listed)} ${await text("#tokens-status")}`);
+	is(await apiStatus(ci, "GET", "test?limit=1"), 401, "the revoked token: 401 from the API");
+	is(await apiStatus(laptop, "GET", "test?limit=1"), 200, "the other named token still works");
+	is(await apiStatus(await session(), "GET", "test?limit=1"), 200, "…and so does the page's own");
+	await shot("page-tokens.png");
+
+	// A phone, and dark.
+	await page.setViewportSize({ width: 390, height: 844 });
+	await page.reload();
+	await tokensShown(1);
+	// The table scrolls inside its box rather than the page's: that must not either.
+	const tokensOverflow = () => page.evaluate(() => {
+		const box = document.getElementById("tokens").parentElement;
+		return Math.max(document.documentElement.scrollWidth, box.scrollWidth - box.clientWidth + 390);
+	});
+	check("phone: the tokens panel fits the screen's width", (await tokensOverflow()) <= 390,
+		await tokensOverflow());
+	await shot("page-tokens-phone.png");
+	await page.setViewportSize({ width: 1280, height: 900 });
+	await page.emulateMedia({ colorScheme: "dark" });
+	await page.reload();
+	await tokensShown(1);
+	await page.fill("#token-name", "shown in the dark");
+	await page.click("#token-form button[type=submit]");
+	await page.locator("#token-created").waitFor();
+	const dark = await page.inputValue("#created-token");
+	await shot("page-tokens-dark.png", false);
+	await page.click("#created-done");
+	await page.emulateMedia({ colorScheme: "light" });
+
+	// ---- change password ----------------------------------------------------------
+	const newPassword = "battery staple 43";
+	const sessionBefore = await session();
+	const changePassword = async (current, next, repeat = next) => {
+		await page.fill("#password-current", current);
+		await page.fill("#password-new", next);
+		await page.fill("#password-repeat", repeat);
+		await page.click("#password-form button[type=submit]");
+	};
+	await changePassword(password, newPassword, `${newPassword}!`);
+	check("change password: a different repetition is said beside it",
+		/differ/.test(await text("#password-repeat-error")), await text("#password-repeat-error"));
+	await changePassword(password, "short");
+	check("…a new password too short, beside it",
+		/8 characters/.test(await text("#password-new-error")), await text("#password-new-error"));
+	// 600 characters the field takes, 1200 bytes the API refuses.
+	await changePassword(password, "é".repeat(600));
+	await page.locator("#password-new-error:not(:empty)").waitFor();
+	is(await text("#password-new-error"), "The new password must be 8 to 1024 bytes long.",
+		"…a new password the API refuses: its message beside the new password");
+	await changePassword("not my password", newPassword);
+	await page.locator("#password-current-error:not(:empty)").waitFor();
+	check("…a wrong current password: the API's message beside that field",
+		/password/i.test(await text("#password-current-error")) &&
+		await page.getAttribute("#password-current", "aria-invalid") === "true",
+		await text("#password-current-error"));
+	is(await apiStatus(sessionBefore, "GET", "test?limit=1"), 200, "…and nothing is revoked");
+	await shot("page-tokens-password-error.png", false);
+
+	await changePassword(password, newPassword);
+	await page.locator("#password-status:not(:empty)").waitFor();
+	check("changed: the page says every other session and token stopped working",
+		/every other session and every token/i.test(await text("#password-status")),
+		await text("#password-status"));
+	const sessionAfter = await session();
+	check("…and this tab stays logged in, with a new token",
+		await visible("#view-tokens") && sessionAfter && sessionAfter !== sessionBefore &&
+		await apiStatus(sessionAfter, "GET", "test?limit=1") === 200, sessionAfter);
+	check("the fields are emptied", (await page.inputValue("#password-current")) === "" &&
+		(await page.inputValue("#password-new")) === "");
+	is(await apiStatus(sessionBefore, "GET", "test?limit=1"), 401, "the page's earlier token: 401");
+	is(await apiStatus(laptop, "GET", "test?limit=1"), 401, "a named token from before: 401");
+	is(await apiStatus(dark, "GET", "test?limit=1"), 401, "…every one of them");
+	is((await logIn(user, password)).status, 401, "the old password no longer logs in");
+	is((await logIn(user, newPassword)).status, 200, "the new one does");
+	check("the tokens list still loads", !(await visible("#tokens-error")), await text("#tokens-error"));
+
+	// ---- the limit: 100 named tokens -------------------------------------------------
+	const NAMED_MAX = 100;
+	const have = (await api(sessionAfter, "GET", "tokens")).tokens.length;
+	const longName = "x".repeat(64); // the longest, without a place to break
+	await api(sessionAfter, "POST", "tokens", { name: longName });
+	for (let i = have + 1; i < NAMED_MAX; i++) {
+		await api(sessionAfter, "POST", "tokens", { name: `bulk-${i}`, expires_in: 60 });
+	}
+	await page.reload();
+	await tokensShown(NAMED_MAX);
+	await page.fill("#token-name", "one too many");
+	await page.click("#token-form button[type=submit]");
+	await page.locator("#token-form-error:not(:empty)").waitFor();
+	check("the 101st token: the API's message under the form, no token shown",
+		/100/.test(await text("#token-form-error")) && !(await visible("#token-created")),
+		await text("#token-form-error"));
+	is(await page.locator("#tokens-body tr").count(), NAMED_MAX, "…and the list still has 100");
+	check("a token that expires within the hour says so", /^(within a minute|in [1-9] minutes?)$/.test(
+		(await tokenRows())[0].expires), (await tokenRows())[0].expires);
+	check("the longest name is shown whole", (await tokenRows()).some((r) => r.name === longName));
+	check("phone: a hundred tokens, the longest name among them, fit the screen's width", await (async () => {
+		await page.setViewportSize({ width: 390, height: 844 });
+		const w = await tokensOverflow();
+		await page.setViewportSize({ width: 1280, height: 900 });
+		return w <= 390;
+	})());
+
+	// ---- log out everywhere ----------------------------------------------------------
+	const elsewhere = (await logIn(user, newPassword)).token; // another browser
+	const tab = await context.newPage(); // and another tab, a session of its own
+	await tab.goto(`${URL_}/#/tokens`);
+	await tab.fill("#login-username", user);
+	await tab.fill("#login-password", newPassword);
+	await tab.click("#login-form button[type=submit]");
+	await tab.locator("#view-tokens").waitFor();
+	const pageToken = await session();
+	await page.click("#logout-everywhere");
+	await page.locator("#confirm").waitFor();
+	check("Log out everywhere asks first", /every token you have stops working/i.test(
+		await text("#confirm-message")), await text("#confirm-message"));
+	await page.click("#confirm-cancel");
+	await page.locator("#confirm").waitFor({ state: "hidden" });
+	check("Cancel: still logged in, other sessions too", await visible("#view-tokens") &&
+		await apiStatus(elsewhere, "GET", "test?limit=1") === 200);
+	await page.click("#logout-everywhere");
+	await page.click("#confirm-ok");
+	await page.locator("#view-welcome").waitFor();
+	check("logged out everywhere: the page is logged out and says so",
+		/logged out everywhere/.test(await text("#notice")) && (await session()) === null,
+		await text("#notice"));
+	is(await apiStatus(pageToken, "GET", "test?limit=1"), 401, "the page's token: 401");
+	is(await apiStatus(elsewhere, "GET", "test?limit=1"), 401, "another browser's token: 401");
+	await tab.click("#view-tokens .back a");
+	await tab.locator("#view-welcome").waitFor();
+	check("another tab: its next request logs it out, saying why",
+		/has ended/.test(await tab.locator("#notice").textContent()) &&
+		!(await tab.locator("#runs-body tr").count()), await tab.locator("#notice").textContent());
+	await tab.close();
+	await page.goto(`${URL_}/#/tokens`);
+	await page.locator("#view-welcome").waitFor();
+	check("logged out, #/tokens asks to log in", /Log in to manage your tokens/.test(await text("#notice")),
+		await text("#notice"));
+	await page.fill("#login-username", user);
+	await page.fill("#login-password", newPassword);
+	await page.click("#login-form button[type=submit]");
+	await page.locator("#view-tokens").waitFor();
+	check("logging in again (new password) leads to the tokens panel",
+		await apiStatus(await session(), "GET", "test?limit=1") === 200);
 
 	check("no errors in the console (CSP refusals included)", consoleErrors.length === 0,
 		consoleErrors.join("\n"));

@@ -28,14 +28,24 @@ forge(jwt_alg_t alg, const char *key, const char *claims)
 	return t;
 }
 
-/* token_verify on "Bearer <tok>"; returns the user id or -1. */
+/* token_verify on "Bearer <tok>"; returns the user id or -1, and sets
+ * *jti when given. */
+static long long
+verify_jti(const char *tok, int64_t *jti)
+{
+	char h[8192];
+	int64_t user = 0, id = -1;
+	snprintf(h, sizeof h, "Bearer %s", tok);
+	int rc = token_verify(secret, SLEN, h, NOW, &user, &id);
+	if (jti)
+		*jti = rc ? -1 : id;
+	return rc ? -1 : user;
+}
+
 static long long
 verify_tok(const char *tok)
 {
-	char h[8192];
-	int64_t user = 0;
-	snprintf(h, sizeof h, "Bearer %s", tok);
-	return token_verify(secret, SLEN, h, NOW, &user) ? -1 : user;
+	return verify_jti(tok, NULL);
 }
 
 static void
@@ -50,31 +60,31 @@ claims_case(jwt_alg_t alg, const char *key, const char *claims, long long want,
 static void
 test_issue_and_verify(void)
 {
-	int64_t exp = 0, user = 0;
-	char *t = token_issue(secret, SLEN, 42, NOW, 3600, &exp);
+	int64_t user = 0, jti = 0;
+	char *t = token_issue(secret, SLEN, 42, 99, NOW, NOW + 3600);
 	ok(t != NULL, "token issued");
-	is_int(exp, NOW + 3600, "exp is now + ttl");
-	is_int(verify_tok(t), 42, "our own token verifies to its user");
+	is_int(verify_jti(t, &jti), 42, "our own token verifies to its user");
+	is_int(jti, 99, "... and to its row (jti)");
 
 	char h[4096];
 	snprintf(h, sizeof h, "bearer   %s", t);
-	is_int(token_verify(secret, SLEN, h, NOW, &user), 0,
+	is_int(token_verify(secret, SLEN, h, NOW, &user, &jti), 0,
 	       "scheme is case-insensitive, spaces tolerated");
-	is_int(token_verify(secret, SLEN, h, NOW + 3600, &user), -1,
+	is_int(token_verify(secret, SLEN, h, NOW + 3600, &user, &jti), -1,
 	       "expired at exp");
-	is_int(
-	    token_verify("another-secret-another-secret-xx", 32, h, NOW, &user),
-	    -1, "wrong key");
-	is_int(token_verify(secret, 0, h, NOW, &user), -1,
+	is_int(token_verify("another-secret-another-secret-xx", 32, h, NOW,
+			    &user, &jti),
+	       -1, "wrong key");
+	is_int(token_verify(secret, 0, h, NOW, &user, &jti), -1,
 	       "never verified without a key");
 
 	/* Swap the payload for user 1's: the signature no longer fits. */
-	char *other = token_issue(secret, SLEN, 1, NOW, 3600, &exp);
+	char *other = token_issue(secret, SLEN, 1, 98, NOW, NOW + 3600);
 	char *dot1 = strchr(t, '.'), *dot2 = strchr(dot1 + 1, '.');
 	char *odot1 = strchr(other, '.'), *odot2 = strchr(odot1 + 1, '.');
 	snprintf(h, sizeof h, "Bearer %.*s%.*s%s", (int)(dot1 - t), t,
 		 (int)(odot2 - odot1), odot1, dot2);
-	is_int(token_verify(secret, SLEN, h, NOW, &user), -1,
+	is_int(token_verify(secret, SLEN, h, NOW, &user, &jti), -1,
 	       "tampered payload");
 	free(other);
 	free(t);
@@ -120,6 +130,38 @@ test_forged(void)
 	claims_case(JWT_ALG_HS256, secret,
 		    "{\"sub\":\"99999999999999999999\",\"exp\":1796099999}", -1,
 		    "sub beyond int64");
+}
+
+/* jti: absent is a legacy token (0), else a row id as a decimal string. */
+static void
+jti_case(const char *jti, long long want, const char *name)
+{
+	char claims[256];
+	int64_t got;
+	snprintf(claims, sizeof claims,
+		 "{\"sub\":\"7\",\"exp\":1796099999%s%s}",
+		 jti ? ",\"jti\":" : "", jti ? jti : "");
+	char *t = forge(JWT_ALG_HS256, secret, claims);
+	verify_jti(t, &got);
+	is_int(got, want, "%s", name);
+	free(t);
+}
+
+static void
+test_jti(void)
+{
+	jti_case(NULL, 0, "no jti: legacy");
+	jti_case("\"5\"", 5, "jti \"5\"");
+	jti_case("\"9223372036854775807\"", INT64_MAX, "jti INT64_MAX");
+	jti_case("5", -1, "numeric jti");
+	jti_case("\"\"", -1, "empty jti");
+	jti_case("\"05\"", -1, "jti 05");
+	jti_case("\"0\"", -1, "jti 0");
+	jti_case("\"-5\"", -1, "jti -5");
+	jti_case("\"5x\"", -1, "jti 5x");
+	jti_case("null", -1, "jti null");
+	jti_case("[\"5\"]", -1, "jti array");
+	jti_case("\"99999999999999999999\"", -1, "jti beyond int64");
 }
 
 /* A token signed with the secret by hand, with the header text given:
@@ -168,7 +210,7 @@ test_alg_spelling(void)
 static void
 test_headers(void)
 {
-	int64_t user;
+	int64_t user, jti;
 	const char *bad[] = {NULL,
 			     "",
 			     "Bearer",
@@ -188,13 +230,13 @@ test_headers(void)
 			     "Bearer abcd.abcd.abcd.abcd",
 			     "Bearer abcd.abcd"};
 	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
-		is_int(token_verify(secret, SLEN, bad[i], NOW, &user), -1,
+		is_int(token_verify(secret, SLEN, bad[i], NOW, &user, &jti), -1,
 		       "header '%s'", bad[i] ? bad[i] : "(none)");
 	char *huge = malloc(TOKEN_MAX + 16);
 	strcpy(huge, "Bearer ");
 	memset(huge + 7, 'a', TOKEN_MAX + 1);
 	huge[7 + TOKEN_MAX + 1] = '\0';
-	is_int(token_verify(secret, SLEN, huge, NOW, &user), -1,
+	is_int(token_verify(secret, SLEN, huge, NOW, &user, &jti), -1,
 	       "a token over %d bytes", TOKEN_MAX);
 	free(huge);
 }
@@ -228,6 +270,7 @@ main(void)
 		return 1;
 	test_issue_and_verify();
 	test_forged();
+	test_jti();
 	test_alg_spelling();
 	test_headers();
 	test_passwords();

@@ -829,6 +829,19 @@ sub jwt {
 	return "$input.$sig";
 }
 
+# token_row($user_id, $exp, $name): a row in tokens for a token the test
+# signs itself with jwt() (put its id in the jti claim: a token without a
+# row is revoked); $exp in epoch seconds, default an hour from now, $name
+# undef for a session.  Returns the id as a string.
+sub token_row {
+	my ($self, $user, $exp, $name) = @_;
+	$exp //= int(time) + 3600;
+	$user =~ /^\d+$/ && $exp =~ /^-?\d+$/ or croak "token_row: bad user or exp";
+	my $n = defined $name ? "'" . ($name =~ s/'/''/gr) . "'" : 'NULL';
+	return $self->psql("INSERT INTO tokens (user_id, name, expires_at) "
+		. "VALUES ($user, $n, to_timestamp($exp)) RETURNING id");
+}
+
 # jwt_claims($token): the decoded payload of a token (no verification).
 sub jwt_claims {
 	my (undef, $token) = @_;
