@@ -52,11 +52,14 @@ void config_free(struct config *cfg);
 
 struct jerr {
 	char msg[256];
+	bool field; /* the message names a field (invalid_field) */
 };
 
-/* Parse body strictly (RFC 8259, UTF-8, no NUL byte, depth <= 32). Return
- * the value (caller puts it) or NULL with a message in e. */
-struct json_object *jsonv_parse(const char *body, size_t len, struct jerr *e);
+/* Parse body strictly (RFC 8259, UTF-8, no NUL byte, depth <= 32, at most
+ * max_values values, no lone surrogate). Return the value (caller puts it)
+ * or NULL with a message in e. */
+struct json_object *jsonv_parse(const char *body, size_t len, size_t max_values,
+				struct jerr *e);
 
 /* The getters below return 1 when key is present and valid (setting *out),
  * 0 when absent, -1 when invalid (message in e naming `where`+key). */
@@ -161,6 +164,7 @@ int migrate_run(const char *url, const char *dir);
 /* ---- request.c: read, route, respond ----------------------------------- */
 
 #define BODY_MAX (1024 * 1024)
+#define USAGE_BATCH_MAX 1000 /* samples in one POST (SPEC section 3) */
 
 enum api_error {
 	ERR_INVALID_JSON,
@@ -195,8 +199,9 @@ struct request {
 	char *body;
 	size_t body_len;
 	bool body_too_large;
-	int64_t user; /* set when the route needs a user */
-	int64_t id;   /* the :id of the route, when it has one */
+	size_t max_values; /* JSON values the route's body may hold */
+	int64_t user;	   /* set when the route needs a user */
+	int64_t id;	   /* the :id of the route, when it has one */
 	/* out */
 	int status;
 	struct buf headers; /* extra "Name: value\r\n" lines */

@@ -6,7 +6,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define BATCH_MAX 1000
 #define READ_LIMIT_DEFAULT 1000
 #define READ_LIMIT_MAX 10000
 
@@ -66,10 +65,10 @@ usage_post(struct request *req)
 	bool batch = json_object_is_type(body, json_type_array);
 	if (batch) {
 		n = json_object_array_length(body);
-		if (n < 1 || n > BATCH_MAX) {
+		if (n < 1 || n > USAGE_BATCH_MAX) {
 			respond_error(req, ERR_INVALID_FIELD,
 				      "a batch holds 1 to %d samples (got %zu)",
-				      BATCH_MAX, n);
+				      USAGE_BATCH_MAX, n);
 			goto done;
 		}
 		/* All or nothing: check every element before storing any. */
