@@ -232,6 +232,11 @@ config_load(struct config *cfg, bool need_secret, char *err, size_t errlen)
 		}
 	}
 
+	if (config_count("TRACKER_MAX_ACTIVE_TESTS",
+			 CONFIG_ACTIVE_TESTS_DEFAULT, CONFIG_ACTIVE_TESTS_MAX,
+			 &cfg->max_active_tests, err, errlen))
+		goto fail;
+
 	s = getenv("TRACKER_SCHEMA_DIR");
 	cfg->schema_dir = xstrdup(s && *s ? s : PKGDATADIR "/schema");
 

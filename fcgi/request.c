@@ -33,6 +33,7 @@ static const struct {
     [ERR_USERNAME_TAKEN] = {409, "username_taken"},
     [ERR_TOO_LARGE] = {413, "too_large"},
     [ERR_RATE_LIMITED] = {429, "rate_limited"},
+    [ERR_TOO_MANY_ACTIVE_TESTS] = {429, "too_many_active_tests"},
     [ERR_UNAVAILABLE] = {503, "unavailable"},
     [ERR_INTERNAL] = {500, "internal"},
 };

@@ -26,6 +26,8 @@
 #define CONFIG_DB_CONNS_DEFAULT 1 /* PostgreSQL connections per worker */
 #define CONFIG_DB_CONNS_MAX 64
 #define CONFIG_DB_WAIT_DEFAULT 5L /* s: waiting for the database to return */
+#define CONFIG_ACTIVE_TESTS_DEFAULT 100 /* per user (SPEC 6.1) */
+#define CONFIG_ACTIVE_TESTS_MAX 1000000
 
 struct config {
 	char *database_url; /* libpq conninfo or URI; "" = libpq defaults */
@@ -39,6 +41,7 @@ struct config {
 	bool sched_batch;   /* workers run under SCHED_BATCH */
 	long token_ttl;	    /* seconds */
 	char *schema_dir;
+	int max_active_tests; /* per user */
 };
 
 /* Fill cfg from the environment. need_secret: refuse without a JWT secret.
@@ -178,6 +181,7 @@ enum api_error {
 	ERR_USERNAME_TAKEN,
 	ERR_TOO_LARGE,
 	ERR_RATE_LIMITED,
+	ERR_TOO_MANY_ACTIVE_TESTS,
 	ERR_UNAVAILABLE,
 	ERR_INTERNAL,
 };

@@ -9,6 +9,9 @@
 #define READ_LIMIT_DEFAULT 1000
 #define READ_LIMIT_MAX 10000
 
+/* SPEC 6.1: a sample stamped further ahead of our clock is refused. */
+#define FUTURE_MAX_US (86400LL * 1000000)
+
 static const char *const sample_fields[] = {"cpu_usage", "timestamp", NULL};
 
 /* Validate one sample object; append it to the array literals ts and cpu.
@@ -18,7 +21,7 @@ sample_read(struct json_object *s, const char *where, bool need_time,
 	    struct buf *ts, struct buf *cpu, int64_t *when, struct jerr *e)
 {
 	double usage;
-	int64_t t = isotime_now();
+	int64_t now = isotime_now(), t = now;
 	if (!json_object_is_type(s, json_type_object)) {
 		snprintf(e->msg, sizeof e->msg,
 			 "%s must be an object like "
@@ -41,6 +44,13 @@ sample_read(struct json_object *s, const char *where, bool need_time,
 			 "%stimestamp is required in a batch", where);
 	if (r < 0 || (r == 0 && need_time))
 		return -1;
+	if (t - now > FUTURE_MAX_US) {
+		snprintf(e->msg, sizeof e->msg,
+			 "%stimestamp is more than a day ahead of the server's "
+			 "clock",
+			 where);
+		return -1;
+	}
 	char tbuf[ISOTIME_MAX], cbuf[DOUBLE_MAX];
 	isotime_format(t, tbuf);
 	format_double(usage, cbuf);

@@ -24,8 +24,10 @@
 #define USER 7
 #define TEST_ID 5
 
-static struct config cfg = {
-    .jwt_secret = "unused", .jwt_secret_len = 6, .token_ttl = 3600};
+static struct config cfg = {.jwt_secret = "unused",
+			    .jwt_secret_len = 6,
+			    .token_ttl = 3600,
+			    .max_active_tests = 100};
 static struct worker worker = {.cfg = &cfg};
 static int db_calls;
 
@@ -172,6 +174,7 @@ db_exec(struct db *db, enum stmt s, const char *const params[], PGresult **res)
 			FUZZ_ASSERT(*end == '\0' && t >= 0 && t <= 1);
 		}
 		check_time(params[4]);
+		check_int(params[5], 100, 100);
 		break;
 	case STMT_TEST_LIST:
 		check_int(params[0], USER, USER);

@@ -55,7 +55,9 @@ my $image = GH::Stack::_slurp($s->tracker_bin) // '';
 my $asan = index($image, '__asan_init') >= 0 || index($image, '__tsan_init') >= 0;
 my $wrapped = !!$s->wrapper;
 my $tmp = tempdir('gh-load-XXXXXX', TMPDIR => 1, CLEANUP => 1);
-my $T0 = now_us() - 3600 * 1_000_000;    # tests start an hour ago
+# Tests start 10 days ago: the rounds' samples reach 5 days past T0, and
+# a sample more than a day ahead of the server's clock is refused.
+my $T0 = now_us() - 10 * 86400 * 1_000_000;
 
 # --- users, tests ---------------------------------------------------------
 

@@ -203,7 +203,7 @@ my ($samples_before, $figures_before) = (up($samples_q), up($figures_q));
 is(up('SELECT count(*) FROM usage'), 250 + 35 + 50, 'schema 3: 335 samples, one row each');
 
 is($s->init_db(TRACKER_DATABASE_URL => $url), 0, 'init-db to the latest schema');
-is(up('SELECT max(version) FROM schema_migrations'), 4, '... schema 4 applied');
+is(up('SELECT count(*) FROM schema_migrations WHERE version = 4'), 1, '... schema 4 applied');
 is(up($samples_q), $samples_before, '... the same samples, through the usage view');
 is(up($figures_q), $figures_before, '... the same figures');
 is(up('SELECT count(*) FROM usage_recent'), 0, '... none left one per row');
