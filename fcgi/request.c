@@ -272,6 +272,23 @@ parse_id(const char *s, size_t n)
 	return v;
 }
 
+/* The caller's request rate (SPEC 6.1), checked once the token named
+ * them. Return true after answering 429. */
+static bool
+rate_limited(struct request *req)
+{
+	long wait = ratelimit_take(req->w->limits, req->user, mono_us() * 1000);
+	if (!wait)
+		return false;
+	char s[24];
+	snprintf(s, sizeof s, "%ld", wait);
+	header_add(req, "Retry-After", s);
+	respond_error(req, ERR_RATE_LIMITED,
+		      "too many requests from this user; try again in %ld s",
+		      wait);
+	return true;
+}
+
 void
 request_handle(struct request *req)
 {
@@ -320,6 +337,8 @@ request_handle(struct request *req)
 				  : "missing Authorization: Bearer token");
 		goto done;
 	}
+	if (found->need == USER && rate_limited(req))
+		goto done;
 	if (seg) {
 		req->id = parse_id(seg, seglen);
 		if (req->id == 0) {

@@ -28,6 +28,12 @@
 #define CONFIG_DB_WAIT_DEFAULT 5L /* s: waiting for the database to return */
 #define CONFIG_ACTIVE_TESTS_DEFAULT 100 /* per user (SPEC 6.1) */
 #define CONFIG_ACTIVE_TESTS_MAX 1000000
+/* Requests a second per user per host, and how many may come at once: 100
+ * clients sampling every 0.5 s send 200 a second, and start (or catch up)
+ * together; 2.5 times that, and 2 s of it at once (docs/operations.md). */
+#define CONFIG_USER_RATE_DEFAULT 500L
+#define CONFIG_USER_BURST_DEFAULT 1000L
+#define CONFIG_USER_RATE_MAX 1000000L
 
 struct config {
 	char *database_url; /* libpq conninfo or URI; "" = libpq defaults */
@@ -42,6 +48,8 @@ struct config {
 	long token_ttl;	    /* seconds */
 	char *schema_dir;
 	int max_active_tests; /* per user */
+	long user_rate;	      /* requests a second per user; 0: no limit */
+	long user_burst;      /* requests at once beyond the rate */
 };
 
 /* Fill cfg from the environment. need_secret: refuse without a JWT secret.
@@ -164,6 +172,17 @@ enum test_col {
 /* Apply the migrations of dir not yet applied. Return 0 or -1 (logged). */
 int migrate_run(const char *url, const char *dir);
 
+/* ---- ratelimit.c: requests per user, shared by a host's workers -------- */
+
+struct ratelimit;
+/* A table shared with the processes forked after this call: rate requests
+ * a second per user, burst at once. NULL (no limit) when rate is 0. */
+struct ratelimit *ratelimit_new(long rate, long burst);
+void ratelimit_free(struct ratelimit *rl);
+/* Count a request of user at now_ns (CLOCK_MONOTONIC). Return 0 when it
+ * may pass, else the whole seconds until one would. */
+long ratelimit_take(struct ratelimit *rl, int64_t user, int64_t now_ns);
+
 /* ---- request.c: read, route, respond ----------------------------------- */
 
 #define BODY_MAX (1024 * 1024)
@@ -190,6 +209,7 @@ enum api_error {
 struct worker {
 	const struct config *cfg;
 	struct db *db;
+	struct ratelimit *limits; /* shared by the host's workers, or NULL */
 };
 
 struct request {

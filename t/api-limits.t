@@ -1,6 +1,9 @@
 # Per-user limits and hostile text (SPEC 6.1): at most
 # TRACKER_MAX_ACTIVE_TESTS active tests (429 too_many_active_tests), even
-# when created all at once; sample timestamps at most one day ahead of the server's clock; strings
+# when created all at once; a request rate per user on the authenticated
+# routes (429 rate_limited with Retry-After), shared by the workers of a
+# host, that 100 clients sampling every 0.5 s never meet at the default;
+# sample timestamps at most one day ahead of the server's clock; strings
 # that are not Unicode (lone surrogates) refused, naming their field; and
 # the refusal of malformed settings.
 use strict;
@@ -87,6 +90,60 @@ is($r->{status}, 201, 'a surrogate pair is Unicode: 201');
 my $got = $other->api(GET => "test/$r->{json}{id}")->{json}{name} // '';
 is($got, "\x{1F600} \x{e9}", '... stored as exactly that character (U+1F600)');
 
+# --- the request rate -----------------------------------------------------------------
+
+# One request a second, 5 at once, for every user; two workers share it.
+$s->restart_tracker(TRACKER_USER_RATE => 1, TRACKER_USER_BURST => 5);
+my ($a1, $a2) = ($s->user, $s->user);
+my (@codes, $retry);
+my $t_start = time;
+for (1 .. 30) {
+	my $x = $a1->api(GET => 'test');
+	push @codes, $x->{status};
+	$retry //= $x if $x->{status} == 429;
+}
+my $elapsed = time - $t_start;
+my $passed = grep { $_ == 200 } @codes;
+ok($passed >= 5, "a flood of 30: the burst of 5 passes ($passed passed)");
+ok($passed <= 5 + int($elapsed) + 1, sprintf '... and about one a second after it '
+	. '(%d in %.1f s): the two workers count together', $passed, $elapsed);
+is(scalar(grep { $_ != 200 && $_ != 429 } @codes), 0, '... the rest are 429');
+ok($retry, 'a 429 came');
+is_error($retry // {status => 0, headers => {}}, 429, 'rate_limited', '... as rate_limited');
+my $after = ($retry->{headers} // {})->{'retry-after'} // '';
+like($after, qr/^[1-9]\d*$/, "... with Retry-After in whole seconds ($after)");
+is($a2->api(GET => 'test')->{status}, 200, 'another user is not affected');
+is($s->api(GET => 'health')->{status}, 200, 'nor are public routes');
+is($s->api(GET => 'test')->{status}, 401, 'without a token: 401 first (the limit is per user)');
+sleep(($after || 1) + 0.2);
+is($a1->api(GET => 'test')->{status}, 200, 'after Retry-After seconds a request passes again');
+
+# The default: 100 clients of one user, each sending a sample every 0.5 s
+# for 4 s and reading its test every second, never meet it.
+$s->restart_tracker(TRACKER_USER_RATE => undef, TRACKER_USER_BURST => undef);
+my $many = $s->user;
+my @res = $s->parallel(100, sub {
+	my $i = shift;
+	my %n;
+	my $id = $many->api(POST => 'test', {name => "client $i"});
+	$n{$id->{status}}++;
+	$id = $id->{json}{id} // return \%n;
+	my $start = time;
+	for my $k (1 .. 8) {
+		my $due = $start + $k * 0.5;
+		sleep $due - time if $due > time;
+		$n{ $many->api(POST => "test/$id/usage", {cpu_usage => 0.5})->{status} }++;
+		$n{ $many->api(GET => "test/$id")->{status} }++ if $k % 2 == 0;
+	}
+	$n{ $many->api(POST => "test/$id/stop", {})->{status} }++;
+	return \%n;
+});
+my %all;
+for my $n (grep { ref } @res) { $all{$_} += $n->{$_} for keys %$n }
+diag 'statuses of 100 clients at the default rate: ' . join ' ', map { "$_=$all{$_}" } sort keys %all;
+is($all{429} // 0, 0, '100 clients sampling every 0.5 s: not one 429');
+is(($all{201} // 0) + ($all{200} // 0), 100 * (1 + 8 + 4 + 1), '... every request answered 2xx');
+
 # --- settings ---------------------------------------------------------------------------
 
 sub refuses {
@@ -106,6 +163,9 @@ sub refuses {
 }
 refuses({TRACKER_MAX_ACTIVE_TESTS => 0}, qr/TRACKER_MAX_ACTIVE_TESTS=0: want a number from 1/);
 refuses({TRACKER_MAX_ACTIVE_TESTS => 'lots'}, qr/TRACKER_MAX_ACTIVE_TESTS=lots/);
+refuses({TRACKER_USER_RATE => -1}, qr/TRACKER_USER_RATE=-1: want requests a second from 0/);
+refuses({TRACKER_USER_RATE => '10/s'}, qr/TRACKER_USER_RATE=10\/s/);
+refuses({TRACKER_USER_BURST => 0}, qr/TRACKER_USER_BURST=0: want a number from 1/);
 
 $s->stop;
 done_testing;
