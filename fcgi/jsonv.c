@@ -18,13 +18,13 @@
  * json-c's STRICT mode still takes single quotes, NaN, Infinity, raw control
  * characters and overlong UTF-8, so the body is first checked against
  * RFC 8259 here; json-c then only builds the tree.
- */
-/*
- * It also bounds what json-c would build: every value (a member's value, an
- * array's element, a container itself) counts against max_values, so a
- * 1 MiB body of 300 000 empty objects (json-c spends ~600 bytes on each)
- * is refused before a byte of the tree is allocated. And it finds what
- * json-c would silently change: a \u escape of a lone surrogate (U+FFFD).
+ *
+ * The scan also bounds what json-c would build: every value (a member's
+ * value, an array's element, a container itself) counts against
+ * max_values, so a 1 MiB body of 349 000 empty objects (json-c spends
+ * about 700 bytes on each) is refused before a byte of the tree is
+ * allocated. And it finds what json-c would silently change: a \u escape
+ * of a lone surrogate, which json-c stores as U+FFFD.
  */
 struct scan {
 	const unsigned char *s;
@@ -33,11 +33,11 @@ struct scan {
 	bool too_deep;
 	size_t values, max_values;
 	bool too_many;
-	/* The innermost member's key (raw JSON text) and, when a string is
-	 * not valid Unicode, where it starts. */
+	/* The innermost member's key (raw JSON text), for the message. */
 	const unsigned char *key;
 	size_t key_len;
-	bool lone_surrogate, in_key;
+	bool lone_surrogate; /* in the last string scanned (the scan ends) */
+	bool in_key;	     /* ... which is a key */
 };
 
 static void
