@@ -73,7 +73,9 @@ sub note { printf STDERR "[%5.0fs] %s\n", time - $T0, join '', @_ }
 
 note "starting a private stack ($WORKERS workers x $TTHREADS threads, $DBCONNS database connections each)...";
 my $s = GH::Stack->new(workers => $WORKERS, quiet => 1, wrapper => undef,
-	env => {TRACKER_THREADS => $TTHREADS, TRACKER_DB_CONNECTIONS => $DBCONNS})->start;
+	# One user's token drives wrk: no per-user rate limit.
+	env => {TRACKER_THREADS => $TTHREADS, TRACKER_DB_CONNECTIONS => $DBCONNS,
+		TRACKER_USER_RATE => 0})->start;
 $s->psql($_) for
 	"ALTER SYSTEM SET fsync = on",
 	"ALTER SYSTEM SET synchronous_commit = on",

@@ -165,6 +165,33 @@ config_count(const char *name, int dflt, int max, int *out, char *err,
 	return 0;
 }
 
+/* TRACKER_USER_RATE (0 turns the limit off) and TRACKER_USER_BURST.
+ * Return 0, or -1 with the reason in err. */
+static int
+config_rate(struct config *cfg, char *err, size_t errlen)
+{
+	const char *s = getenv("TRACKER_USER_RATE");
+	cfg->user_rate = CONFIG_USER_RATE_DEFAULT;
+	if (s && *s &&
+	    parse_long(s, 0, CONFIG_USER_RATE_MAX, false, &cfg->user_rate)) {
+		snprintf(err, errlen,
+			 "TRACKER_USER_RATE=%s: want requests a second from 0 "
+			 "(no limit) to %ld",
+			 s, CONFIG_USER_RATE_MAX);
+		return -1;
+	}
+	s = getenv("TRACKER_USER_BURST");
+	cfg->user_burst = CONFIG_USER_BURST_DEFAULT;
+	if (s && *s &&
+	    parse_long(s, 1, CONFIG_USER_RATE_MAX, false, &cfg->user_burst)) {
+		snprintf(err, errlen,
+			 "TRACKER_USER_BURST=%s: want a number from 1 to %ld",
+			 s, CONFIG_USER_RATE_MAX);
+		return -1;
+	}
+	return 0;
+}
+
 int
 config_load(struct config *cfg, bool need_secret, char *err, size_t errlen)
 {
@@ -231,6 +258,12 @@ config_load(struct config *cfg, bool need_secret, char *err, size_t errlen)
 			goto fail;
 		}
 	}
+
+	if (config_count("TRACKER_MAX_ACTIVE_TESTS",
+			 CONFIG_ACTIVE_TESTS_DEFAULT, CONFIG_ACTIVE_TESTS_MAX,
+			 &cfg->max_active_tests, err, errlen) ||
+	    config_rate(cfg, err, errlen))
+		goto fail;
 
 	s = getenv("TRACKER_SCHEMA_DIR");
 	cfg->schema_dir = xstrdup(s && *s ? s : PKGDATADIR "/schema");

@@ -95,12 +95,12 @@ static const struct {
 			   "DELETE FROM tokens WHERE id = $2::bigint "
 			   "AND user_id = $1::bigint RETURNING id",
 			   2, 0},
+    /* No row: the user has $6 active tests already (schema 6). */
     [STMT_TEST_CREATE] = {"test_create",
-			  "INSERT INTO tests (user_id, name, description, "
-			  "threshold, start_time) VALUES ($1::bigint, "
-			  "$2::text, $3::text, $4::float8, "
-			  "$5::timestamptz) RETURNING " TEST_COLS,
-			  5, 0},
+			  "SELECT " TEST_COLS " FROM test_create($1::bigint, "
+			  "$2::text, $3::text, $4::float8, $5::timestamptz, "
+			  "$6::int)",
+			  6, 0},
     [STMT_TEST_GET] = {"test_get",
 		       "SELECT " TEST_COLS " FROM tests "
 		       "WHERE id = $2::bigint AND user_id = $1::bigint",

@@ -185,7 +185,8 @@ worker_stop(struct thread *ts, int n, int fd, pid_t master)
 
 /* A worker's life. Never returns. */
 static void
-worker_main(const struct config *cfg, int fd, pid_t master)
+worker_main(const struct config *cfg, int fd, pid_t master,
+	    struct ratelimit *limits)
 {
 	/* If the master dies, so do we. */
 	prctl(PR_SET_PDEATHSIG, SIGTERM);
@@ -215,6 +216,7 @@ worker_main(const struct config *cfg, int fd, pid_t master)
 	    .cfg = cfg,
 	    .db = db_new(cfg->database_url, cfg->db_connections, cfg->db_wait),
 	    .revoke = revoke_new(cfg->database_url),
+	    .limits = limits,
 	};
 	int n = cfg->threads;
 	struct thread *ts = calloc((size_t)n, sizeof *ts);
@@ -246,7 +248,8 @@ worker_main(const struct config *cfg, int fd, pid_t master)
 
 /* Fork a worker into slot s. */
 static void
-spawn(struct slot *s, const struct config *cfg, int fd)
+spawn(struct slot *s, const struct config *cfg, int fd,
+      struct ratelimit *limits)
 {
 	pid_t master = getpid();
 	pid_t pid = fork();
@@ -256,7 +259,7 @@ spawn(struct slot *s, const struct config *cfg, int fd)
 		return;
 	}
 	if (pid == 0)
-		worker_main(cfg, fd, master);
+		worker_main(cfg, fd, master, limits);
 	s->pid = pid;
 	s->started = mono_us();
 }
@@ -323,12 +326,15 @@ pool_serve(const struct config *cfg)
 		LOG("SCHED_BATCH: %s (running under the default policy)",
 		    strerror(errno));
 
+	/* Before the fork: every worker sees the same table. */
+	struct ratelimit *limits =
+	    ratelimit_new(cfg->user_rate, cfg->user_burst);
 	int n = cfg->workers, alive;
 	struct slot *slots = calloc((size_t)n, sizeof *slots);
 	if (!slots)
 		abort();
 	for (int i = 0; i < n; i++)
-		spawn(&slots[i], cfg, fd);
+		spawn(&slots[i], cfg, fd, limits);
 	LOG("listening on %s with %d workers", cfg->listen, n);
 
 	bool stopping = false;
@@ -344,7 +350,7 @@ pool_serve(const struct config *cfg)
 		for (int i = 0; i < n; i++) {
 			struct slot *s = &slots[i];
 			if (!s->pid && !stopping && s->restart_at <= now)
-				spawn(s, cfg, fd);
+				spawn(s, cfg, fd, limits);
 			if (s->pid)
 				alive++;
 			else if (!stopping && s->restart_at < next)
@@ -385,6 +391,7 @@ pool_serve(const struct config *cfg)
 	if (cfg->listen[0] == '/')
 		unlink(cfg->listen);
 	free(slots);
+	ratelimit_free(limits);
 	LOG("stopped");
 	return 0;
 }

@@ -8,6 +8,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <fcgiapp.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,6 +35,7 @@ static const struct {
     [ERR_TOO_MANY_TOKENS] = {429, "too_many_tokens"},
     [ERR_TOO_LARGE] = {413, "too_large"},
     [ERR_RATE_LIMITED] = {429, "rate_limited"},
+    [ERR_TOO_MANY_ACTIVE_TESTS] = {429, "too_many_active_tests"},
     [ERR_UNAVAILABLE] = {503, "unavailable"},
     [ERR_INTERNAL] = {500, "internal"},
 };
@@ -113,9 +115,12 @@ request_json(struct request *req, bool allow_empty)
 	struct jerr e;
 	if (allow_empty && req->body_len == 0)
 		return json_object_new_object();
-	struct json_object *v = jsonv_parse(req->body, req->body_len, &e);
+	struct json_object *v =
+	    jsonv_parse(req->body, req->body_len, req->max_values, &e);
 	if (!v)
-		respond_error(req, ERR_INVALID_JSON, "%s", e.msg);
+		respond_error(req,
+			      e.field ? ERR_INVALID_FIELD : ERR_INVALID_JSON,
+			      "%s", e.msg);
 	return v;
 }
 
@@ -206,27 +211,39 @@ bad:
 
 enum need { PUBLIC, USER };
 
+/*
+ * How many JSON values (jsonv.c counts each: containers, members' values,
+ * elements) a route's body may hold: what its largest valid body needs, so
+ * that no body, valid or not, makes json-c build more (SPEC 6.1). Routes
+ * without a body (their body is never read) say VALUES_SMALL too; 0 means
+ * the same.
+ */
+#define VALUES_SMALL 16 /* an object of a few fields (users, auth, stop) */
+#define VALUES_TEST 40	/* 1 object + 5 fields + 32 tags (SPEC 6.3) + 2 */
+#define VALUES_USAGE (1 + USAGE_BATCH_MAX * 4) /* array; object+3 fields */
+
 /* Every route of the API: the one table (SPEC section 3). */
 static const struct route {
 	const char *method;
 	const char *pattern; /* ":id" matches one path segment */
 	void (*handler)(struct request *);
 	enum need need;
+	size_t max_values; /* in its body; 0: VALUES_SMALL */
 } routes[] = {
-    {"POST", "/api/v1/users", users_post, PUBLIC},
-    {"POST", "/api/v1/auth", auth_post, PUBLIC},
-    {"DELETE", "/api/v1/auth", auth_delete, USER},
-    {"POST", "/api/v1/users/me/password", password_post, USER},
-    {"POST", "/api/v1/tokens", tokens_post, USER},
-    {"GET", "/api/v1/tokens", tokens_get, USER},
-    {"DELETE", "/api/v1/tokens/:id", token_delete, USER},
-    {"POST", "/api/v1/test", test_create, USER},
-    {"GET", "/api/v1/test", test_list, USER},
-    {"GET", "/api/v1/test/:id", test_get, USER},
-    {"POST", "/api/v1/test/:id/usage", usage_post, USER},
-    {"GET", "/api/v1/test/:id/usage", usage_get, USER},
-    {"POST", "/api/v1/test/:id/stop", test_stop, USER},
-    {"GET", "/api/v1/health", health_get, PUBLIC},
+    {"POST", "/api/v1/users", users_post, PUBLIC, VALUES_SMALL},
+    {"POST", "/api/v1/auth", auth_post, PUBLIC, VALUES_SMALL},
+    {"DELETE", "/api/v1/auth", auth_delete, USER, VALUES_SMALL},
+    {"POST", "/api/v1/users/me/password", password_post, USER, VALUES_SMALL},
+    {"POST", "/api/v1/tokens", tokens_post, USER, VALUES_SMALL},
+    {"GET", "/api/v1/tokens", tokens_get, USER, VALUES_SMALL},
+    {"DELETE", "/api/v1/tokens/:id", token_delete, USER, VALUES_SMALL},
+    {"POST", "/api/v1/test", test_create, USER, VALUES_TEST},
+    {"GET", "/api/v1/test", test_list, USER, VALUES_SMALL},
+    {"GET", "/api/v1/test/:id", test_get, USER, VALUES_SMALL},
+    {"POST", "/api/v1/test/:id/usage", usage_post, USER, VALUES_USAGE},
+    {"GET", "/api/v1/test/:id/usage", usage_get, USER, VALUES_SMALL},
+    {"POST", "/api/v1/test/:id/stop", test_stop, USER, VALUES_SMALL},
+    {"GET", "/api/v1/health", health_get, PUBLIC, VALUES_SMALL},
 };
 
 /* Does path match pattern? Sets *seg to the :id segment (not terminated;
@@ -298,6 +315,23 @@ authorized(struct request *req)
 	return live;
 }
 
+/* The caller's request rate (SPEC 6.1), checked once the token named
+ * them. Return true after answering 429. */
+static bool
+rate_limited(struct request *req)
+{
+	long wait = ratelimit_take(req->w->limits, req->user, mono_us() * 1000);
+	if (!wait)
+		return false;
+	char s[24];
+	snprintf(s, sizeof s, "%ld", wait);
+	header_add(req, "Retry-After", s);
+	respond_error(req, ERR_RATE_LIMITED,
+		      "too many requests from this user; try again in %ld s",
+		      wait);
+	return true;
+}
+
 void
 request_handle(struct request *req)
 {
@@ -334,7 +368,10 @@ request_handle(struct request *req)
 			      "request body is larger than 1 MiB");
 		goto done;
 	}
+	req->max_values = found->max_values ? found->max_values : VALUES_SMALL;
 	if (found->need == USER && !authorized(req))
+		goto done;
+	if (found->need == USER && rate_limited(req))
 		goto done;
 	if (seg) {
 		req->id = parse_id(seg, seglen);
@@ -392,6 +429,26 @@ reason(int status)
 		return "Internal Server Error";
 	}
 }
+
+/*
+ * What a hostile request can make a worker allocate, each bounded:
+ * - the body: at most BODY_MAX (read_body), in a buffer that doubles (up to
+ *   2 MiB of address space, of which only what is written is resident);
+ * - its JSON tree: the route's max_values (jsonv.c refuses more before
+ *   json-c builds anything), strings within the body's bytes;
+ * - the FastCGI parameters (query string, headers): libfcgi copies what
+ *   nginx sends, and nginx takes at most large_client_header_buffers
+ *   (4 x 8 KiB) of request line and headers; request_query copies into the
+ *   caller's fixed buffers;
+ * - the answer: errors are a line; the largest valid answer is a page of
+ *   READ_LIMIT_MAX samples (usage.c): its rows, the json-c tree it is
+ *   written from (a few MiB) and about 1 MiB of JSON, as any valid request
+ *   may ask for.
+ * glibc keeps what such a request freed in its arenas, so a worker given
+ * a few large requests at once would stay at that size: after a request
+ * of more than TRIM_AFTER bytes in or out, malloc_trim gives it back.
+ */
+#define TRIM_AFTER (32 * 1024)
 
 /* Read up to BODY_MAX bytes of body, whatever CONTENT_LENGTH claims. */
 static void
@@ -461,5 +518,8 @@ request_serve(struct worker *w, FCGX_Request *fr)
 		   (long long)(mono_us() - t0));
 	(void)!write(2, line.p, line.len);
 	buf_free(&line);
+	bool large = req.body_len + req.out.len > TRIM_AFTER;
 	request_free(&req);
+	if (large)
+		malloc_trim(0);
 }

@@ -88,11 +88,12 @@ test_create(struct request *req)
 		respond_error(req, ERR_INVALID_FIELD, "%s", e.msg);
 		goto done;
 	}
-	char user[24], thr[32], st[ISOTIME_MAX];
+	char user[24], thr[32], st[ISOTIME_MAX], max[16];
 	snprintf(user, sizeof user, "%lld", (long long)req->user);
 	snprintf(thr, sizeof thr, "%.17g", threshold);
 	isotime_format(start, st);
-	const char *params[] = {user, name, description, thr, st};
+	snprintf(max, sizeof max, "%d", req->w->cfg->max_active_tests);
+	const char *params[] = {user, name, description, thr, st, max};
 	enum db_status s = db_exec(req->w->db, STMT_TEST_CREATE, params, &res);
 	if (s == DB_FOREIGN_KEY) {
 		/* A valid token for a user that no longer exists. */
@@ -102,6 +103,13 @@ test_create(struct request *req)
 	}
 	if (s != DB_OK) {
 		respond_db(req, s);
+		goto done;
+	}
+	if (PQntuples(res) == 0) {
+		respond_error(req, ERR_TOO_MANY_ACTIVE_TESTS,
+			      "you have %d active tests, the most allowed; "
+			      "stop one first",
+			      req->w->cfg->max_active_tests);
 		goto done;
 	}
 	respond_json(req, 201, test_json(res, 0, isotime_now()));

@@ -26,6 +26,14 @@
 #define CONFIG_DB_CONNS_DEFAULT 1 /* PostgreSQL connections per worker */
 #define CONFIG_DB_CONNS_MAX 64
 #define CONFIG_DB_WAIT_DEFAULT 5L /* s: waiting for the database to return */
+#define CONFIG_ACTIVE_TESTS_DEFAULT 100 /* per user (SPEC 6.1) */
+#define CONFIG_ACTIVE_TESTS_MAX 1000000
+/* Requests a second per user per host, and how many may come at once: 100
+ * clients sampling every 0.5 s send 200 a second, and start (or catch up)
+ * together; 2.5 times that, and 2 s of it at once (docs/operations.md). */
+#define CONFIG_USER_RATE_DEFAULT 500L
+#define CONFIG_USER_BURST_DEFAULT 1000L
+#define CONFIG_USER_RATE_MAX 1000000L
 
 struct config {
 	char *database_url; /* libpq conninfo or URI; "" = libpq defaults */
@@ -39,6 +47,9 @@ struct config {
 	bool sched_batch;   /* workers run under SCHED_BATCH */
 	long token_ttl;	    /* seconds */
 	char *schema_dir;
+	int max_active_tests; /* per user */
+	long user_rate;	      /* requests a second per user; 0: no limit */
+	long user_burst;      /* requests at once beyond the rate */
 };
 
 /* Fill cfg from the environment. need_secret: refuse without a JWT secret.
@@ -52,11 +63,14 @@ void config_free(struct config *cfg);
 
 struct jerr {
 	char msg[256];
+	bool field; /* the message names a field (invalid_field) */
 };
 
-/* Parse body strictly (RFC 8259, UTF-8, no NUL byte, depth <= 32). Return
- * the value (caller puts it) or NULL with a message in e. */
-struct json_object *jsonv_parse(const char *body, size_t len, struct jerr *e);
+/* Parse body strictly (RFC 8259, UTF-8, no NUL byte, depth <= 32, at most
+ * max_values values, no lone surrogate). Return the value (caller puts it)
+ * or NULL with a message in e. */
+struct json_object *jsonv_parse(const char *body, size_t len, size_t max_values,
+				struct jerr *e);
 
 /* The getters below return 1 when key is present and valid (setting *out),
  * 0 when absent, -1 when invalid (message in e naming `where`+key). */
@@ -182,9 +196,21 @@ enum db_status token_live(struct revoke *rv, struct db *db, int64_t user,
 /* Apply the migrations of dir not yet applied. Return 0 or -1 (logged). */
 int migrate_run(const char *url, const char *dir);
 
+/* ---- ratelimit.c: requests per user, shared by a host's workers -------- */
+
+struct ratelimit;
+/* A table shared with the processes forked after this call: rate requests
+ * a second per user, burst at once. NULL (no limit) when rate is 0. */
+struct ratelimit *ratelimit_new(long rate, long burst);
+void ratelimit_free(struct ratelimit *rl);
+/* Count a request of user at now_ns (CLOCK_MONOTONIC). Return 0 when it
+ * may pass, else the whole seconds until one would. */
+long ratelimit_take(struct ratelimit *rl, int64_t user, int64_t now_ns);
+
 /* ---- request.c: read, route, respond ----------------------------------- */
 
 #define BODY_MAX (1024 * 1024)
+#define USAGE_BATCH_MAX 1000 /* samples in one POST (SPEC section 3) */
 
 enum api_error {
 	ERR_INVALID_JSON,
@@ -200,6 +226,7 @@ enum api_error {
 	ERR_TOO_MANY_TOKENS,
 	ERR_TOO_LARGE,
 	ERR_RATE_LIMITED,
+	ERR_TOO_MANY_ACTIVE_TESTS,
 	ERR_UNAVAILABLE,
 	ERR_INTERNAL,
 };
@@ -209,6 +236,7 @@ struct worker {
 	const struct config *cfg;
 	struct db *db;
 	struct revoke *revoke;
+	struct ratelimit *limits; /* shared by the host's workers, or NULL */
 };
 
 struct request {
@@ -222,8 +250,9 @@ struct request {
 	char *body;
 	size_t body_len;
 	bool body_too_large;
-	int64_t user; /* set when the route needs a user */
-	int64_t id;   /* the :id of the route, when it has one */
+	size_t max_values; /* JSON values the route's body may hold */
+	int64_t user;	   /* set when the route needs a user */
+	int64_t id;	   /* the :id of the route, when it has one */
 	/* out */
 	int status;
 	struct buf headers; /* extra "Name: value\r\n" lines */

@@ -6,9 +6,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define BATCH_MAX 1000
 #define READ_LIMIT_DEFAULT 1000
 #define READ_LIMIT_MAX 10000
+
+/* SPEC 6.1: a sample stamped further ahead of our clock is refused. */
+#define FUTURE_MAX_US (86400LL * 1000000)
 
 static const char *const sample_fields[] = {"cpu_usage", "timestamp", NULL};
 
@@ -19,7 +21,7 @@ sample_read(struct json_object *s, const char *where, bool need_time,
 	    struct buf *ts, struct buf *cpu, int64_t *when, struct jerr *e)
 {
 	double usage;
-	int64_t t = isotime_now();
+	int64_t now = isotime_now(), t = now;
 	if (!json_object_is_type(s, json_type_object)) {
 		snprintf(e->msg, sizeof e->msg,
 			 "%s must be an object like "
@@ -42,6 +44,13 @@ sample_read(struct json_object *s, const char *where, bool need_time,
 			 "%stimestamp is required in a batch", where);
 	if (r < 0 || (r == 0 && need_time))
 		return -1;
+	if (t - now > FUTURE_MAX_US) {
+		snprintf(e->msg, sizeof e->msg,
+			 "%stimestamp is more than a day ahead of the server's "
+			 "clock",
+			 where);
+		return -1;
+	}
 	char tbuf[ISOTIME_MAX], cbuf[DOUBLE_MAX];
 	isotime_format(t, tbuf);
 	format_double(usage, cbuf);
@@ -66,10 +75,10 @@ usage_post(struct request *req)
 	bool batch = json_object_is_type(body, json_type_array);
 	if (batch) {
 		n = json_object_array_length(body);
-		if (n < 1 || n > BATCH_MAX) {
+		if (n < 1 || n > USAGE_BATCH_MAX) {
 			respond_error(req, ERR_INVALID_FIELD,
 				      "a batch holds 1 to %d samples (got %zu)",
-				      BATCH_MAX, n);
+				      USAGE_BATCH_MAX, n);
 			goto done;
 		}
 		/* All or nothing: check every element before storing any. */

@@ -213,7 +213,8 @@ check_answer(struct request *req)
 	FUZZ_ASSERT(
 	    fuzz_utf8_ok((const unsigned char *)req->out.p, req->out.len));
 	struct jerr e;
-	struct json_object *o = jsonv_parse(req->out.p, req->out.len, &e);
+	struct json_object *o =
+	    jsonv_parse(req->out.p, req->out.len, SIZE_MAX, &e);
 	if (!o)
 		fprintf(stderr, "answer is not JSON (%s): %s\n", e.msg,
 			req->out.p);

@@ -50,12 +50,16 @@ my $RSS_SLACK_KIB = 512;    # bound on a worker's RSS growth in a round
 my $ROUND_CLIENTS = 16;     # a leak-check round: this many clients ...
 my $ROUND_EACH = 500;       # ... of this many requests each
 
-my $s = GH::Stack->new(workers => $WORKERS)->start;
+# The rounds below send one user's requests as fast as 16 clients can,
+# far beyond a real user's rate: no per-user limit here (t/api-limits.t).
+my $s = GH::Stack->new(workers => $WORKERS, env => {TRACKER_USER_RATE => 0})->start;
 my $image = GH::Stack::_slurp($s->tracker_bin) // '';
 my $asan = index($image, '__asan_init') >= 0 || index($image, '__tsan_init') >= 0;
 my $wrapped = !!$s->wrapper;
 my $tmp = tempdir('gh-load-XXXXXX', TMPDIR => 1, CLEANUP => 1);
-my $T0 = now_us() - 3600 * 1_000_000;    # tests start an hour ago
+# Tests start 10 days ago: the rounds' samples reach 5 days past T0, and
+# a sample more than a day ahead of the server's clock is refused.
+my $T0 = now_us() - 10 * 86400 * 1_000_000;
 
 # --- users, tests ---------------------------------------------------------
 

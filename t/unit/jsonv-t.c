@@ -4,13 +4,14 @@
 
 #include <math.h>
 #include <stdlib.h>
+#include <string.h>
 
 /* Does body parse (with len = strlen unless given)? */
 static int
 parses_n(const char *body, size_t len)
 {
 	struct jerr e;
-	struct json_object *v = jsonv_parse(body, len, &e);
+	struct json_object *v = jsonv_parse(body, len, SIZE_MAX, &e);
 	json_object_put(v);
 	return v != NULL;
 }
@@ -38,7 +39,7 @@ static struct json_object *
 doc(const char *text)
 {
 	struct jerr e;
-	return jsonv_parse(text, strlen(text), &e);
+	return jsonv_parse(text, strlen(text), SIZE_MAX, &e);
 }
 
 static void
@@ -80,6 +81,108 @@ test_parse(void)
 	s = nested(100000);
 	ok(!parses(s), "100000 levels deep");
 	free(s);
+}
+
+/* Parse body with a budget of max values; 1 if it parsed, else e set. */
+static int
+within(const char *body, size_t max, struct jerr *e)
+{
+	struct json_object *v = jsonv_parse(body, strlen(body), max, e);
+	json_object_put(v);
+	return v != NULL;
+}
+
+/* "[{},{},...]" of n empty objects (caller frees). */
+static char *
+empty_objects(size_t n)
+{
+	char *s = malloc(n * 3 + 2), *p = s;
+	*p++ = '[';
+	for (size_t i = 0; i < n; i++) {
+		memcpy(p, i ? ",{}" : "{}", i ? 3 : 2);
+		p += i ? 3 : 2;
+	}
+	*p++ = ']';
+	*p = '\0';
+	return s;
+}
+
+static void
+test_budget(void)
+{
+	struct jerr e;
+	ok(within("{\"a\":1,\"b\":[2,3]}", 5, &e), "5 values in a budget of 5");
+	ok(!within("{\"a\":1,\"b\":[2,3]}", 4, &e), "5 values over 4");
+	ok(!e.field, "too many values is invalid_json");
+	is_str(e.msg,
+	       "the body holds more than the 4 JSON values any valid request "
+	       "here needs",
+	       "the message names the limit");
+	ok(within("[]", 1, &e), "an empty array is one value");
+	ok(!within("[[]]", 1, &e), "a container in a container is two");
+	ok(within("{\"k\":{}}", 2, &e), "a key is not a value of its own");
+	ok(within("\"x\"", 1, &e), "a lone string is one value");
+	ok(!within("\"x\"", 0, &e), "a budget of 0 takes nothing");
+	char *bomb = empty_objects(300000);
+	ok(!within(bomb, 4001, &e), "300000 empty objects over a budget of "
+				    "4001");
+	ok(strstr(e.msg, "4001") != NULL, "... refused, naming the budget");
+	free(bomb);
+	bomb = empty_objects(4000);
+	ok(within(bomb, 4001, &e), "4000 empty objects in an array: 4001");
+	free(bomb);
+	/* Whichever limit the scan meets first is the one told. */
+	char *deep = nested(JSON_MAX_DEPTH + 1);
+	ok(!within(deep, 100, &e) && strstr(e.msg, "deeper"),
+	   "too deep within the budget is told as too deep");
+	free(deep);
+}
+
+static void
+test_surrogates(void)
+{
+	struct jerr e;
+	struct json_object *o = doc("{\"s\":\"\\ud83d\\ude00\\uD83D\\uDE00\"}");
+	ok(o, "a surrogate pair (either case) is Unicode");
+	is_str(json_object_get_string(json_object_object_get(o, "s")),
+	       "\xf0\x9f\x98\x80\xf0\x9f\x98\x80",
+	       "... stored as the very code point, U+1F600");
+	json_object_put(o);
+	struct {
+		const char *body, *name, *msg;
+	} bad[] = {
+	    {"{\"name\":\"\\ud800\"}", "a high surrogate alone", "name"},
+	    {"{\"name\":\"\\udc00\"}", "a low surrogate alone", "name"},
+	    {"{\"name\":\"a\\ud83dz\"}", "a high one before a letter", "name"},
+	    {"{\"name\":\"\\ud83d\\n\"}", "a high one before \\n", "name"},
+	    {"{\"name\":\"\\ud83d\\ud83d\"}", "two high ones", "name"},
+	    {"{\"name\":\"\\ud83d\"}", "a high one at the end", "name"},
+	    {"{\"name\":\"\\ude00\\ud83d\"}", "a pair the wrong way round",
+	     "name"},
+	    {"[{\"cpu_usage\":0.5,\"timestamp\":\"\\udfff\"}]",
+	     "in a batch's element", "timestamp"},
+	    {"{\"a\":[\"ok\",\"\\ud800\"]}", "in an array of a member", "a"},
+	    {"{\"a\":{\"b\":1},\"c\":\"\\ud800\"}", "after an object", "c"},
+	    {"[{\"b\":1},\"\\ud800\"]", "in a top-level array", NULL},
+	    {"\"\\ud800\"", "the whole body", NULL},
+	    {"{\"\\ud800\":1}", "in a key", "field name"},
+	};
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		ok(!within(bad[i].body, SIZE_MAX, &e) && e.field,
+		   "%s: invalid_field", bad[i].name);
+		if (bad[i].msg)
+			ok(strncmp(e.msg, bad[i].msg, strlen(bad[i].msg)) ==
+				   0 ||
+			       strstr(e.msg, bad[i].msg),
+			   "... named: %s", e.msg);
+		else
+			ok(strstr(e.msg, "a string is not valid Unicode"),
+			   "... told: %s", e.msg);
+	}
+	ok(!within("{\"name\":\"\\ud800\\u12\"}", SIZE_MAX, &e) && !e.field,
+	   "a cut escape after a high surrogate is not JSON");
+	ok(!within("{\"name\":\"\\ud800", SIZE_MAX, &e) && !e.field,
+	   "an unterminated string is not JSON, surrogate or not");
 }
 
 static void
@@ -232,6 +335,8 @@ int
 main(void)
 {
 	test_parse();
+	test_budget();
+	test_surrogates();
 	test_numbers();
 	test_strings();
 	test_time_and_only();
