@@ -144,9 +144,18 @@ sub srcdir { $_[0]{srcdir} }
 sub secret { $_[0]{secret} }
 sub port { $_[0]{port} }
 sub url { "http://$_[0]{host}:$_[0]{port}" }
+# database_url: as the owner of the schema (init-db, the superuser here);
+# service_database_url: as the role `serve` runs as, which init-db grants
+# reading and writing the tables but not changing them (SPEC 6.1).
 sub database_url {
 	my $self = shift;
 	"host=$self->{pgdir} port=$PGPORT dbname=$self->{dbname} user=postgres";
+}
+our $SERVICE_ROLE = 'grasshopper_service';
+sub service_role { $SERVICE_ROLE }
+sub service_database_url {
+	my $self = shift;
+	"host=$self->{pgdir} port=$PGPORT dbname=$self->{dbname} user=$SERVICE_ROLE";
 }
 sub tracker_bin { "$_[0]{builddir}/grasshopper-tracker" }
 
@@ -189,7 +198,9 @@ sub _init_secret {
 		$self->{secret} = _slurp($file);
 		$self->{secret} =~ s/\n\z//;
 	} else {
-		$self->{secret} = _random_hex(48);
+		# base64, not hex: the tracker wants 16 distinct bytes, which
+		# random hex (16 symbols) would miss now and then.
+		$self->{secret} = _random_base64(48);
 		if ($self->{persistent} || $self->{secret_file}) {
 			my $old = umask 0077;
 			open my $fh, '>', $file or croak "$file: $!";
@@ -200,6 +211,13 @@ sub _init_secret {
 		}
 	}
 	$self->{secret_path} = $file if $self->{persistent} || $self->{secret_file};
+}
+
+sub _random_base64 {
+	my $n = shift;
+	open my $fh, '<:raw', '/dev/urandom' or croak "/dev/urandom: $!";
+	read($fh, my $buf, $n) == $n or croak "short read from /dev/urandom";
+	return MIME::Base64::encode_base64($buf, '');
 }
 
 sub _random_hex {
@@ -335,15 +353,20 @@ sub _create_database {
 		db => 'postgres');
 	$self->psql("CREATE DATABASE $self->{dbname}", db => 'postgres')
 		unless $exists eq '1';
+	# The service's login role: no superuser, owns nothing (trust
+	# authentication in this private cluster: no password).
+	$self->psql("DO \$\$BEGIN CREATE ROLE $SERVICE_ROLE LOGIN; "
+		. "EXCEPTION WHEN duplicate_object THEN NULL; END\$\$", db => 'postgres');
 }
 
-# psql($sql, db => NAME): run SQL as the cluster's superuser; returns the
+# psql($sql, db => NAME, user => ROLE): run SQL as the cluster's superuser
+# (or ROLE); returns the
 # unaligned, tuples-only output (rows joined by "\n", fields by "|").
 # Croaks when psql fails.
 sub psql {
 	my ($self, $sql, %o) = @_;
 	my @cmd = ("$PGBIN/psql", '-X', '-q', '-A', '-t', '-v', 'ON_ERROR_STOP=1',
-		'-h', $self->{pgdir}, '-p', $PGPORT, '-U', 'postgres',
+		'-h', $self->{pgdir}, '-p', $PGPORT, '-U', $o{user} || 'postgres',
 		'-d', $o{db} || $self->{dbname}, '-c', $sql);
 	my $errf = "$self->{dir}/psql.err";
 	my $pid = open(my $fh, '-|') // croak "fork: $!";
@@ -375,7 +398,7 @@ sub psql_async {
 sub _tracker_env {
 	my ($self, %extra) = @_;
 	my %env = (
-		TRACKER_DATABASE_URL => $self->database_url,
+		TRACKER_DATABASE_URL => $self->service_database_url,
 		TRACKER_LISTEN => $self->{sock},
 		TRACKER_WORKERS => $self->{workers},
 		TRACKER_SCHEMA_DIR => "$self->{srcdir}/schema",
@@ -398,11 +421,14 @@ sub _tracker_cmd {
 	return @cmd;
 }
 
-# init_db(%env): run `grasshopper-tracker init-db` (extra environment as for
-# start_tracker); returns its exit status.
+# init_db(%env): run `grasshopper-tracker init-db` as the owner, granting
+# the service role (extra environment as for start_tracker); returns its
+# exit status.
 sub init_db {
 	my ($self, %extra) = @_;
-	return $self->_run($self->_tracker_env(%extra), $self->_tracker_cmd('init-db'));
+	my $env = $self->_tracker_env(TRACKER_DATABASE_URL => $self->database_url,
+		TRACKER_DB_SERVICE_ROLE => $SERVICE_ROLE, %extra);
+	return $self->_run($env, $self->_tracker_cmd('init-db'));
 }
 
 # start_tracker(%env): start `serve`, wait for its socket; extra environment
