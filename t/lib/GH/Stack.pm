@@ -2,7 +2,10 @@ package GH::Stack;
 
 # A private grasshopper stack for end-to-end tests and script/server:
 # a PostgreSQL 15 cluster, the tracker's FastCGI pool and nginx, all in one
-# directory, all on loopback.  Core Perl only.
+# directory, all on loopback.  Core Perl only.  As in production, init-db
+# runs as the schema's owner and `serve` as the role grasshopper_service,
+# which may read and write the tables but not change them: every
+# end-to-end file proves those grants are enough.
 #
 #   my $s = GH::Stack->new->start;
 #   my $alice = $s->user;                       # registered and logged in
