@@ -197,9 +197,13 @@ sub _fail_start {
 sub _init_secret {
 	my $self = shift;
 	my $file = "$self->{dir}/jwt-secret";
-	if ($self->{persistent} && -s $file) {
-		$self->{secret} = _slurp($file);
-		$self->{secret} =~ s/\n\z//;
+	my $kept = $self->{persistent} && -s $file ? _slurp($file) : '';
+	$kept =~ s/\n\z//;
+	# One an older script/server made in hex may have too few distinct
+	# bytes for the tracker now: then it is made again.
+	my %distinct = map { $_ => 1 } split //, $kept;
+	if (keys %distinct >= 16) {
+		$self->{secret} = $kept;
 	} else {
 		# base64, not hex: the tracker wants 16 distinct bytes, which
 		# random hex (16 symbols) would miss now and then.
