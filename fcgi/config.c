@@ -40,9 +40,9 @@ read_secret_file(const char *path, size_t *len, char *err, size_t errlen)
 	return s;
 }
 
-/* What .env.example once shipped as TRACKER_JWT_SECRET: public, so never a
- * secret, even after the file stopped carrying it. Any secret containing
- * it (or the "change-me" of its kind) is refused. */
+/* .env.example once shipped TRACKER_JWT_SECRET=change-me-to-the-output-of-
+ * openssl-rand-hex-32: public, so refused forever, with any other secret
+ * that still holds a "change-me" placeholder. */
 #define SECRET_EXAMPLE_MARK "change-me"
 
 /* The number of different byte values in s[0..len). */
