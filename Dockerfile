@@ -34,16 +34,19 @@ RUN apt-get update \
 COPY --from=build /out/ /
 COPY docker/tracker/entrypoint /usr/local/bin/grasshopper-entrypoint
 COPY docker/tracker/healthcheck /usr/local/bin/grasshopper-healthcheck
+COPY docker/tracker/secrets /usr/local/bin/grasshopper-secrets
 # Fail the build, not the first start, if a library is missing.
 RUN ! ldd /usr/bin/grasshopper /usr/bin/grasshopper-tracker | grep 'not found' \
  && grasshopper-tracker version && grasshopper --version \
  && useradd --system --uid 999 --user-group --home-dir /nonexistent \
-	--shell /usr/sbin/nologin grasshopper
+	--shell /usr/sbin/nologin grasshopper \
+ && install -d -m 2750 -o grasshopper -g www-data /run/grasshopper
 
 USER grasshopper
-# Inside a container the pool listens on TCP for nginx's container.
-ENV TRACKER_LISTEN=0.0.0.0:9000
-EXPOSE 9000
+# The pool listens on a unix socket, never on TCP: only whoever shares the
+# directory, and is in its group (www-data: nginx's container), can reach
+# it. docker-compose.yml shares it through a volume with nginx alone.
+ENV TRACKER_LISTEN=/run/grasshopper/tracker.sock
 HEALTHCHECK --interval=10s --timeout=5s --start-period=30s --retries=3 \
 	CMD ["grasshopper-healthcheck"]
 ENTRYPOINT ["/usr/bin/tini", "--", "grasshopper-entrypoint"]

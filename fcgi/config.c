@@ -40,6 +40,61 @@ read_secret_file(const char *path, size_t *len, char *err, size_t errlen)
 	return s;
 }
 
+/* .env.example once shipped TRACKER_JWT_SECRET=change-me-to-the-output-of-
+ * openssl-rand-hex-32: public, so refused forever, with any other secret
+ * that still holds a "change-me" placeholder. */
+#define SECRET_EXAMPLE_MARK "change-me"
+
+/* The number of different byte values in s[0..len). */
+static int
+distinct_bytes(const char *s, size_t len)
+{
+	bool seen[256] = {false};
+	int n = 0;
+	for (size_t i = 0; i < len; i++) {
+		unsigned char b = (unsigned char)s[i];
+		n += !seen[b];
+		seen[b] = true;
+	}
+	return n;
+}
+
+/* Refuse a secret that is short, repetitive, the shipped example or holds a
+ * NUL byte: 0, or -1 with a reason in err that never quotes the secret. */
+static int
+check_secret(const char *s, size_t len, char *err, size_t errlen)
+{
+	const char *advice = "(e.g. openssl rand -base64 48)";
+	if (len < CONFIG_SECRET_MIN) {
+		snprintf(err, errlen,
+			 "the JWT secret is %zu bytes; it must be at least %d "
+			 "%s",
+			 len, CONFIG_SECRET_MIN, advice);
+		return -1;
+	}
+	if (memchr(s, '\0', len)) {
+		snprintf(err, errlen, "the JWT secret contains a NUL byte");
+		return -1;
+	}
+	if (strstr(s, SECRET_EXAMPLE_MARK)) {
+		snprintf(err, errlen,
+			 "the JWT secret is the example's \"%s...\" "
+			 "placeholder; generate one %s",
+			 SECRET_EXAMPLE_MARK, advice);
+		return -1;
+	}
+	int distinct = distinct_bytes(s, len);
+	if (distinct < CONFIG_SECRET_DISTINCT_MIN) {
+		snprintf(
+		    err, errlen,
+		    "the JWT secret has %d distinct bytes; it must have at "
+		    "least %d %s",
+		    distinct, CONFIG_SECRET_DISTINCT_MIN, advice);
+		return -1;
+	}
+	return 0;
+}
+
 /* Load the JWT secret from TRACKER_JWT_SECRET or _FILE (not both). */
 static int
 load_secret(struct config *cfg, bool need, char *err, size_t errlen)
@@ -68,18 +123,7 @@ load_secret(struct config *cfg, bool need, char *err, size_t errlen)
 	} else {
 		return 0;
 	}
-	if (cfg->jwt_secret_len < CONFIG_SECRET_MIN) {
-		snprintf(err, errlen,
-			 "the JWT secret is %zu bytes; it must be at least %d "
-			 "(e.g. openssl rand -hex 32)",
-			 cfg->jwt_secret_len, CONFIG_SECRET_MIN);
-		return -1;
-	}
-	if (memchr(cfg->jwt_secret, '\0', cfg->jwt_secret_len)) {
-		snprintf(err, errlen, "the JWT secret contains a NUL byte");
-		return -1;
-	}
-	return 0;
+	return check_secret(cfg->jwt_secret, cfg->jwt_secret_len, err, errlen);
 }
 
 /* Parse "/abs/path" or "host:port" with a non-empty host. */
@@ -268,6 +312,9 @@ config_load(struct config *cfg, bool need_secret, char *err, size_t errlen)
 	s = getenv("TRACKER_SCHEMA_DIR");
 	cfg->schema_dir = xstrdup(s && *s ? s : PKGDATADIR "/schema");
 
+	s = getenv("TRACKER_DB_SERVICE_ROLE");
+	cfg->db_service_role = s && *s ? xstrdup(s) : NULL;
+
 	if (load_secret(cfg, need_secret, err, errlen))
 		goto fail;
 	return 0;
@@ -286,5 +333,6 @@ config_free(struct config *cfg)
 	}
 	free(cfg->listen);
 	free(cfg->schema_dir);
+	free(cfg->db_service_role);
 	memset(cfg, 0, sizeof *cfg);
 }

@@ -38,7 +38,9 @@ static const char usage[] =
     "                            scheduling policy\n"
     "  TRACKER_TOKEN_TTL         token lifetime, e.g. 3600 or 30d "
     "(default 30d)\n"
-    "  TRACKER_SCHEMA_DIR        migrations for init-db\n";
+    "  TRACKER_SCHEMA_DIR        migrations for init-db\n"
+    "  TRACKER_DB_SERVICE_ROLE   init-db grants this role read and write\n"
+    "                            on every table, not schema changes\n";
 
 int
 main(int argc, char **argv)
@@ -78,9 +80,7 @@ main(int argc, char **argv)
 		fprintf(stderr, "grasshopper-tracker: %s\n", err);
 		return 1;
 	}
-	int rc = serve
-		     ? pool_serve(&cfg)
-		     : (migrate_run(cfg.database_url, cfg.schema_dir) ? 1 : 0);
+	int rc = serve ? pool_serve(&cfg) : (migrate_run(&cfg) ? 1 : 0);
 	config_free(&cfg);
 	return rc;
 }

@@ -1,6 +1,9 @@
 /*
  * init-db: apply schema/NNN_name.sql files not yet applied, in order, each in
- * its own transaction together with the row that records it.
+ * its own transaction together with the row that records it; then, every
+ * time, grant the service's role (TRACKER_DB_SERVICE_ROLE) what `serve`
+ * needs on everything in schema public, so that tables added by any
+ * migration are covered without a migration having to remember it.
  */
 #include "tracker.h"
 
@@ -136,15 +139,92 @@ fail:
 	return rc;
 }
 
-int
-migrate_run(const char *url, const char *dir)
+/* Is role a login role other than the one running init-db, and no
+ * superuser? 1 yes, 0 no (printed why), -1 error. */
+static int
+service_role_ok(PGconn *c, const char *role)
 {
+	const char *p[1] = {role};
+	PGresult *r = PQexecParams(c,
+				   "SELECT rolname = current_user, rolsuper "
+				   "FROM pg_roles WHERE rolname = $1::text",
+				   1, NULL, p, NULL, NULL, 0);
+	int out = -1;
+	if (PQresultStatus(r) != PGRES_TUPLES_OK)
+		fprintf(stderr, "grasshopper-tracker: %s",
+			PQresultErrorMessage(r));
+	else if (PQntuples(r) == 0)
+		fprintf(stderr,
+			"grasshopper-tracker: TRACKER_DB_SERVICE_ROLE: no "
+			"role %s\n",
+			role);
+	else if (strcmp(PQgetvalue(r, 0, 0), "t") == 0 ||
+		 strcmp(PQgetvalue(r, 0, 1), "t") == 0)
+		fprintf(stderr,
+			"grasshopper-tracker: TRACKER_DB_SERVICE_ROLE: %s is "
+			"the owner running init-db or a superuser; it must be "
+			"a role that cannot change the schema\n",
+			role);
+	else
+		out = 1;
+	PQclear(r);
+	return out < 0 ? -1 : out;
+}
+
+/* Grant role the rows of every table, view and sequence and every function
+ * in schema public, and nothing that changes the schema (no CREATE, no
+ * TRUNCATE, not the owner); schema_migrations it may only read. One
+ * transaction. Return 0 or -1 (printed why). */
+static int
+grant_service_role(PGconn *c, const char *role)
+{
+	if (service_role_ok(c, role) != 1)
+		return -1;
+	char *id = PQescapeIdentifier(c, role, strlen(role));
+	if (!id) {
+		fprintf(stderr, "grasshopper-tracker: %s", PQerrorMessage(c));
+		return -1;
+	}
+	static const char *const grants[] = {
+	    "GRANT USAGE ON SCHEMA public TO %s",
+	    "GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA "
+	    "public TO %s",
+	    "REVOKE TRUNCATE, REFERENCES, TRIGGER ON ALL TABLES IN SCHEMA "
+	    "public FROM %s",
+	    "REVOKE INSERT, UPDATE, DELETE ON schema_migrations FROM %s",
+	    "GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO %s",
+	    "GRANT EXECUTE ON ALL ROUTINES IN SCHEMA public TO %s",
+	};
+	int rc = -1;
+	char sql[512];
+	if (run(c, "BEGIN", "BEGIN"))
+		goto done;
+	for (size_t i = 0; i < sizeof grants / sizeof *grants; i++) {
+		snprintf(sql, sizeof sql, grants[i], id);
+		if (run(c, "grant", sql))
+			goto done;
+	}
+	if (run(c, "COMMIT", "COMMIT"))
+		goto done;
+	printf("granted %s read and write on schema public\n", role);
+	rc = 0;
+done:
+	if (rc)
+		run(c, "ROLLBACK", "ROLLBACK");
+	PQfreemem(id);
+	return rc;
+}
+
+int
+migrate_run(const struct config *cfg)
+{
+	const char *dir = cfg->schema_dir;
 	size_t n = 0;
 	char **names = list_migrations(dir, &n);
 	if (!names)
 		return -1;
 	int rc = -1;
-	PGconn *c = db_connect(url);
+	PGconn *c = db_connect(cfg->database_url);
 	if (PQstatus(c) != CONNECTION_OK) {
 		fprintf(stderr, "grasshopper-tracker: database: %s",
 			PQerrorMessage(c));
@@ -172,6 +252,8 @@ migrate_run(const char *url, const char *dir)
 		if (apply(c, dir, names[i]))
 			goto done;
 	printf("schema is up to date (version %.3s)\n", names[n - 1]);
+	if (cfg->db_service_role && grant_service_role(c, cfg->db_service_role))
+		goto done;
 	rc = 0;
 done:
 	PQfinish(c);

@@ -19,6 +19,10 @@
 /* ---- config.c: configuration from the environment (SPEC section 5) --- */
 
 #define CONFIG_SECRET_MIN 32 /* bytes: HS256 wants a key of 256 bits */
+/* Fewer different byte values than this is a pattern or a word, not random
+ * bytes. Hex has only 16 symbols: 64 random hex digits miss one of them
+ * about one time in four, so secrets are generated in base64. */
+#define CONFIG_SECRET_DISTINCT_MIN 16
 #define CONFIG_WORKERS_MAX 256
 #define CONFIG_TTL_DEFAULT (30L * 86400)
 #define CONFIG_THREADS_DEFAULT 32 /* requests one worker serves at once */
@@ -47,9 +51,10 @@ struct config {
 	bool sched_batch;   /* workers run under SCHED_BATCH */
 	long token_ttl;	    /* seconds */
 	char *schema_dir;
-	int max_active_tests; /* per user */
-	long user_rate;	      /* requests a second per user; 0: no limit */
-	long user_burst;      /* requests at once beyond the rate */
+	int max_active_tests;  /* per user */
+	long user_rate;	       /* requests a second per user; 0: no limit */
+	long user_burst;       /* requests at once beyond the rate */
+	char *db_service_role; /* init-db grants it read-write; NULL: none */
 };
 
 /* Fill cfg from the environment. need_secret: refuse without a JWT secret.
@@ -193,8 +198,9 @@ enum db_status token_live(struct revoke *rv, struct db *db, int64_t user,
 
 /* ---- migrate.c --------------------------------------------------------- */
 
-/* Apply the migrations of dir not yet applied. Return 0 or -1 (logged). */
-int migrate_run(const char *url, const char *dir);
+/* Apply the migrations of cfg->schema_dir not yet applied, then grant
+ * cfg->db_service_role (if set) read-write on them. Return 0 or -1 (logged). */
+int migrate_run(const struct config *cfg);
 
 /* ---- ratelimit.c: requests per user, shared by a host's workers -------- */
 

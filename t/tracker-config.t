@@ -49,10 +49,37 @@ ok($code, 'unknown command: non-zero exit');
 # --- refusing to start ------------------------------------------------------------------------
 
 my $sock = $s->dir . '/other.sock';
+# write_secret($name, $secret): a secret file (newline-terminated, 0600).
+sub write_secret {
+	my ($name, $secret) = @_;
+	my $path = $s->dir . "/$name";
+	open my $fh, '>', $path or die "$path: $!";
+	print $fh "$secret\n";
+	close $fh;
+	chmod 0600, $path;
+	return $path;
+}
+# SPEC 6.1: the example secret (refused forever, from either source) and
+# secrets of fewer than 16 distinct bytes.
+my $example = 'change-me-to-the-output-of-openssl-rand-hex-32';
+my $example_file = write_secret('example-secret', $example);
+my $distinct15 = join('', 'a' .. 'o') x 3;
+my $distinct15_file = write_secret('secret15', $distinct15);
+my @secrets = ($example, 'q' x 64, $distinct15);
 for my $c (
     [{TRACKER_JWT_SECRET => undef}, 'no secret', qr/secret/i],
     [{TRACKER_JWT_SECRET => ''}, 'an empty secret', qr/secret/i],
     [{TRACKER_JWT_SECRET => 's' x 31}, 'a 31-byte secret', qr/secret/i],
+    [{TRACKER_JWT_SECRET => $example}, 'the secret .env.example once shipped',
+	qr/^grasshopper-tracker: the JWT secret is the example's "change-me\.\.\." placeholder; generate one/m],
+    [{TRACKER_JWT_SECRET => undef, TRACKER_JWT_SECRET_FILE => $example_file},
+	'the example secret from TRACKER_JWT_SECRET_FILE', qr/the example's "change-me/],
+    [{TRACKER_JWT_SECRET => 'q' x 64}, 'a 64-byte secret of one byte',
+	qr/^grasshopper-tracker: the JWT secret has 1 distinct bytes; it must have at least 16/m],
+    [{TRACKER_JWT_SECRET => $distinct15}, 'a 45-byte secret of 15 distinct bytes',
+	qr/the JWT secret has 15 distinct bytes/],
+    [{TRACKER_JWT_SECRET => undef, TRACKER_JWT_SECRET_FILE => $distinct15_file},
+	'15 distinct bytes from TRACKER_JWT_SECRET_FILE', qr/the JWT secret has 15 distinct bytes/],
     [{TRACKER_JWT_SECRET => undef, TRACKER_JWT_SECRET_FILE => '/nonexistent/secret'},
 	'a missing secret file', qr/secret/i],
     [{TRACKER_WORKERS => 0}, 'TRACKER_WORKERS=0', qr/WORKERS/],
@@ -76,11 +103,13 @@ for my $c (
 	ok(defined $code && $code != 0, "serve refuses $what (exit " . ($code // 'none') . ')');
 	like($out, $msg, '... and says why');
 	ok(!-e $sock, '... without opening its socket');
+	is(scalar(grep { index($out, $_) >= 0 } @secrets), 0, '... and never prints the secret');
+	is(scalar(() = $out =~ /\n/g), 1, '... in one line');
 }
 
-# A 32-byte secret is enough; TRACKER_LISTEN as HOST:PORT.
+# 32 bytes of 16 distinct values are enough; TRACKER_LISTEN as HOST:PORT.
 my $port = GH::Stack::_free_port();
-my ($pid, $log) = $s->spawn_tracker({TRACKER_JWT_SECRET => 's' x 32,
+my ($pid, $log) = $s->spawn_tracker({TRACKER_JWT_SECRET => join('', 'a' .. 'p') x 2,
 	TRACKER_LISTEN => "127.0.0.1:$port"}, 'serve');
 my $conn;
 my $deadline = time + 10 * $s->slow;
@@ -88,7 +117,7 @@ until ($conn || time > $deadline) {
 	$conn = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $port, Proto => 'tcp');
 	sleep 0.05 unless $conn;
 }
-ok($conn, 'a 32-byte secret is accepted; TRACKER_LISTEN=127.0.0.1:PORT listens');
+ok($conn, 'a 32-byte secret of 16 distinct bytes is accepted; TRACKER_LISTEN=127.0.0.1:PORT listens');
 close $conn if $conn;
 kill 'TERM', $pid;
 waitpid $pid, 0;
@@ -129,7 +158,7 @@ for my $c (['90', 90], ['15m', 900], ['2h', 7200], ['1d', 86400], ['30d', 30 * 8
 }
 
 # The secret from a file, one trailing newline ignored.
-my $secret2 = 'f' x 40 . 'secret-from-file';
+my $secret2 = 'f' x 40 . 'secret-from-file-0123456789';
 my $file = $s->dir . '/secret2';
 open my $fh, '>', $file or die;
 print $fh "$secret2\n";
@@ -270,6 +299,61 @@ is($s->init_db(TRACKER_DATABASE_URL => $probe_url, TRACKER_SCHEMA_DIR => $probe)
 $s->psql('ALTER DATABASE probe RESET statement_timeout', db => 'postgres');
 is($s->psql('SELECT max(version) FROM schema_migrations', db => 'probe'), 999,
 	'... the probe migration was applied');
+
+# --- the service's database role (SPEC 6.1) ------------------------------------------------------
+
+# The stack runs `serve` as a role that init-db granted the rows, not the
+# schema: every end-to-end file proves the grants are enough.
+my $role = $s->service_role;
+like($s->psql('SELECT current_user', user => $role), qr/^\Q$role\E$/, "psql as the service role $role");
+is($s->psql(q{SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend'
+	AND usename = '} . $role . q{' AND datname = current_database()}) > 0 ? 1 : 0, 1,
+	'the workers are connected as the service role');
+is($s->psql(q{SELECT rolsuper::int + rolcreaterole::int + rolcreatedb::int FROM pg_roles WHERE rolname = '}
+	. $role . q{'}), 0, '... which is no superuser and creates neither roles nor databases');
+is($s->psql(q{SELECT count(*) FROM pg_class c JOIN pg_roles r ON r.oid = c.relowner
+	WHERE r.rolname = '} . $role . q{'}), 0, '... and owns nothing');
+# as_service($sql, $db): the error psql prints when $sql fails as the service role, '' when it runs.
+sub as_service {
+	my ($sql, $db) = @_;
+	eval { $s->psql($sql, user => $role, $db ? (db => $db) : ()) };
+	return $@ ? ($@ =~ /ERROR:\s*([^\n]*)/)[0] // $@ : '';
+}
+is(as_service(q{SELECT count(*) FROM users}), '', 'the service role reads the tables');
+is(as_service(q{UPDATE users SET username = username WHERE false}), '', '... and writes them');
+for my $c (['CREATE TABLE mine (i int)', 'CREATE TABLE'],
+	['CREATE VIEW mine AS SELECT 1', 'CREATE VIEW'],
+	['CREATE FUNCTION mine() RETURNS int LANGUAGE sql AS $$SELECT 1$$', 'CREATE FUNCTION'],
+	['DROP TABLE usage_chunk', 'DROP TABLE'],
+	['DROP VIEW test_summary', 'DROP VIEW'],
+	['ALTER TABLE tests ADD COLUMN x int', 'ALTER TABLE'],
+	['CREATE INDEX mine ON tests (name)', 'CREATE INDEX'],
+	['TRUNCATE usage_chunk', 'TRUNCATE'],
+	['CREATE TRIGGER mine BEFORE INSERT ON tests EXECUTE FUNCTION usage_add()', 'CREATE TRIGGER'],
+	[q{INSERT INTO schema_migrations (version, name) VALUES (998, 'x')}, 'INSERT INTO schema_migrations'],
+	[q{DELETE FROM schema_migrations}, 'DELETE FROM schema_migrations'],
+	['CREATE SCHEMA mine', 'CREATE SCHEMA'],
+	) {
+	my ($sql, $what) = @$c;
+	like(as_service($sql), qr/permission denied|must be owner/, "the service role cannot $what");
+}
+
+is($s->init_db(TRACKER_DB_SERVICE_ROLE => 'no_such_role'), 1, 'init-db refuses a service role that does not exist');
+like(GH::Stack::_slurp($s->dir . '/setup.log'), qr/TRACKER_DB_SERVICE_ROLE: no role no_such_role$/m, '... and says so');
+is($s->init_db(TRACKER_DB_SERVICE_ROLE => 'postgres'), 1, 'init-db refuses to grant to the owner (or a superuser)');
+like(GH::Stack::_slurp($s->dir . '/setup.log'), qr/TRACKER_DB_SERVICE_ROLE: postgres is the owner/, '... and says so');
+
+# A table a later migration adds is granted too, without the migration
+# saying so: init-db grants on everything, every time.
+my $later = File::Temp::tempdir(CLEANUP => 1);
+File::Copy::copy($_, $later) or die "copy $_: $!" for glob $s->srcdir . '/schema/*.sql';
+open my $mfh, '>', "$later/900_later.sql" or die;
+print $mfh "CREATE TABLE later (id bigserial PRIMARY KEY, v text);\n";
+close $mfh;
+is($s->init_db(TRACKER_DATABASE_URL => $url, TRACKER_SCHEMA_DIR => $later), 0, 'init-db applies a later migration');
+is(as_service(q{INSERT INTO later (v) VALUES ('x'); SELECT count(*) FROM later}, 'upgrade'), '',
+	'... whose table (and sequence) the service role reads and writes');
+like(as_service(q{DROP TABLE later}, 'upgrade'), qr/must be owner/, '... but cannot drop');
 
 $s->stop;
 done_testing;

@@ -2,7 +2,10 @@ package GH::Stack;
 
 # A private grasshopper stack for end-to-end tests and script/server:
 # a PostgreSQL 15 cluster, the tracker's FastCGI pool and nginx, all in one
-# directory, all on loopback.  Core Perl only.
+# directory, all on loopback.  Core Perl only.  As in production, init-db
+# runs as the schema's owner and `serve` as the role grasshopper_service,
+# which may read and write the tables but not change them: every
+# end-to-end file proves those grants are enough.
 #
 #   my $s = GH::Stack->new->start;
 #   my $alice = $s->user;                       # registered and logged in
@@ -144,9 +147,18 @@ sub srcdir { $_[0]{srcdir} }
 sub secret { $_[0]{secret} }
 sub port { $_[0]{port} }
 sub url { "http://$_[0]{host}:$_[0]{port}" }
+# database_url: as the owner of the schema (init-db, the superuser here);
+# service_database_url: as the role `serve` runs as, which init-db grants
+# reading and writing the tables but not changing them (SPEC 6.1).
 sub database_url {
 	my $self = shift;
 	"host=$self->{pgdir} port=$PGPORT dbname=$self->{dbname} user=postgres";
+}
+our $SERVICE_ROLE = 'grasshopper_service';
+sub service_role { $SERVICE_ROLE }
+sub service_database_url {
+	my $self = shift;
+	"host=$self->{pgdir} port=$PGPORT dbname=$self->{dbname} user=$SERVICE_ROLE";
 }
 sub tracker_bin { "$_[0]{builddir}/grasshopper-tracker" }
 
@@ -185,11 +197,17 @@ sub _fail_start {
 sub _init_secret {
 	my $self = shift;
 	my $file = "$self->{dir}/jwt-secret";
-	if ($self->{persistent} && -s $file) {
-		$self->{secret} = _slurp($file);
-		$self->{secret} =~ s/\n\z//;
+	my $kept = $self->{persistent} && -s $file ? _slurp($file) : '';
+	$kept =~ s/\n\z//;
+	# One an older script/server made in hex may have too few distinct
+	# bytes for the tracker now: then it is made again.
+	my %distinct = map { $_ => 1 } split //, $kept;
+	if (keys %distinct >= 16) {
+		$self->{secret} = $kept;
 	} else {
-		$self->{secret} = _random_hex(48);
+		# base64, not hex: the tracker wants 16 distinct bytes, which
+		# random hex (16 symbols) would miss now and then.
+		$self->{secret} = _random_base64(48);
 		if ($self->{persistent} || $self->{secret_file}) {
 			my $old = umask 0077;
 			open my $fh, '>', $file or croak "$file: $!";
@@ -200,6 +218,13 @@ sub _init_secret {
 		}
 	}
 	$self->{secret_path} = $file if $self->{persistent} || $self->{secret_file};
+}
+
+sub _random_base64 {
+	my $n = shift;
+	open my $fh, '<:raw', '/dev/urandom' or croak "/dev/urandom: $!";
+	read($fh, my $buf, $n) == $n or croak "short read from /dev/urandom";
+	return MIME::Base64::encode_base64($buf, '');
 }
 
 sub _random_hex {
@@ -335,15 +360,20 @@ sub _create_database {
 		db => 'postgres');
 	$self->psql("CREATE DATABASE $self->{dbname}", db => 'postgres')
 		unless $exists eq '1';
+	# The service's login role: no superuser, owns nothing (trust
+	# authentication in this private cluster: no password).
+	$self->psql("DO \$\$BEGIN CREATE ROLE $SERVICE_ROLE LOGIN; "
+		. "EXCEPTION WHEN duplicate_object THEN NULL; END\$\$", db => 'postgres');
 }
 
-# psql($sql, db => NAME): run SQL as the cluster's superuser; returns the
+# psql($sql, db => NAME, user => ROLE): run SQL as the cluster's superuser
+# (or ROLE); returns the
 # unaligned, tuples-only output (rows joined by "\n", fields by "|").
 # Croaks when psql fails.
 sub psql {
 	my ($self, $sql, %o) = @_;
 	my @cmd = ("$PGBIN/psql", '-X', '-q', '-A', '-t', '-v', 'ON_ERROR_STOP=1',
-		'-h', $self->{pgdir}, '-p', $PGPORT, '-U', 'postgres',
+		'-h', $self->{pgdir}, '-p', $PGPORT, '-U', $o{user} || 'postgres',
 		'-d', $o{db} || $self->{dbname}, '-c', $sql);
 	my $errf = "$self->{dir}/psql.err";
 	my $pid = open(my $fh, '-|') // croak "fork: $!";
@@ -375,7 +405,7 @@ sub psql_async {
 sub _tracker_env {
 	my ($self, %extra) = @_;
 	my %env = (
-		TRACKER_DATABASE_URL => $self->database_url,
+		TRACKER_DATABASE_URL => $self->service_database_url,
 		TRACKER_LISTEN => $self->{sock},
 		TRACKER_WORKERS => $self->{workers},
 		TRACKER_SCHEMA_DIR => "$self->{srcdir}/schema",
@@ -398,11 +428,14 @@ sub _tracker_cmd {
 	return @cmd;
 }
 
-# init_db(%env): run `grasshopper-tracker init-db` (extra environment as for
-# start_tracker); returns its exit status.
+# init_db(%env): run `grasshopper-tracker init-db` as the owner, granting
+# the service role (extra environment as for start_tracker); returns its
+# exit status.
 sub init_db {
 	my ($self, %extra) = @_;
-	return $self->_run($self->_tracker_env(%extra), $self->_tracker_cmd('init-db'));
+	my $env = $self->_tracker_env(TRACKER_DATABASE_URL => $self->database_url,
+		TRACKER_DB_SERVICE_ROLE => $SERVICE_ROLE, %extra);
+	return $self->_run($env, $self->_tracker_cmd('init-db'));
 }
 
 # start_tracker(%env): start `serve`, wait for its socket; extra environment
