@@ -304,9 +304,6 @@ my $baseline_post = sub {
 	$s->wait_healthy or die "the tracker is not healthy again\n";
 };
 for my $round (1 .. $ROUNDS) {
-	# Which of the two goes first alternates, so drift over the run
-	# favours neither.
-	$baseline_post->($round) if $BASE_BIN && $round % 2 == 0;
 	for my $c ($INFLIGHT, 16) {
 		note "round $round/$ROUNDS: pgbench -M prepared, $c clients, ${SECS}s...";
 		my $b0 = sys_busy();
@@ -314,6 +311,9 @@ for my $round (1 .. $ROUNDS) {
 		push @{ $rounds{"pgbench_$c"} }, $tps;
 		$res{"pgbench_cpu_$c"} = (sys_busy() - $b0) / (($tps || 1) * $SECS);
 	}
+	# The baseline's run is next to this build's, before it in even rounds
+	# and after it in odd ones, so drift over the run favours neither.
+	$baseline_post->($round) if $BASE_BIN && $round % 2 == 0;
 	note "round $round/$ROUNDS: wrk: durable usage POSTs, $CONNS connections, "
 		. scalar(@tests) . " tests...";
 	my $before = $s->psql('SELECT count(*) FROM usage');
