@@ -19,6 +19,13 @@
 #                         0 skips that row)
 #   BENCH_ROUNDS          pgbench and the POST run alternate this many times;
 #                         the table has the medians (default 3)
+#   BENCH_BASELINE        a commit whose tracker also runs the POSTs in every
+#                         round, side by side with this build's (built once,
+#                         with this build's configure arguments, under
+#                         $GH_BUILDDIR/bench-baseline/); default: the commit
+#                         before the one that added schema/005_tokens.sql,
+#                         i.e. the tracker without the revocation check;
+#                         "none" skips it
 #
 # The cluster is made durable before anything is measured: fsync,
 # synchronous_commit and full_page_writes on (ALTER SYSTEM + restart; the
@@ -67,6 +74,48 @@ for (['wrk', 'apt-get install wrk'], [$PGBENCH, 'apt-get install postgresql-15']
 }
 
 sub note { printf STDERR "[%5.0fs] %s\n", time - $T0, join '', @_ }
+
+# baseline_tracker → ($binary, $commit) of BENCH_BASELINE's tracker, built
+# once from `git archive` with this build's configure arguments; () when
+# there is none (BENCH_BASELINE=none, or no git history to take it from).
+sub baseline_tracker {
+	my $want = $ENV{BENCH_BASELINE} // 'auto';
+	return () if $want eq 'none';
+	my $git = sub {
+		open my $fh, '-|', 'git', '-C', $srcdir, @_ or return undef;
+		my $out = do { local $/; <$fh> } // '';
+		close $fh;
+		chomp $out;
+		return $? ? undef : $out;
+	};
+	if ($want eq 'auto') {
+		my $added = $git->(qw(log --diff-filter=A --format=%H -1 -- schema/005_tokens.sql));
+		unless ($added) {
+			note "no git history: no baseline tracker (BENCH_BASELINE=COMMIT sets one)";
+			return ();
+		}
+		$want = "$added^";
+	}
+	my $commit = $git->('rev-parse', '--verify', '--quiet', "$want^{commit}")
+		or die "bench/run.pl: BENCH_BASELINE=$want is not a commit\n";
+	my $dir = "$builddir/bench-baseline/" . substr($commit, 0, 12);
+	my $bin = "$dir/build/grasshopper-tracker";
+	return ($bin, $commit) if -x $bin;
+	open my $cs, '-|', "$builddir/config.status", '--config' or die "config.status: $!";
+	my $args = do { local $/; <$cs> } // '';
+	close $cs;
+	chomp $args;
+	note "building the baseline tracker of ", substr($commit, 0, 12), " in $dir, once "
+		. "(configure $args)...";
+	system('sh', '-ec', 'rm -rf "$1" && mkdir -p "$1/src" "$1/build" && '
+		. 'git -C "$2" archive "$3" | tar -x -C "$1/src" && cd "$1/src" && '
+		. './autogen.sh >../autogen.log 2>&1 && cd ../build && '
+		. 'eval "../src/configure $4" >../configure.log 2>&1 && '
+		. 'make -j2 grasshopper-tracker >../make.log 2>&1', 'sh', $dir, $srcdir, $commit, $args) == 0
+		or die "bench/run.pl: building the baseline tracker failed: see $dir/*.log\n";
+	return ($bin, $commit);
+}
+my ($BASE_BIN, $BASE_COMMIT) = baseline_tracker();
 
 # ---------------------------------------------------------------------------
 # The stack, made durable
@@ -237,6 +286,25 @@ $res{floor} = wrk(conns => $CONNS, path => '/api/v1/test/0',
 my (%rounds, $tpost, $busy_post, %cpu, $stmts, $commits, $wal_records,
 	$wal_syncs, $wal_sync_ms, $wal_writes, $last);
 my $stored = 0;
+my $THIS_BIN = $s->tracker_bin;
+# The baseline's POST run: the same wrk run against the pool restarted with
+# the baseline's binary (same database, same token, same tests), then this
+# build's pool again.
+my $baseline_post = sub {
+	my ($round) = @_;
+	note "round $round/$ROUNDS: wrk: the same POSTs, baseline tracker ", substr($BASE_COMMIT, 0, 12), "...";
+	$s->stop_tracker;
+	$s->tracker_bin($BASE_BIN);
+	$s->start_tracker;
+	$s->wait_healthy or die "the baseline tracker is not healthy\n";
+	push @{ $rounds{base} }, wrk(conns => $CONNS, path => '/', script => "$srcdir/bench/usage-post.lua",
+		env => {BENCH_TOKEN => $token, BENCH_TESTS => join(',', @tests),
+			BENCH_BASE_US => now_us(), BENCH_THREADS => $THREADS});
+	$s->stop_tracker;
+	$s->tracker_bin($THIS_BIN);
+	$s->start_tracker;
+	$s->wait_healthy or die "the tracker is not healthy again\n";
+};
 for my $round (1 .. $ROUNDS) {
 	for my $c ($INFLIGHT, 16) {
 		note "round $round/$ROUNDS: pgbench -M prepared, $c clients, ${SECS}s...";
@@ -245,6 +313,9 @@ for my $round (1 .. $ROUNDS) {
 		push @{ $rounds{"pgbench_$c"} }, $tps;
 		$res{"pgbench_cpu_$c"} = (sys_busy() - $b0) / (($tps || 1) * $SECS);
 	}
+	# The baseline's run is next to this build's, before it in even rounds
+	# and after it in odd ones, so drift over the run favours neither.
+	$baseline_post->($round) if $BASE_BIN && $round % 2 == 0;
 	note "round $round/$ROUNDS: wrk: durable usage POSTs, $CONNS connections, "
 		. scalar(@tests) . " tests...";
 	my $before = $s->psql('SELECT count(*) FROM usage');
@@ -276,6 +347,7 @@ for my $round (1 .. $ROUNDS) {
 	$commits = $s->psql("SELECT xact_commit FROM pg_stat_database WHERE datname = 'grasshopper'") - $commits0;
 	($wal_records, $wal_syncs, $wal_sync_ms, $wal_writes) = split /\|/,
 		$s->psql(q{SELECT wal_records, wal_sync, wal_sync_time, wal_write FROM pg_stat_wal});
+	$baseline_post->($round) if $BASE_BIN && $round % 2 == 1;
 }
 sub median {
 	my @v = sort { $a <=> $b } grep { defined } @_;
@@ -302,6 +374,8 @@ for my $r (@{ $rounds{post} }) {
 	$res{post}{non2xx} += $r->{non2xx};
 	$res{post}{errors} .= ($res{post}{errors} ? '; ' : '') . $r->{errors} if $r->{errors};
 }
+my $base_ratio = $BASE_BIN ? median(map { ($rounds{base}[$_]{rps} // 0) > 0
+	? ($rounds{post}[$_]{rps} // 0) / $rounds{base}[$_]{rps} : undef } 0 .. $ROUNDS - 1) : undef;
 my ($ua_mean) = $stmts =~ /^\d+\|([\d.]+)\|\d+\|SELECT status, stored, above FROM usage_add/m;
 
 # ---------------------------------------------------------------------------
@@ -394,6 +468,12 @@ my @rows = (
 		$f0->($res{"pgbench_$INFLIGHT"}), $INFLIGHT, $f0->($res{pgbench_16}), $f0->($pg_best)),
 	 defined $post_ratio ? sprintf('%.2f', $post_ratio) : 'n/a', '>= 0.75',
 	 defined $post_ratio && $post_ratio >= 0.75 ? 'met' : 'NOT met'],
+	($BASE_BIN ? ['the same, vs the tracker without the revocation check', $f0->($post->{rps}),
+	 sprintf('baseline %s (BENCH_BASELINE), same pool, rounds alternating: %s POSTs/s, p99 %s ms',
+		substr($BASE_COMMIT, 0, 12), $f0->(median(map { $_->{rps} } @{ $rounds{base} })),
+		$f2->(median(map { $_->{p99} } @{ $rounds{base} }))),
+	 defined $base_ratio ? sprintf('%.2f', $base_ratio) : 'n/a', '>= 0.90',
+	 defined $base_ratio && $base_ratio >= 0.90 ? 'met' : 'NOT met'] : ()),
 	['the same', $f0->($post->{rps}), 'nginx return 204: ' . $f0->($res{ng204}{rps}) . ' req/s',
 	 $ratio->($post->{rps}, $res{ng204}{rps}), 'report', ''],
 	['the same', $f0->($post->{rps}),
@@ -442,6 +522,12 @@ printf "each round (pgbench, then the POSTs): POSTs/s %s; pgbench best %s; ratio
 	join(' / ', map { $f0->($_) } @round_best),
 	join(' / ', map { $ratio->($rounds{post}[$_]{rps}, $round_best[$_]) } 0 .. $ROUNDS - 1),
 	join(' / ', map { $f2->($_->{p99}) } @{ $rounds{post} });
+printf "each round, this build / baseline %s: POSTs/s %s; ratio %s; non-2xx %s\n",
+	substr($BASE_COMMIT, 0, 12),
+	join(' / ', map { $f0->($rounds{post}[$_]{rps}) . ' vs ' . $f0->($rounds{base}[$_]{rps}) } 0 .. $ROUNDS - 1),
+	join(' / ', map { $ratio->($rounds{post}[$_]{rps}, $rounds{base}[$_]{rps}) } 0 .. $ROUNDS - 1),
+	join(' / ', map { $_->{non2xx} } @{ $rounds{base} })
+	if $BASE_BIN;
 printf "nginx 204: %d non-2xx; floor: %d requests (all 404 by design)\n",
 	$res{ng204}{non2xx}, $res{floor}{requests} // 0;
 printf "loading %d samples in usage_add calls of 1000 took %.1f s\n", $BIG, $load_secs;
@@ -479,7 +565,7 @@ printf "CPU during the last POST run (%.1f s wall, %d cores): %s\n", $tpost, $NC
 		grep { $cpu{$_} >= 0.05 } sort { $cpu{$b} <=> $cpu{$a} } keys %cpu);
 print "\nbench/client.sh:\n$client_out" if $client_out;
 printf "\nsettings: BENCH_SECONDS=%s BENCH_CONNECTIONS=%s BENCH_WORKERS=%s BENCH_THREADS=%s "
-	. "BENCH_DB_CONNECTIONS=%s BENCH_SAMPLES=%s BENCH_CLIENT_SECONDS=%s BENCH_ROUNDS=%s; wrk -t%d; "
-	. "%d cores; make bench took %.0f s\n",
-	$SECS, $CONNS, $WORKERS, $TTHREADS, $DBCONNS, $BIG, $CLIENT_SECS, $ROUNDS, $THREADS, $NCPU,
-	time - $T0;
+	. "BENCH_DB_CONNECTIONS=%s BENCH_SAMPLES=%s BENCH_CLIENT_SECONDS=%s BENCH_ROUNDS=%s "
+	. "BENCH_BASELINE=%s; wrk -t%d; %d cores; make bench took %.0f s\n",
+	$SECS, $CONNS, $WORKERS, $TTHREADS, $DBCONNS, $BIG, $CLIENT_SECS, $ROUNDS,
+	$BASE_COMMIT // 'none', $THREADS, $NCPU, time - $T0;

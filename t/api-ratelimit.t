@@ -1,5 +1,5 @@
-# 429 rate_limited on /auth and /users (nginx limit_req), and a configured
-# token lifetime (TRACKER_TOKEN_TTL).
+# 429 rate_limited on /auth, /users and /users/me/password (nginx
+# limit_req), and a configured token lifetime (TRACKER_TOKEN_TTL).
 use strict;
 use warnings;
 
@@ -24,6 +24,9 @@ for my $n (1 .. 3) {
 }
 is_error($s->register('rita2', 'rita-password'), 429, 'rate_limited',
 	'registration shares the limit');
+is_error($rita->api(POST => 'users/me/password', {password => 'rita-password', new_password => 'n' x 12}),
+	429, 'rate_limited', 'a password change shares the limit (two password hashes)');
+is($rita->api(GET => 'test')->{status}, 200, '... and did not happen: the token still works');
 $r = $s->login('rita', 'rita-password');
 ok(defined $r->{headers}{'retry-after'}, '429 carries Retry-After');
 

@@ -160,7 +160,14 @@ sub service_database_url {
 	my $self = shift;
 	"host=$self->{pgdir} port=$PGPORT dbname=$self->{dbname} user=$SERVICE_ROLE";
 }
-sub tracker_bin { "$_[0]{builddir}/grasshopper-tracker" }
+# tracker_bin($path): the tracker binary the stack runs (the build's by
+# default); with $path, the one the next start_tracker runs (make bench
+# compares builds on one stack).
+sub tracker_bin {
+	my $self = shift;
+	$self->{tracker_bin} = shift if @_;
+	return $self->{tracker_bin} // "$self->{builddir}/grasshopper-tracker";
+}
 
 sub _as_root { $> == 0 }
 
