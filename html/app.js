@@ -326,6 +326,12 @@ function signupValid(form) {
 		[form.email, form.email.validity.valid ? ""
 			: "Enter an address like name@example.org, or nothing."],
 	];
+	return showProblems(problems);
+}
+
+// Show each [input, message] pair beside its input ("" clears it) and focus
+// the first input with a message; true when there is none.
+function showProblems(problems) {
 	let first = null;
 	for (const [input, message] of problems) {
 		fieldError(input, message);
@@ -1006,13 +1012,7 @@ function passwordValid(form) {
 		[form.new, form.new.value.length >= 8 ? "" : "Use at least 8 characters."],
 		[form.repeat, form.repeat.value === form.new.value ? "" : "The two passwords differ."],
 	];
-	let first = null;
-	for (const [input, message] of problems) {
-		fieldError(input, message);
-		if (message && !first) first = input;
-	}
-	if (first) first.focus();
-	return !first;
+	return showProblems(problems);
 }
 
 function onPasswordChange(event) {
