@@ -49,6 +49,11 @@ struct revoke {
 	struct entry cache[CACHE_SLOTS];
 	_Atomic bool stopping;
 	pthread_t thread;
+	/* The listener thread's connection, or NULL: only that thread uses
+	 * it; kept here rather than on its stack so that it is reachable from
+	 * the worker (valgrind's leak check on a worker killed by a signal
+	 * otherwise calls it lost). */
+	PGconn *pg;
 };
 
 /* The slot of token (user, jti): a multiplicative hash of both. */
@@ -177,12 +182,11 @@ static void *
 listener(void *arg)
 {
 	struct revoke *rv = arg;
-	PGconn *pg = NULL;
 	bool down = false; /* the last attempt failed (logged once) */
 	while (!rv->stopping) {
-		if (!pg) {
-			pg = listener_connect(rv->url, down);
-			if (!pg) {
+		if (!rv->pg) {
+			rv->pg = listener_connect(rv->url, down);
+			if (!rv->pg) {
 				down = true;
 				usleep(RELISTEN_US);
 				continue;
@@ -193,14 +197,15 @@ listener(void *arg)
 			/* Whatever was revoked while we were not listening. */
 			cache_drop(rv, 0, true);
 		}
-		if (listener_wait(rv, pg)) {
+		if (listener_wait(rv, rv->pg)) {
 			cache_drop(rv, 0, false);
-			listener_log("connection lost", pg);
-			PQfinish(pg);
-			pg = NULL;
+			listener_log("connection lost", rv->pg);
+			PQfinish(rv->pg);
+			rv->pg = NULL;
 		}
 	}
-	PQfinish(pg);
+	PQfinish(rv->pg);
+	rv->pg = NULL;
 	return NULL;
 }
 
