@@ -60,12 +60,13 @@ local $ENV{GH_OTHER_RUN} = $r->{json}{id};
 local $ENV{GH_ARTIFACTS} = $artifacts;
 local $ENV{GH_NODE_MODULES} = $modules;
 local $ENV{GH_CHROMIUM} = $chromium;
+local $ENV{GH_SLOW} = $s->slow;    # browser.mjs scales its waits by it
 
 # The whole browser session is bounded: a hung browser fails, never blocks.
 my $pid = open(my $out, '-|') // die "fork: $!";
 if ($pid == 0) {
 	open STDERR, '>&', \*STDOUT;
-	exec 'timeout', '-k', '10', '300', 'node', "$src/t/page/browser.mjs"
+	exec 'timeout', '-k', '10', int(300 * $s->slow), 'node', "$src/t/page/browser.mjs"
 		or die "exec node: $!";
 }
 my $checks = 0;

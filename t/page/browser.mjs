@@ -32,9 +32,14 @@ function check(name, ok, diag = "") {
 const is = (got, want, name) =>
 	check(name, got === want, `got ${JSON.stringify(got)}, want ${JSON.stringify(want)}`);
 
+// Every wait below is scaled by GH_SLOW, the stack's slow factor ($s->slow,
+// larger when the tracker runs under valgrind), as the Perl tests scale theirs.
+const SLOW = Number(process.env.GH_SLOW) > 1 ? Number(process.env.GH_SLOW) : 1;
+
 // Wait until fn() (async) returns a truthy value; return it, or the last
-// value after `ms`.
+// value after `ms` (times SLOW).
 async function until(fn, ms = 10000, step = 100) {
+	ms *= SLOW;
 	const end = Date.now() + ms;
 	let v;
 	for (;;) {
@@ -117,7 +122,7 @@ const context = await browser.newContext({
 });
 await context.grantPermissions(["clipboard-read", "clipboard-write"], { origin: URL_ });
 const page = await context.newPage();
-page.setDefaultTimeout(15000);
+page.setDefaultTimeout(15000 * SLOW);
 
 // Everything the page logs as an error, CSP refusals included. A fetch the
 // API answers 4xx is logged by Chromium as "Failed to load resource": those
