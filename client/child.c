@@ -2,7 +2,7 @@
  * The command: started with fork/execvp (never a shell), its signals
  * arranged as time(1) arranges them, its end turned into an exit status.
  */
-#include "grasshopper.h"
+#include "client.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -11,7 +11,7 @@
  * refuses it (as ssh refuses a private key) when anyone else could read
  * or change it, and sends its token only to its own server.
  */
-#include "grasshopper.h"
+#include "client.h"
 
 #include <errno.h>
 #include <fcntl.h>

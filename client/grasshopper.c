@@ -5,7 +5,7 @@
  * wrong); then loop.c runs the command, or replays a spool file, or
  * login.c logs in or out.
  */
-#include "grasshopper.h"
+#include "client.h"
 
 #include <stdlib.h>
 

@@ -3,7 +3,7 @@
  * and of spool lines, read in place; strings and timestamps written out.
  * Reading is strict about structure (RFC 8259) but only as deep as needed.
  */
-#include "grasshopper.h"
+#include "client.h"
 
 #include <errno.h>
 #include <math.h>

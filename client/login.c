@@ -6,7 +6,7 @@
  * removes the file; the token itself stays valid on the tracker until it
  * expires or is revoked there.
  */
-#include "grasshopper.h"
+#include "client.h"
 
 #include <curl/curl.h>
 #include <errno.h>

@@ -9,7 +9,7 @@
  * ended: a last sample for the partial interval, then a bounded flush, the
  * stop, the spool file for whatever is left, and the summary.
  */
-#include "grasshopper.h"
+#include "client.h"
 
 #include <curl/curl.h>
 #include <errno.h>

@@ -2,7 +2,7 @@
  * The command line and the environment (SPEC section 4), checked whole
  * before anything runs: a bad option is a one-line usage error, exit 2.
  */
-#include "grasshopper.h"
+#include "client.h"
 
 #include <getopt.h>
 #include <math.h>

@@ -5,7 +5,7 @@
  * or worse. Every place the client prints the tracker's words goes
  * through printable_add.
  */
-#include "grasshopper.h"
+#include "client.h"
 
 #include <stdlib.h>
 #include <string.h>

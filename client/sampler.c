@@ -2,7 +2,7 @@
  * The sampler: the aggregate line of /proc/stat, the busy fraction between
  * two readings (htop's arithmetic, SPEC section 4) and the sample's stamp.
  */
-#include "grasshopper.h"
+#include "client.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -10,7 +10,7 @@
  * A refusal that retrying cannot cure (401, 404, ...) is reported once and
  * ends delivery; what is left goes to the spool file.
  */
-#include "grasshopper.h"
+#include "client.h"
 
 #include <curl/curl.h>
 #include <inttypes.h>

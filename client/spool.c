@@ -9,7 +9,7 @@
  * does (-j, GRASSHOPPER_JWT, the credentials); the file's server only
  * tells whether the test it names is on that tracker.
  */
-#include "grasshopper.h"
+#include "client.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -3,7 +3,7 @@
  * tracker's test object is the authority; the client keeps the same figures
  * itself (SPEC section 2 rules) for when the tracker never answered.
  */
-#include "grasshopper.h"
+#include "client.h"
 
 #include <inttypes.h>
 

@@ -4,7 +4,7 @@
  * them, which must be a fraction in [0, 1] whatever the counters say.
  */
 #include "fuzz.h"
-#include "grasshopper.h"
+#include "client.h"
 
 #include <math.h>
 #include <string.h>

@@ -2,7 +2,7 @@
  * The credentials file (SPEC 6.2): where it is, its text both ways, the
  * files refused, the mode it is written with, and which token a run uses.
  */
-#include "grasshopper.h"
+#include "client.h"
 #include "tap.h"
 
 #include <fcntl.h>

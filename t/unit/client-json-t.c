@@ -2,7 +2,7 @@
  * What the client reads and writes: the tracker's JSON answers, request
  * strings and timestamps, the spool file, the run's figures and the summary.
  */
-#include "grasshopper.h"
+#include "client.h"
 #include "tap.h"
 
 #include <math.h>

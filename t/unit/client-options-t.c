@@ -2,7 +2,7 @@
  * The client's command line and environment (SPEC section 4): defaults,
  * ranges, and a one-line usage error for every bad option.
  */
-#include "grasshopper.h"
+#include "client.h"
 #include "tap.h"
 
 #include <math.h>

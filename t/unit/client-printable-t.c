@@ -2,7 +2,7 @@
  * Text from the tracker made safe for a terminal (SPEC 6.2): controls of
  * every kind shown as \xNN, printable UTF-8 kept, long text cut.
  */
-#include "grasshopper.h"
+#include "client.h"
 #include "tap.h"
 
 #include <stdlib.h>

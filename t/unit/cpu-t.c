@@ -2,7 +2,7 @@
  * The sampler's pure pieces: /proc/stat parsing, the busy fraction (htop's
  * arithmetic: saturating deltas, iowait as idle, a zero total) and stamps.
  */
-#include "grasshopper.h"
+#include "client.h"
 #include "tap.h"
 
 #include <math.h>
