@@ -9,6 +9,7 @@
  *   child.c        fork/execvp, signal dispositions, exit statuses
  *   loop.c         the event loop: timer, signals, child, sender
  *   sender.c       the queue and its delivery over HTTP (libcurl multi)
+ *   http.c         the setup every request to the tracker shares
  *   spool.c        undelivered samples to a file, and back (--replay)
  *   summary.c      the run's figures and the summary line
  *   json.c         the little JSON the client reads and writes
@@ -274,6 +275,28 @@ bool sender_stopped(const struct sender *s);
 const struct sample *sender_queue(const struct sender *s, size_t *n);
 /* The tracker's test object from the stop, or NULL. */
 const char *sender_result(const struct sender *s, size_t *len);
+
+/* ---- http.c ----------------------------------------------------------- */
+
+#define HTTP_ERROR_SIZE 256 /* libcurl's CURL_ERROR_SIZE (checked in http.c)   \
+			     */
+
+/* An answer from the tracker as libcurl writes it: the body, refused past
+ * max bytes, and libcurl's words when the transfer fails. */
+struct http_answer {
+	struct buf body;
+	size_t max;
+	char error[HTTP_ERROR_SIZE];
+};
+
+struct curl_slist;
+
+/* Set up easy (a CURL *) for the tracker: headers, the answer into a, the
+ * timeouts, our user agent, http(s) only. */
+void http_easy_setup(void *easy, struct curl_slist *headers,
+		     struct http_answer *a, long connect_ms, long total_ms);
+/* Empty a for the next request. */
+void http_answer_reset(struct http_answer *a);
 
 /* ---- spool.c ---------------------------------------------------------- */
 

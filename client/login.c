@@ -16,8 +16,6 @@
 #include <termios.h>
 #include <unistd.h>
 
-#include "config.h"
-
 /* An authenticated GET that version-1 trackers have too. */
 #define CHECK_PATH "/api/v1/test?limit=1"
 #define CHECK_CONNECT_TIMEOUT_MS 5000
@@ -164,34 +162,24 @@ token_read(const char *server, char *line, size_t size)
 	return 0;
 }
 
-/* libcurl's write callback: keep the answer, up to CHECK_RESPONSE_MAX. */
-static size_t
-on_body(char *p, size_t size, size_t n, void *arg)
-{
-	struct buf *b = arg;
-	if (b->len + size * n > CHECK_RESPONSE_MAX)
-		return 0;
-	buf_add(b, p, size * n);
-	return size * n;
-}
-
 /* The answer to the check, judged: LOGIN_SAVED when the tracker took the
  * token (200 and a list of tests), else why not, in why. */
 static int
-check_verdict(CURLcode rc, long code, const struct buf *resp,
-	      const char *errbuf, struct buf *why)
+check_verdict(CURLcode rc, long code, const struct http_answer *a,
+	      struct buf *why)
 {
 	struct json_value v;
 	if (rc != CURLE_OK) {
-		const char *e = errbuf[0] ? errbuf : curl_easy_strerror(rc);
+		const char *e = a->error[0] ? a->error : curl_easy_strerror(rc);
 		printable_add(why, e, strlen(e));
 		return LOGIN_UNREACHABLE;
 	}
-	if (code == 200 && resp->p &&
-	    !json_get(resp->p, resp->len, "tests", &v) && v.type == JSON_ARRAY)
+	if (code == 200 && a->body.p &&
+	    !json_get(a->body.p, a->body.len, "tests", &v) &&
+	    v.type == JSON_ARRAY)
 		return LOGIN_SAVED;
 	buf_printf(why, "%ld", code);
-	tracker_error_add(why, resp->p, resp->len);
+	tracker_error_add(why, a->body.p, a->body.len);
 	if (code == 200)
 		buf_puts(why, ", not a list of tests: is it a grasshopper "
 			      "tracker?");
@@ -204,8 +192,8 @@ check_verdict(CURLcode rc, long code, const struct buf *resp,
 static int
 token_check(const char *server, const char *token, struct buf *why)
 {
-	struct buf url = {0}, auth = {0}, resp = {0};
-	char errbuf[CURL_ERROR_SIZE] = "";
+	struct buf url = {0}, auth = {0};
+	struct http_answer answer = {.max = CHECK_RESPONSE_MAX};
 	struct curl_slist *headers = NULL;
 	CURL *e = NULL;
 	CURLcode rc = CURLE_FAILED_INIT;
@@ -218,28 +206,19 @@ token_check(const char *server, const char *token, struct buf *why)
 	headers = curl_slist_append(NULL, auth.p);
 	headers = curl_slist_append(headers, "Accept: application/json");
 	curl_easy_setopt(e, CURLOPT_URL, url.p);
-	curl_easy_setopt(e, CURLOPT_HTTPHEADER, headers);
-	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
-	curl_easy_setopt(e, CURLOPT_WRITEDATA, &resp);
-	curl_easy_setopt(e, CURLOPT_ERRORBUFFER, errbuf);
-	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS,
-			 (long)CHECK_CONNECT_TIMEOUT_MS);
-	curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)CHECK_TIMEOUT_MS);
-	curl_easy_setopt(e, CURLOPT_USERAGENT, "grasshopper/" PACKAGE_VERSION);
-	/* Never a redirect: the token goes to this server and no other. */
-	curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+	http_easy_setup(e, headers, &answer, CHECK_CONNECT_TIMEOUT_MS,
+			CHECK_TIMEOUT_MS);
 	rc = curl_easy_perform(e);
 	curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &code);
 done:;
-	int verdict = check_verdict(rc, code, &resp, errbuf, why);
+	int verdict = check_verdict(rc, code, &answer, why);
 	curl_easy_cleanup(e);
 	curl_slist_free_all(headers);
 	curl_global_cleanup();
 	explicit_bzero(auth.p, auth.len);
 	buf_free(&auth);
 	buf_free(&url);
-	buf_free(&resp);
+	buf_free(&answer.body);
 	return verdict;
 }
 

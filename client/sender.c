@@ -17,7 +17,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "config.h"
 #include "isotime.h"
 
 #define BATCH_MAX 1000 /* the API's limit on one usage array */
@@ -44,7 +43,7 @@ struct sender {
 	CURLM *multi;
 	CURL *easy; /* one handle, reused: its connection stays alive */
 	struct curl_slist *headers;
-	char errbuf[CURL_ERROR_SIZE];
+	struct http_answer answer; /* to the request in flight */
 
 	char *server, *name, *description;
 	double threshold;
@@ -58,7 +57,7 @@ struct sender {
 
 	enum request inflight;
 	size_t batch; /* samples in the usage request in flight */
-	struct buf url, body, resp;
+	struct buf url, body;
 
 	int64_t retry_at;  /* monotonic us; no request before then */
 	int64_t next_send; /* no samples before then (but when finishing) */
@@ -73,18 +72,6 @@ struct sender {
 	struct buf result; /* the test object from stop (or GET) */
 };
 
-/* libcurl's write callback: keep the answer, up to RESPONSE_MAX. */
-static size_t
-on_body(char *p, size_t size, size_t n, void *arg)
-{
-	struct buf *b = arg;
-	size_t len = size * n; /* size is always 1 */
-	if (b->len + len > RESPONSE_MAX)
-		return 0;
-	buf_add(b, p, len);
-	return len;
-}
-
 struct sender *
 sender_new(const struct test_meta *m)
 {
@@ -97,7 +84,8 @@ sender_new(const struct test_meta *m)
 			     .quiet = m->quiet,
 			     .test_id = m->test_id,
 			     .find = m->find,
-			     .backoff = BACKOFF_MIN_US};
+			     .backoff = BACKOFF_MIN_US,
+			     .answer.max = RESPONSE_MAX};
 	curl_global_init(CURL_GLOBAL_DEFAULT);
 	s->multi = curl_multi_init();
 	s->easy = curl_easy_init();
@@ -115,17 +103,8 @@ sender_new(const struct test_meta *m)
 	s->headers = curl_slist_append(s->headers, "Accept: application/json");
 	s->headers = curl_slist_append(s->headers, "Expect:");
 
-	CURL *e = s->easy;
-	curl_easy_setopt(e, CURLOPT_HTTPHEADER, s->headers);
-	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
-	curl_easy_setopt(e, CURLOPT_WRITEDATA, &s->resp);
-	curl_easy_setopt(e, CURLOPT_ERRORBUFFER, s->errbuf);
-	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS,
-			 (long)CONNECT_TIMEOUT_MS);
-	curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)REQUEST_TIMEOUT_MS);
-	curl_easy_setopt(e, CURLOPT_USERAGENT, "grasshopper/" PACKAGE_VERSION);
-	curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+	http_easy_setup(s->easy, s->headers, &s->answer, CONNECT_TIMEOUT_MS,
+			REQUEST_TIMEOUT_MS);
 	return s;
 }
 
@@ -145,7 +124,7 @@ sender_free(struct sender *s)
 	free(s->q);
 	buf_free(&s->url);
 	buf_free(&s->body);
-	buf_free(&s->resp);
+	buf_free(&s->answer.body);
 	buf_free(&s->result);
 	free(s);
 }
@@ -287,8 +266,7 @@ request_start(struct sender *s)
 		return false;
 	if (r == REQ_USAGE)
 		s->next_send = now + SEND_GAP_US;
-	buf_reset(&s->resp);
-	s->errbuf[0] = '\0';
+	http_answer_reset(&s->answer);
 	curl_easy_setopt(s->easy, CURLOPT_URL, s->url.p);
 	if (r == REQ_GET || r == REQ_FIND) {
 		curl_easy_setopt(s->easy, CURLOPT_HTTPGET, 1L);
@@ -311,7 +289,7 @@ request_refused(struct sender *s, long code)
 {
 	struct buf why = {0};
 	buf_printf(&why, "%ld", code);
-	tracker_error_add(&why, s->resp.p, s->resp.len);
+	tracker_error_add(&why, s->answer.body.p, s->answer.body.len);
 	if (code == 401)
 		fprintf(stderr,
 			"grasshopper: the tracker rejected the token (%s); get "
@@ -337,7 +315,7 @@ find_created(const struct sender *s)
 	struct json_value list, t, v;
 	size_t pos = 0;
 	int64_t start, id;
-	if (json_get(s->resp.p, s->resp.len, "tests", &list) ||
+	if (json_get(s->answer.body.p, s->answer.body.len, "tests", &list) ||
 	    list.type != JSON_ARRAY)
 		return -1;
 	while (json_array_next(&list, &pos, &t) == 0)
@@ -364,7 +342,7 @@ request_succeeded(struct sender *s)
 		s->find = false;
 		break;
 	case REQ_CREATE:
-		if (json_get(s->resp.p, s->resp.len, "id", &v) ||
+		if (json_get(s->answer.body.p, s->answer.body.len, "id", &v) ||
 		    json_int64(&v, &id) || id <= 0)
 			return -1;
 		s->test_id = id;
@@ -379,7 +357,8 @@ request_succeeded(struct sender *s)
 		s->stopped = true;
 		s->fetch = false;
 		buf_reset(&s->result);
-		buf_add(&s->result, s->resp.p ? s->resp.p : "", s->resp.len);
+		buf_add(&s->result, s->answer.body.p ? s->answer.body.p : "",
+			s->answer.body.len);
 		break;
 	case REQ_NONE:
 		break;
@@ -407,8 +386,8 @@ request_done(struct sender *s, CURLcode rc)
 	curl_easy_getinfo(s->easy, CURLINFO_RESPONSE_CODE, &code);
 	curl_multi_remove_handle(s->multi, s->easy);
 	if (rc != CURLE_OK) {
-		request_retry(s, s->errbuf[0] ? s->errbuf
-					      : curl_easy_strerror(rc));
+		request_retry(s, s->answer.error[0] ? s->answer.error
+						    : curl_easy_strerror(rc));
 	} else if (code >= 200 && code < 300) {
 		if (request_succeeded(s) == 0) {
 			s->backoff = BACKOFF_MIN_US;
