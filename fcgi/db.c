@@ -217,8 +217,7 @@ db_log(const char *what, PGconn *conn, PGresult *res)
 	char line[512];
 	snprintf(line, sizeof line, "%s", msg ? msg : "");
 	line[strcspn(line, "\n")] = '\0';
-	fprintf(stderr, "grasshopper-tracker[%d]: database: %s: %s\n",
-		(int)getpid(), what, line);
+	log_msg(LOG_ERROR, "database: %s: %s", what, line);
 }
 
 /* Prepare every statement on c. Return 0 or -1 (logged). */
@@ -279,10 +278,7 @@ conn_ready(struct conn *c, const char *url)
 		return -1;
 	}
 	if (c->down)
-		fprintf(stderr,
-			"grasshopper-tracker[%d]: database: "
-			"connected again\n",
-			(int)getpid());
+		log_msg(LOG_NOTE, "database: connected again");
 	c->down = false;
 	return 0;
 }

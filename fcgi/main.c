@@ -62,22 +62,20 @@ main(int argc, char **argv)
 	}
 	bool serve = strcmp(cmd, "serve") == 0;
 	if (!serve && strcmp(cmd, "init-db") != 0) {
-		fprintf(stderr,
-			"grasshopper-tracker: unknown command '%s'\n\n%s", cmd,
-			usage);
+		log_msg(LOG_ERROR, "unknown command '%s'", cmd);
+		fprintf(stderr, "\n%s", usage);
 		return 2;
 	}
 
 	setvbuf(stderr, NULL, _IOLBF, 0);
 	if (sodium_init() < 0) {
-		fputs("grasshopper-tracker: libsodium failed to start\n",
-		      stderr);
+		log_msg(LOG_ERROR, "libsodium failed to start");
 		return 1;
 	}
 	struct config cfg;
 	char err[512];
 	if (config_load(&cfg, serve, err, sizeof err)) {
-		fprintf(stderr, "grasshopper-tracker: %s\n", err);
+		log_msg(LOG_ERROR, "%s", err);
 		return 1;
 	}
 	int rc = serve ? pool_serve(&cfg) : (migrate_run(&cfg) ? 1 : 0);

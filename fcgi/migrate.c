@@ -38,8 +38,7 @@ list_migrations(const char *dir, size_t *n)
 {
 	DIR *d = opendir(dir);
 	if (!d) {
-		fprintf(stderr, "grasshopper-tracker: %s: %s\n", dir,
-			strerror(errno));
+		log_msg(LOG_ERROR, "%s: %s", dir, strerror(errno));
 		return NULL;
 	}
 	char **names = xmalloc(sizeof *names * MIGRATIONS_MAX);
@@ -61,8 +60,7 @@ read_file(const char *dir, const char *name)
 	snprintf(path, sizeof path, "%s/%s", dir, name);
 	FILE *f = fopen(path, "rb");
 	if (!f) {
-		fprintf(stderr, "grasshopper-tracker: %s: %s\n", path,
-			strerror(errno));
+		log_msg(LOG_ERROR, "%s: %s", path, strerror(errno));
 		return NULL;
 	}
 	struct buf b = {0};
@@ -84,8 +82,7 @@ run(PGconn *c, const char *what, const char *sql)
 	ExecStatusType st = PQresultStatus(r);
 	int ok = st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK;
 	if (!ok)
-		fprintf(stderr, "grasshopper-tracker: %s: %s", what,
-			PQresultErrorMessage(r));
+		log_msg(LOG_ERROR, "%s: %s", what, PQresultErrorMessage(r));
 	PQclear(r);
 	return ok ? 0 : -1;
 }
@@ -101,8 +98,7 @@ applied(PGconn *c, const char *v)
 				   1, NULL, p, NULL, NULL, 0);
 	int out = PQresultStatus(r) == PGRES_TUPLES_OK ? PQntuples(r) > 0 : -1;
 	if (out < 0)
-		fprintf(stderr, "grasshopper-tracker: %s",
-			PQresultErrorMessage(r));
+		log_msg(LOG_ERROR, "%s", PQresultErrorMessage(r));
 	PQclear(r);
 	return out;
 }
@@ -130,7 +126,7 @@ apply(PGconn *c, const char *dir, const char *name)
 	PQclear(r);
 	if (!ok || run(c, "COMMIT", "COMMIT"))
 		goto fail;
-	printf("applied %s\n", name);
+	printf("applied %s", name);
 	rc = 0;
 fail:
 	if (rc)
@@ -151,19 +147,18 @@ service_role_ok(PGconn *c, const char *role)
 				   1, NULL, p, NULL, NULL, 0);
 	int out = -1;
 	if (PQresultStatus(r) != PGRES_TUPLES_OK)
-		fprintf(stderr, "grasshopper-tracker: %s",
-			PQresultErrorMessage(r));
+		log_msg(LOG_ERROR, "%s", PQresultErrorMessage(r));
 	else if (PQntuples(r) == 0)
-		fprintf(stderr,
-			"grasshopper-tracker: TRACKER_DB_SERVICE_ROLE: no "
-			"role %s\n",
+		log_msg(LOG_ERROR,
+			"TRACKER_DB_SERVICE_ROLE: no "
+			"role %s",
 			role);
 	else if (strcmp(PQgetvalue(r, 0, 0), "t") == 0 ||
 		 strcmp(PQgetvalue(r, 0, 1), "t") == 0)
-		fprintf(stderr,
-			"grasshopper-tracker: TRACKER_DB_SERVICE_ROLE: %s is "
+		log_msg(LOG_ERROR,
+			"TRACKER_DB_SERVICE_ROLE: %s is "
 			"the owner running init-db or a superuser; it must be "
-			"a role that cannot change the schema\n",
+			"a role that cannot change the schema",
 			role);
 	else
 		out = 1;
@@ -182,7 +177,7 @@ grant_service_role(PGconn *c, const char *role)
 		return -1;
 	char *id = PQescapeIdentifier(c, role, strlen(role));
 	if (!id) {
-		fprintf(stderr, "grasshopper-tracker: %s", PQerrorMessage(c));
+		log_msg(LOG_ERROR, "%s", PQerrorMessage(c));
 		return -1;
 	}
 	static const char *const grants[] = {
@@ -206,7 +201,7 @@ grant_service_role(PGconn *c, const char *role)
 	}
 	if (run(c, "COMMIT", "COMMIT"))
 		goto done;
-	printf("granted %s read and write on schema public\n", role);
+	printf("granted %s read and write on schema public", role);
 	rc = 0;
 done:
 	if (rc)
@@ -226,13 +221,11 @@ migrate_run(const struct config *cfg)
 	int rc = -1;
 	PGconn *c = db_connect(cfg->database_url);
 	if (PQstatus(c) != CONNECTION_OK) {
-		fprintf(stderr, "grasshopper-tracker: database: %s",
-			PQerrorMessage(c));
+		log_msg(LOG_ERROR, "database: %s", PQerrorMessage(c));
 		goto done;
 	}
 	if (n == 0) {
-		fprintf(stderr, "grasshopper-tracker: no migrations in %s\n",
-			dir);
+		log_msg(LOG_ERROR, "no migrations in %s", dir);
 		goto done;
 	}
 	PQclear(PQexec(c, "SET client_min_messages = warning"));
@@ -251,7 +244,7 @@ migrate_run(const struct config *cfg)
 	for (size_t i = 0; i < n; i++)
 		if (apply(c, dir, names[i]))
 			goto done;
-	printf("schema is up to date (version %.3s)\n", names[n - 1]);
+	printf("schema is up to date (version %.3s)", names[n - 1]);
 	if (cfg->db_service_role && grant_service_role(c, cfg->db_service_role))
 		goto done;
 	rc = 0;

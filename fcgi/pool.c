@@ -37,10 +37,6 @@
 #define STABLE_US 1000000LL	  /* older than this: not a crash loop */
 #define STOP_GRACE_US 30000000LL  /* in-flight requests get this long */
 
-#define LOG(...)                                                               \
-	fprintf(stderr, "grasshopper-tracker[%d]: ", (int)getpid()),           \
-	    fprintf(stderr, __VA_ARGS__), fputc('\n', stderr)
-
 struct slot {
 	pid_t pid;
 	int64_t started;    /* mono_us */
@@ -69,14 +65,16 @@ static int
 open_socket(const char *listen)
 {
 	if (listen[0] == '/' && unix_socket_in_use(listen)) {
-		LOG("%s: another process is listening there", listen);
+		log_msg(LOG_ERROR, "%s: another process is listening there",
+			listen);
 		return -1;
 	}
 	mode_t old = umask(0117);
 	int fd = FCGX_OpenSocket(listen, BACKLOG);
 	umask(old);
 	if (fd < 0)
-		LOG("cannot listen on %s: %s", listen, strerror(errno));
+		log_msg(LOG_ERROR, "cannot listen on %s: %s", listen,
+			strerror(errno));
 	return fd;
 }
 
@@ -227,7 +225,8 @@ worker_main(const struct config *cfg, int fd, pid_t master,
 		ts[i].fd = fd;
 		int err = pthread_create(&ts[i].id, NULL, serve_thread, &ts[i]);
 		if (err) {
-			LOG("cannot start a thread: %s", strerror(err));
+			log_msg(LOG_ERROR, "cannot start a thread: %s",
+				strerror(err));
 			_exit(1);
 		}
 	}
@@ -254,7 +253,7 @@ spawn(struct slot *s, const struct config *cfg, int fd,
 	pid_t master = getpid();
 	pid_t pid = fork();
 	if (pid < 0) {
-		LOG("fork: %s", strerror(errno));
+		log_msg(LOG_ERROR, "fork: %s", strerror(errno));
 		s->restart_at = mono_us() + RESTART_MAX_US;
 		return;
 	}
@@ -283,12 +282,15 @@ reap(struct slot *slots, int n, pid_t pid, int status, bool stopping)
 			s->backoff = RESTART_MAX_US;
 		s->restart_at = now + s->backoff;
 		if (WIFSIGNALED(status))
-			LOG("worker %d killed by signal %d; restarting in "
-			    "%lld ms",
-			    (int)pid, WTERMSIG(status),
-			    (long long)s->backoff / 1000);
+			log_msg(LOG_WARN,
+				"worker %d killed by signal %d; restarting in "
+				"%lld ms",
+				(int)pid, WTERMSIG(status),
+				(long long)s->backoff / 1000);
 		else
-			LOG("worker %d exited with status %d; restarting in "
+			log_msg(
+			    LOG_WARN,
+			    "worker %d exited with status %d; restarting in "
 			    "%lld ms",
 			    (int)pid, WEXITSTATUS(status),
 			    (long long)s->backoff / 1000);
@@ -300,7 +302,7 @@ int
 pool_serve(const struct config *cfg)
 {
 	if (FCGX_Init() != 0) {
-		LOG("FCGX_Init failed");
+		log_msg(LOG_ERROR, "FCGX_Init failed");
 		return 1;
 	}
 	int fd = open_socket(cfg->listen);
@@ -323,8 +325,9 @@ pool_serve(const struct config *cfg)
 	 * The workers inherit it; the master sleeps. No privilege needed. */
 	if (cfg->sched_batch &&
 	    sched_setscheduler(0, SCHED_BATCH, &(struct sched_param){0}) != 0)
-		LOG("SCHED_BATCH: %s (running under the default policy)",
-		    strerror(errno));
+		log_msg(LOG_WARN,
+			"SCHED_BATCH: %s (running under the default policy)",
+			strerror(errno));
 
 	/* Before the fork: every worker sees the same table. */
 	struct ratelimit *limits =
@@ -335,7 +338,7 @@ pool_serve(const struct config *cfg)
 		abort();
 	for (int i = 0; i < n; i++)
 		spawn(&slots[i], cfg, fd, limits);
-	LOG("listening on %s with %d workers", cfg->listen, n);
+	log_msg(LOG_NOTE, "listening on %s with %d workers", cfg->listen, n);
 
 	bool stopping = false;
 	int64_t deadline = 0;
@@ -359,7 +362,9 @@ pool_serve(const struct config *cfg)
 		if (stopping && alive == 0)
 			break;
 		if (stopping && now >= deadline) {
-			LOG("%d workers still busy after %lld s; killing them",
+			log_msg(
+			    LOG_WARN,
+			    "%d workers still busy after %lld s; killing them",
 			    alive, STOP_GRACE_US / 1000000);
 			for (int i = 0; i < n; i++)
 				if (slots[i].pid)
@@ -373,7 +378,8 @@ pool_serve(const struct config *cfg)
 		siginfo_t info;
 		int sig = sigtimedwait(&set, &info, &ts);
 		if ((sig == SIGTERM || sig == SIGINT) && !stopping) {
-			LOG("stopping: finishing in-flight requests");
+			log_msg(LOG_NOTE,
+				"stopping: finishing in-flight requests");
 			stopping = true;
 			deadline = mono_us() + STOP_GRACE_US;
 			/* Wakes every accept(2) on the shared socket; SIGTERM
@@ -384,7 +390,9 @@ pool_serve(const struct config *cfg)
 				if (slots[i].pid)
 					kill(slots[i].pid, SIGTERM);
 		} else if (sig == SIGHUP) {
-			LOG("SIGHUP ignored (configuration is read at start)");
+			log_msg(
+			    LOG_NOTE,
+			    "SIGHUP ignored (configuration is read at start)");
 		}
 	}
 	close(fd);
@@ -392,6 +400,6 @@ pool_serve(const struct config *cfg)
 		unlink(cfg->listen);
 	free(slots);
 	ratelimit_free(limits);
-	LOG("stopped");
+	log_msg(LOG_NOTE, "stopped");
 	return 0;
 }

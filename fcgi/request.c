@@ -505,19 +505,18 @@ request_serve(struct worker *w, FCGX_Request *fr)
 
 	/* One line per request; never a token, a password or a body. The
 	 * path as %XX where a byte is not printable: no forged log lines. */
-	struct buf line = {0};
-	buf_printf(&line, "%.16s ", req.method);
+	struct buf path = {0};
+	buf_puts(&path, "");
 	for (size_t i = 0; req.path[i] && i < 400; i++) {
 		unsigned char c = (unsigned char)req.path[i];
 		if (isprint(c) && c != '%')
-			buf_add(&line, (const char *)&c, 1);
+			buf_add(&path, (const char *)&c, 1);
 		else
-			buf_printf(&line, "%%%02X", c);
+			buf_printf(&path, "%%%02X", c);
 	}
-	buf_printf(&line, " %d %lld\n", req.status,
-		   (long long)(mono_us() - t0));
-	(void)!write(2, line.p, line.len);
-	buf_free(&line);
+	log_msg(LOG_ACCESS, "%.16s %s %d %lld", req.method, path.p, req.status,
+		(long long)(mono_us() - t0));
+	buf_free(&path);
 	bool large = req.body_len + req.out.len > TRIM_AFTER;
 	request_free(&req);
 	if (large)

@@ -123,8 +123,7 @@ listener_log(const char *what, PGconn *pg)
 	if (pg)
 		snprintf(msg, sizeof msg, ": %s", PQerrorMessage(pg));
 	msg[strcspn(msg, "\n")] = '\0';
-	fprintf(stderr, "grasshopper-tracker[%d]: revocation listener: %s%s\n",
-		(int)getpid(), what, msg);
+	log_msg(LOG_WARN, "revocation listener: %s%s", what, msg);
 }
 
 /* A connection that LISTENs on CHANNEL, or NULL (logged unless quiet). */
@@ -218,10 +217,8 @@ revoke_new(const char *url)
 	pthread_mutex_init(&rv->mu, NULL);
 	int err = pthread_create(&rv->thread, NULL, listener, rv);
 	if (err) {
-		fprintf(stderr,
-			"grasshopper-tracker[%d]: cannot start the revocation "
-			"listener: %s\n",
-			(int)getpid(), strerror(err));
+		log_msg(LOG_ERROR, "cannot start the revocation listener: %s",
+			strerror(err));
 		abort();
 	}
 	return rv;

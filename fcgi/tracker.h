@@ -16,6 +16,21 @@
 #include "buf.h"
 #include "utf8.h"
 
+/* ---- log.c: every line the tracker writes to standard error --------- */
+
+enum log_level {
+	LOG_ERROR,  /* something failed */
+	LOG_WARN,   /* the service goes on, degraded or recovering */
+	LOG_NOTE,   /* start, stop, what an operator may want to know */
+	LOG_ACCESS, /* the per-request line, METHOD PATH STATUS MICROSECONDS,
+		       written as it is: no prefix */
+};
+
+/* Write one line to standard error: "grasshopper-tracker[PID]: LEVEL: "
+ * and the message (newlines in it become blanks). */
+void log_msg(enum log_level level, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
 /* ---- config.c: configuration from the environment (SPEC section 5) --- */
 
 #define CONFIG_SECRET_MIN 32 /* bytes: HS256 wants a key of 256 bits */
