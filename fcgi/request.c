@@ -27,7 +27,6 @@ static const struct {
     [ERR_UNAUTHORIZED] = {401, "unauthorized"},
     [ERR_NOT_FOUND] = {404, "not_found"},
     [ERR_METHOD_NOT_ALLOWED] = {405, "method_not_allowed"},
-    [ERR_CONFLICT] = {409, "conflict"},
     [ERR_ALREADY_STOPPED] = {409, "already_stopped"},
     [ERR_TEST_STOPPED] = {409, "test_stopped"},
     [ERR_USERNAME_TAKEN] = {409, "username_taken"},
@@ -397,37 +396,36 @@ request_free(struct request *req)
 
 /* ---- FastCGI glue (used by pool.c) ----------------------------------- */
 
+/* Every status the tracker answers with and its reason phrase (RFC 9110
+ * section 15), for the Status header: the one table. */
+static const struct {
+	int status;
+	const char *reason;
+} statuses[] = {
+    {200, "OK"},
+    {201, "Created"},
+    {204, "No Content"},
+    {400, "Bad Request"},
+    {401, "Unauthorized"},
+    {403, "Forbidden"},
+    {404, "Not Found"},
+    {405, "Method Not Allowed"},
+    {409, "Conflict"},
+    {413, "Payload Too Large"},
+    {429, "Too Many Requests"},
+    {500, "Internal Server Error"},
+    {503, "Service Unavailable"},
+};
+
+/* The reason phrase of status; a status not in the table is a bug, and
+ * the answer says so as 500 does. */
 static const char *
 reason(int status)
 {
-	switch (status) {
-	case 200:
-		return "OK";
-	case 201:
-		return "Created";
-	case 204:
-		return "No Content";
-	case 400:
-		return "Bad Request";
-	case 401:
-		return "Unauthorized";
-	case 403:
-		return "Forbidden";
-	case 404:
-		return "Not Found";
-	case 405:
-		return "Method Not Allowed";
-	case 409:
-		return "Conflict";
-	case 413:
-		return "Payload Too Large";
-	case 429:
-		return "Too Many Requests";
-	case 503:
-		return "Service Unavailable";
-	default:
-		return "Internal Server Error";
-	}
+	for (size_t i = 0; i < sizeof statuses / sizeof *statuses; i++)
+		if (statuses[i].status == status)
+			return statuses[i].reason;
+	return "Internal Server Error";
 }
 
 /*
