@@ -160,6 +160,13 @@ parse_whole(const char *s, long long min, long long max, long long *out)
 	return 0;
 }
 
+char *
+int_param(char buf[static INT_PARAM_SIZE], int64_t n)
+{
+	snprintf(buf, INT_PARAM_SIZE, "%lld", (long long)n);
+	return buf;
+}
+
 static int
 hexval(int c)
 {

@@ -96,10 +96,9 @@ token_live(struct revoke *rv, struct db *db, int64_t user, int64_t jti,
 		return DB_OK;
 	}
 
-	char u[24], j[24];
-	snprintf(u, sizeof u, "%lld", (long long)user);
-	snprintf(j, sizeof j, "%lld", (long long)jti);
-	const char *params[] = {u, jti ? j : NULL};
+	char u[INT_PARAM_SIZE], j[INT_PARAM_SIZE];
+	const char *params[] = {int_param(u, user),
+				jti ? int_param(j, jti) : NULL};
 	PGresult *res = NULL;
 	enum db_status st = db_exec(db, STMT_TOKEN_CHECK, params, &res);
 	if (st != DB_OK)

@@ -88,11 +88,12 @@ test_create(struct request *req)
 		respond_error(req, ERR_INVALID_FIELD, "%s", e.msg);
 		goto done;
 	}
-	char user[24], thr[32], st[ISOTIME_MAX], max[16];
-	snprintf(user, sizeof user, "%lld", (long long)req->user);
+	char user[INT_PARAM_SIZE], max[INT_PARAM_SIZE], thr[32],
+	    st[ISOTIME_MAX];
+	int_param(user, req->user);
+	int_param(max, req->w->cfg->max_active_tests);
 	snprintf(thr, sizeof thr, "%.17g", threshold);
 	isotime_format(start, st);
-	snprintf(max, sizeof max, "%d", req->w->cfg->max_active_tests);
 	const char *params[] = {user, name, description, thr, st, max};
 	enum db_status s = db_exec(req->w->db, STMT_TEST_CREATE, params, &res);
 	if (s == DB_FOREIGN_KEY) {
@@ -140,10 +141,9 @@ test_list(struct request *req)
 			      "before must be a test id (a positive integer)");
 		return;
 	}
-	char user[24], l[16];
-	snprintf(user, sizeof user, "%lld", (long long)req->user);
-	snprintf(l, sizeof l, "%lld", limit);
-	const char *params[] = {user, rb ? before : NULL, l};
+	char user[INT_PARAM_SIZE], l[INT_PARAM_SIZE];
+	const char *params[] = {int_param(user, req->user), rb ? before : NULL,
+				int_param(l, limit)};
 	enum db_status s = db_exec(req->w->db, STMT_TEST_LIST, params, &res);
 	if (s != DB_OK) {
 		respond_db(req, s);
@@ -169,11 +169,10 @@ test_list(struct request *req)
 static void
 respond_test(struct request *req, int status)
 {
-	char user[24], id[24];
+	char user[INT_PARAM_SIZE], id[INT_PARAM_SIZE];
 	PGresult *res = NULL;
-	snprintf(user, sizeof user, "%lld", (long long)req->user);
-	snprintf(id, sizeof id, "%lld", (long long)req->id);
-	const char *params[] = {user, id};
+	const char *params[] = {int_param(user, req->user),
+				int_param(id, req->id)};
 	enum db_status s = db_exec(req->w->db, STMT_TEST_GET, params, &res);
 	if (s != DB_OK)
 		respond_db(req, s);
@@ -204,11 +203,10 @@ test_stop(struct request *req)
 		respond_error(req, ERR_INVALID_FIELD, "%s", e.msg);
 		goto done;
 	}
-	char user[24], id[24], et[ISOTIME_MAX];
-	snprintf(user, sizeof user, "%lld", (long long)req->user);
-	snprintf(id, sizeof id, "%lld", (long long)req->id);
+	char user[INT_PARAM_SIZE], id[INT_PARAM_SIZE], et[ISOTIME_MAX];
 	isotime_format(end, et);
-	const char *params[] = {user, id, et};
+	const char *params[] = {int_param(user, req->user),
+				int_param(id, req->id), et};
 	enum db_status s = db_exec(req->w->db, STMT_TEST_STOP, params, &res);
 	if (s != DB_OK) {
 		respond_db(req, s);

@@ -87,10 +87,9 @@ tokens_post(struct request *req)
 		goto done;
 	const struct config *cfg = req->w->cfg;
 	int64_t now = isotime_now() / 1000000, exp = now + expires_in;
-	char user[24], expires[24];
-	snprintf(user, sizeof user, "%lld", (long long)req->user);
-	snprintf(expires, sizeof expires, "%lld", (long long)exp);
-	const char *params[] = {user, name, expires, NAMED_TOKENS_MAX};
+	char user[INT_PARAM_SIZE], expires[INT_PARAM_SIZE];
+	const char *params[] = {int_param(user, req->user), name,
+				int_param(expires, exp), NAMED_TOKENS_MAX};
 	enum db_status st =
 	    db_exec(req->w->db, STMT_TOKEN_CREATE, params, &res);
 	if (st != DB_OK) {
@@ -143,10 +142,9 @@ column_us(PGresult *res, int row, int col)
 void
 tokens_get(struct request *req)
 {
-	char user[24];
+	char user[INT_PARAM_SIZE];
 	PGresult *res = NULL;
-	snprintf(user, sizeof user, "%lld", (long long)req->user);
-	const char *params[] = {user};
+	const char *params[] = {int_param(user, req->user)};
 	enum db_status st = db_exec(req->w->db, STMT_TOKEN_LIST, params, &res);
 	if (st != DB_OK) {
 		respond_db(req, st);
@@ -177,11 +175,10 @@ tokens_get(struct request *req)
 void
 token_delete(struct request *req)
 {
-	char user[24], id[24];
+	char user[INT_PARAM_SIZE], id[INT_PARAM_SIZE];
 	PGresult *res = NULL;
-	snprintf(user, sizeof user, "%lld", (long long)req->user);
-	snprintf(id, sizeof id, "%lld", (long long)req->id);
-	const char *params[] = {user, id};
+	const char *params[] = {int_param(user, req->user),
+				int_param(id, req->id)};
 	enum db_status st =
 	    db_exec(req->w->db, STMT_TOKEN_DELETE, params, &res);
 	if (st != DB_OK) {

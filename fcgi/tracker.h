@@ -312,6 +312,10 @@ int request_query(struct request *req, const char *name, char *out,
 /* Parse a whole decimal integer (digits only) in [min, max] into *out;
  * return 0 or -1. */
 int parse_whole(const char *s, long long min, long long max, long long *out);
+#define INT_PARAM_SIZE 21 /* "-9223372036854775808" and its NUL */
+/* n in decimal into buf, for a statement's parameters (a user's, test's or
+ * token's id, a limit, a time in seconds); return buf. */
+char *int_param(char buf[static INT_PARAM_SIZE], int64_t n);
 void header_add(struct request *req, const char *name, const char *value);
 
 /* ---- handlers: users.c, tokens.c, tests.c, usage.c, health.c ---------- */

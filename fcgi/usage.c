@@ -101,10 +101,9 @@ usage_post(struct request *req)
 	buf_puts(&ts, "}");
 	buf_puts(&cpu, "}");
 
-	char user[24], id[24];
-	snprintf(user, sizeof user, "%lld", (long long)req->user);
-	snprintf(id, sizeof id, "%lld", (long long)req->id);
-	const char *params[] = {user, id, ts.p, cpu.p};
+	char user[INT_PARAM_SIZE], id[INT_PARAM_SIZE];
+	const char *params[] = {int_param(user, req->user),
+				int_param(id, req->id), ts.p, cpu.p};
 	enum db_status st = db_exec(req->w->db, STMT_USAGE_ADD, params, &res);
 	if (st != DB_OK) {
 		respond_db(req, st);
@@ -181,13 +180,12 @@ usage_get(struct request *req)
 			      READ_LIMIT_MAX);
 		return;
 	}
-	char user[24], id[24], l[16];
-	snprintf(user, sizeof user, "%lld", (long long)req->user);
-	snprintf(id, sizeof id, "%lld", (long long)req->id);
-	snprintf(l, sizeof l, "%lld", limit);
+	char user[INT_PARAM_SIZE], id[INT_PARAM_SIZE], l[INT_PARAM_SIZE];
 	if (ra)
 		isotime_format(after_us, afterq);
-	const char *params[] = {user, id, ra ? afterq : NULL, l};
+	const char *params[] = {int_param(user, req->user),
+				int_param(id, req->id), ra ? afterq : NULL,
+				int_param(l, limit)};
 	enum db_status st = db_exec(req->w->db, STMT_USAGE_LIST, params, &res);
 	if (st != DB_OK) {
 		respond_db(req, st);

@@ -193,9 +193,8 @@ auth_post(struct request *req)
 	}
 	const struct config *cfg = req->w->cfg;
 	int64_t now = isotime_now() / 1000000, exp = now + cfg->token_ttl;
-	char expires[24];
-	snprintf(expires, sizeof expires, "%lld", (long long)exp);
-	const char *p3[] = {id, expires, SESSIONS_KEPT};
+	char expires[INT_PARAM_SIZE];
+	const char *p3[] = {id, int_param(expires, exp), SESSIONS_KEPT};
 	PGresult *row = NULL;
 	enum db_status st = db_exec(req->w->db, STMT_SESSION_CREATE, p3, &row);
 	if (st != DB_OK) {
@@ -220,20 +219,12 @@ done:
 	json_object_put(o);
 }
 
-/* The caller's user id as text, for statement parameters. */
-static void
-user_param(const struct request *req, char out[24])
-{
-	snprintf(out, 24, "%lld", (long long)req->user);
-}
-
 void
 auth_delete(struct request *req)
 {
-	char user[24];
+	char user[INT_PARAM_SIZE];
 	PGresult *res = NULL;
-	user_param(req, user);
-	const char *params[] = {user};
+	const char *params[] = {int_param(user, req->user)};
 	enum db_status st =
 	    db_exec(req->w->db, STMT_USER_REVOKE_ALL, params, &res);
 	if (st != DB_OK) {
@@ -258,9 +249,9 @@ password_post(struct request *req)
 	struct jerr e;
 	const char *pw, *fresh;
 	size_t pwlen, freshlen;
-	char user[24], hash[crypto_pwhash_STRBYTES];
+	char user[INT_PARAM_SIZE], hash[crypto_pwhash_STRBYTES];
 	PGresult *res = NULL, *set = NULL;
-	user_param(req, user);
+	int_param(user, req->user);
 
 	struct json_object *o = request_object(req, password_fields, false);
 	if (!o)
