@@ -12,7 +12,7 @@
  *   http.c         the setup every request to the tracker shares
  *   spool.c        undelivered samples to a file, and back (--replay)
  *   summary.c      the run's figures and the summary line
- *   json.c         the little JSON the client reads and writes
+ *   json.c         the JSON the client writes (it reads with lib/jsonscan.c)
  *   credentials.c  the token `grasshopper login` keeps, and which token a
  *                  run uses
  *   login.c        `grasshopper login` and `grasshopper logout`
@@ -30,6 +30,7 @@
 
 #include "buf.h"
 #include "isotime.h"
+#include "jsonscan.h"
 #include "utf8.h"
 
 /* ---- options.c -------------------------------------------------------- */
@@ -156,38 +157,7 @@ int child_exit_status(int wstatus);
 /* 127 when the command was not found, 126 when it could not be run. */
 int exec_error_status(int err);
 
-/* ---- json.c ----------------------------------------------------------- */
-
-enum json_type {
-	JSON_NULL,
-	JSON_BOOL,
-	JSON_NUMBER,
-	JSON_STRING,
-	JSON_ARRAY,
-	JSON_OBJECT,
-};
-
-/* A value inside a JSON text: its type and raw span. */
-struct json_value {
-	enum json_type type;
-	const char *p;
-	size_t len;
-};
-
-/* Find member key of the top-level object in js[0..len). Return 0 and set
- * *v, or -1 if js is not an object or has no such member. */
-int json_get(const char *js, size_t len, const char *key, struct json_value *v);
-/* The elements of array arr in turn: start with *pos = 0; return 0 and set
- * *elem, or -1 after the last one. */
-int json_array_next(const struct json_value *arr, size_t *pos,
-		    struct json_value *elem);
-/* The value as a finite number; return 0 or -1. */
-int json_number(const struct json_value *v, double *out);
-/* The value as an integer; return 0 or -1. */
-int json_int64(const struct json_value *v, int64_t *out);
-/* The value as a newly allocated, unescaped string, or NULL if it is not a
- * string (or holds \u0000). */
-char *json_string(const struct json_value *v);
+/* ---- json.c: the JSON the client writes (lib/jsonscan.h reads) -------- */
 
 /* Append s as a JSON string: quoted, escaped, invalid UTF-8 as U+FFFD. */
 void json_put_string(struct buf *b, const char *s);
@@ -278,8 +248,9 @@ const char *sender_result(const struct sender *s, size_t *len);
 
 /* ---- http.c ----------------------------------------------------------- */
 
-#define HTTP_ERROR_SIZE 256 /* libcurl's CURL_ERROR_SIZE (checked in http.c)   \
-			     */
+#define HTTP_ERROR_SIZE                                                        \
+	256 /* libcurl's CURL_ERROR_SIZE (checked in http.c)                   \
+	     */
 
 /* An answer from the tracker as libcurl writes it: the body, refused past
  * max bytes, and libcurl's words when the transfer fails. */

@@ -175,7 +175,7 @@ check_verdict(CURLcode rc, long code, const struct http_answer *a,
 		return LOGIN_UNREACHABLE;
 	}
 	if (code == 200 && a->body.p &&
-	    !json_get(a->body.p, a->body.len, "tests", &v) &&
+	    !jsonscan_get(a->body.p, a->body.len, "tests", &v) &&
 	    v.type == JSON_ARRAY)
 		return LOGIN_SAVED;
 	buf_printf(why, "%ld", code);

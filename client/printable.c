@@ -59,7 +59,8 @@ member_add(struct buf *b, const char *js, size_t len, const char *key,
 {
 	struct json_value v;
 	char *text;
-	if (!js || json_get(js, len, key, &v) || !(text = json_string(&v)))
+	if (!js || jsonscan_get(js, len, key, &v) ||
+	    !(text = jsonscan_string(&v)))
 		return false;
 	buf_puts(b, sep);
 	printable_add(b, text, strlen(text));

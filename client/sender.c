@@ -315,15 +315,17 @@ find_created(const struct sender *s)
 	struct json_value list, t, v;
 	size_t pos = 0;
 	int64_t start, id;
-	if (json_get(s->answer.body.p, s->answer.body.len, "tests", &list) ||
+	if (jsonscan_get(s->answer.body.p, s->answer.body.len, "tests",
+			 &list) ||
 	    list.type != JSON_ARRAY)
 		return -1;
-	while (json_array_next(&list, &pos, &t) == 0)
-		if (!json_get(t.p, t.len, "start_time", &v) &&
+	while (jsonscan_next(&list, &pos, &t) == 0)
+		if (!jsonscan_get(t.p, t.len, "start_time", &v) &&
 		    v.type == JSON_STRING &&
 		    !isotime_parse(v.p + 1, v.len - 2, &start) &&
-		    start == s->start_us && !json_get(t.p, t.len, "id", &v) &&
-		    !json_int64(&v, &id) && id > 0)
+		    start == s->start_us &&
+		    !jsonscan_get(t.p, t.len, "id", &v) &&
+		    !jsonscan_int64(&v, &id) && id > 0)
 			return id;
 	return 0;
 }
@@ -342,8 +344,9 @@ request_succeeded(struct sender *s)
 		s->find = false;
 		break;
 	case REQ_CREATE:
-		if (json_get(s->answer.body.p, s->answer.body.len, "id", &v) ||
-		    json_int64(&v, &id) || id <= 0)
+		if (jsonscan_get(s->answer.body.p, s->answer.body.len, "id",
+				 &v) ||
+		    jsonscan_int64(&v, &id) || id <= 0)
 			return -1;
 		s->test_id = id;
 		break;

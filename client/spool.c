@@ -57,7 +57,7 @@ static int
 get_time(const char *line, size_t len, const char *key, int64_t *us)
 {
 	struct json_value v;
-	if (json_get(line, len, key, &v) || v.type != JSON_STRING)
+	if (jsonscan_get(line, len, key, &v) || v.type != JSON_STRING)
 		return -1;
 	return isotime_parse(v.p + 1, v.len - 2, us);
 }
@@ -67,7 +67,7 @@ static char *
 get_string(const char *line, size_t len, const char *key)
 {
 	struct json_value v;
-	return json_get(line, len, key, &v) ? NULL : json_string(&v);
+	return jsonscan_get(line, len, key, &v) ? NULL : jsonscan_string(&v);
 }
 
 /* The header line into sp; return 0 or -1. */
@@ -76,29 +76,29 @@ parse_header(struct spool *sp, const char *line, size_t len)
 {
 	struct json_value v;
 	int64_t version, n;
-	if (json_get(line, len, "grasshopper_spool", &v) ||
-	    json_int64(&v, &version) || version != SPOOL_VERSION)
+	if (jsonscan_get(line, len, "grasshopper_spool", &v) ||
+	    jsonscan_int64(&v, &version) || version != SPOOL_VERSION)
 		return -1;
 	if (!(sp->server = get_string(line, len, "server")) ||
 	    !(sp->name = get_string(line, len, "name")) ||
 	    !(sp->description = get_string(line, len, "description")))
 		return -1;
-	if (json_get(line, len, "test_id", &v))
+	if (jsonscan_get(line, len, "test_id", &v))
 		return -1;
 	if (v.type != JSON_NULL &&
-	    (json_int64(&v, &sp->test_id) || sp->test_id <= 0))
+	    (jsonscan_int64(&v, &sp->test_id) || sp->test_id <= 0))
 		return -1;
-	if (json_get(line, len, "threshold", &v) ||
-	    json_number(&v, &sp->threshold) ||
+	if (jsonscan_get(line, len, "threshold", &v) ||
+	    jsonscan_number(&v, &sp->threshold) ||
 	    get_time(line, len, "start_time", &sp->start_us) ||
 	    get_time(line, len, "end_time", &sp->end_us) ||
-	    json_get(line, len, "stopped", &v) || v.type != JSON_BOOL)
+	    jsonscan_get(line, len, "stopped", &v) || v.type != JSON_BOOL)
 		return -1;
 	sp->stopped = v.p[0] == 't';
 	sp->exit_status = -1;
-	if (json_get(line, len, "exit_status", &v) == 0 &&
+	if (jsonscan_get(line, len, "exit_status", &v) == 0 &&
 	    v.type != JSON_NULL) {
-		if (json_int64(&v, &n) || n < 0 || n > 255)
+		if (jsonscan_int64(&v, &n) || n < 0 || n > 255)
 			return -1;
 		sp->exit_status = (int)n;
 	}
@@ -112,8 +112,8 @@ parse_sample(struct spool *sp, size_t *cap, const char *line, size_t len)
 	struct json_value v;
 	struct sample x;
 	if (get_time(line, len, "timestamp", &x.stamp) ||
-	    json_get(line, len, "cpu_usage", &v) || json_number(&v, &x.cpu) ||
-	    x.cpu < 0 || x.cpu > 1)
+	    jsonscan_get(line, len, "cpu_usage", &v) ||
+	    jsonscan_number(&v, &x.cpu) || x.cpu < 0 || x.cpu > 1)
 		return -1;
 	if (sp->n == *cap) {
 		*cap = *cap ? *cap * 2 : 256;

@@ -45,17 +45,20 @@ stats_from_test(struct run_stats *st, const char *js, size_t len)
 	struct json_value v;
 	int64_t id, n;
 	double duration, above, threshold, max = 0, mean = 0;
-	if (json_get(js, len, "id", &v) || json_int64(&v, &id) ||
-	    json_get(js, len, "duration", &v) || json_number(&v, &duration) ||
-	    json_get(js, len, "time_above_threshold", &v) ||
-	    json_number(&v, &above) || json_get(js, len, "threshold", &v) ||
-	    json_number(&v, &threshold) || json_get(js, len, "samples", &v) ||
-	    json_int64(&v, &n))
+	if (jsonscan_get(js, len, "id", &v) || jsonscan_int64(&v, &id) ||
+	    jsonscan_get(js, len, "duration", &v) ||
+	    jsonscan_number(&v, &duration) ||
+	    jsonscan_get(js, len, "time_above_threshold", &v) ||
+	    jsonscan_number(&v, &above) ||
+	    jsonscan_get(js, len, "threshold", &v) ||
+	    jsonscan_number(&v, &threshold) ||
+	    jsonscan_get(js, len, "samples", &v) || jsonscan_int64(&v, &n))
 		return -1;
 	/* null while the test has no samples */
-	if (n > 0 &&
-	    (json_get(js, len, "max_cpu_usage", &v) || json_number(&v, &max) ||
-	     json_get(js, len, "mean_cpu_usage", &v) || json_number(&v, &mean)))
+	if (n > 0 && (jsonscan_get(js, len, "max_cpu_usage", &v) ||
+		      jsonscan_number(&v, &max) ||
+		      jsonscan_get(js, len, "mean_cpu_usage", &v) ||
+		      jsonscan_number(&v, &mean)))
 		return -1;
 	st->test_id = id;
 	st->duration = duration;

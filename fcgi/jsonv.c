@@ -6,7 +6,6 @@
 #include "isotime.h"
 #include "utf8.h"
 
-#include <ctype.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,307 +13,57 @@
 
 #define jerr_set(e, ...) snprintf((e)->msg, sizeof(e)->msg, __VA_ARGS__)
 
-/*
- * json-c's STRICT mode still takes single quotes, NaN, Infinity, raw control
- * characters and overlong UTF-8, so the body is first checked against
- * RFC 8259 here; json-c then only builds the tree.
- *
- * The scan also bounds what json-c would build: every value (a member's
- * value, an array's element, a container itself) counts against
- * max_values, so a 1 MiB body of 349 000 empty objects (json-c spends
- * about 700 bytes on each) is refused before a byte of the tree is
- * allocated. And it finds what json-c would silently change: a \u escape
- * of a lone surrogate, which json-c stores as U+FFFD.
- */
-struct scan {
-	const unsigned char *s;
-	size_t len, i;
-	int depth;
-	bool too_deep;
-	size_t values, max_values;
-	bool too_many;
-	/* The innermost member's key (raw JSON text), for the message. */
-	const unsigned char *key;
-	size_t key_len;
-	bool lone_surrogate; /* in the last string scanned (the scan ends) */
-	bool in_key;	     /* ... which is a key */
-};
-
+/* The message for a scan stopped by a lone surrogate, naming the key of
+ * the member it is in. SPEC 6.1: stored text is exactly what was sent,
+ * and json-c would store U+FFFD instead. */
 static void
-scan_ws(struct scan *sc)
+lone_surrogate(const struct jsonscan *sc, struct jerr *e)
 {
-	while (sc->i < sc->len &&
-	       (sc->s[sc->i] == ' ' || sc->s[sc->i] == '\t' ||
-		sc->s[sc->i] == '\n' || sc->s[sc->i] == '\r'))
-		sc->i++;
-}
-
-/* Four hex digits at sc->i into *cp. Return 0, or -1 when they are not. */
-static int
-scan_hex4(struct scan *sc, unsigned *cp)
-{
-	*cp = 0;
-	for (int k = 0; k < 4; k++, sc->i++) {
-		if (sc->i >= sc->len || !isxdigit(sc->s[sc->i]))
-			return -1;
-		unsigned c = sc->s[sc->i];
-		*cp = *cp * 16 + (isdigit(c) ? c - '0' : (c | 0x20) - 'a' + 10);
-	}
-	return 0;
-}
-
-/* The XXXX of a \uXXXX at sc->i (just after the 'u'), and the low half
- * that must follow a high surrogate. Return -1 when it is not JSON; a
- * lone surrogate is JSON but not Unicode: noted, scanning goes on. */
-static int
-scan_unicode_escape(struct scan *sc)
-{
-	unsigned cp, low;
-	if (scan_hex4(sc, &cp))
-		return -1;
-	if (cp < 0xD800 || cp > 0xDFFF)
-		return 0;
-	if (cp >= 0xDC00 || sc->len - sc->i < 6 || sc->s[sc->i] != '\\' ||
-	    sc->s[sc->i + 1] != 'u') {
-		sc->lone_surrogate = true;
-		return 0;
-	}
-	sc->i += 2;
-	if (scan_hex4(sc, &low))
-		return -1;
-	if (low < 0xDC00 || low > 0xDFFF)
-		sc->lone_surrogate = true;
-	return 0;
-}
-
-/* The string at sc->i, its closing quote included. Return 0 or -1. */
-static int
-scan_string_text(struct scan *sc)
-{
-	sc->i++; /* the opening quote */
-	while (sc->i < sc->len) {
-		unsigned c = sc->s[sc->i];
-		if (c == '"') {
-			sc->i++;
-			return 0;
-		}
-		if (c < 0x20)
-			return -1;
-		if (c >= 0x80) {
-			size_t n = utf8_seq(sc->s + sc->i, sc->len - sc->i);
-			if (n == 0)
-				return -1;
-			sc->i += n;
-			continue;
-		}
-		sc->i++;
-		if (c != '\\')
-			continue;
-		if (sc->i >= sc->len)
-			return -1;
-		c = sc->s[sc->i++];
-		if (c == 'u') {
-			if (scan_unicode_escape(sc))
-				return -1;
-		} else if (!strchr("\"\\/bfnrt", (int)c) || c == 0) {
-			return -1;
-		}
-	}
-	return -1;
-}
-
-/* Digits at sc->i: at least one. */
-static int
-scan_digits(struct scan *sc)
-{
-	size_t start = sc->i;
-	while (sc->i < sc->len && isdigit(sc->s[sc->i]))
-		sc->i++;
-	return sc->i > start ? 0 : -1;
-}
-
-/* A string; a lone surrogate counts only in one that is JSON. */
-static int
-scan_string(struct scan *sc)
-{
-	if (scan_string_text(sc)) {
-		sc->lone_surrogate = false;
-		return -1;
-	}
-	return 0;
-}
-
-static int
-scan_number(struct scan *sc)
-{
-	if (sc->s[sc->i] == '-')
-		sc->i++;
-	if (sc->i < sc->len && sc->s[sc->i] == '0')
-		sc->i++;
-	else if (scan_digits(sc))
-		return -1;
-	if (sc->i < sc->len && sc->s[sc->i] == '.') {
-		sc->i++;
-		if (scan_digits(sc))
-			return -1;
-	}
-	if (sc->i < sc->len && (sc->s[sc->i] == 'e' || sc->s[sc->i] == 'E')) {
-		sc->i++;
-		if (sc->i < sc->len &&
-		    (sc->s[sc->i] == '+' || sc->s[sc->i] == '-'))
-			sc->i++;
-		if (scan_digits(sc))
-			return -1;
-	}
-	return 0;
-}
-
-static int
-scan_word(struct scan *sc, const char *w)
-{
-	size_t n = strlen(w);
-	if (sc->len - sc->i < n || memcmp(sc->s + sc->i, w, n) != 0)
-		return -1;
-	sc->i += n;
-	return 0;
-}
-
-static int scan_value(struct scan *sc);
-
-/* An object or array; close is '}' or ']'. */
-static int
-scan_container(struct scan *sc, unsigned char close)
-{
-	if (++sc->depth > JSON_MAX_DEPTH) {
-		sc->too_deep = true;
-		return -1;
-	}
-	const unsigned char *outer_key = sc->key;
-	size_t outer_key_len = sc->key_len;
-	sc->i++;
-	scan_ws(sc);
-	if (sc->i < sc->len && sc->s[sc->i] == close) {
-		sc->i++;
-		sc->depth--;
-		return 0;
-	}
-	for (;;) {
-		if (close == '}') {
-			size_t start = sc->i + 1;
-			if (sc->i >= sc->len || sc->s[sc->i] != '"' ||
-			    scan_string(sc))
-				return -1;
-			if (sc->lone_surrogate) {
-				sc->in_key = true;
-				return -1;
-			}
-			sc->key = sc->s + start;
-			sc->key_len = sc->i - 1 - start;
-			scan_ws(sc);
-			if (sc->i >= sc->len || sc->s[sc->i++] != ':')
-				return -1;
-			scan_ws(sc);
-		}
-		if (scan_value(sc))
-			return -1;
-		scan_ws(sc);
-		if (sc->i >= sc->len)
-			return -1;
-		unsigned char c = sc->s[sc->i++];
-		if (c == close)
-			break;
-		if (c != ',')
-			return -1;
-		scan_ws(sc);
-	}
-	sc->depth--;
-	sc->key = outer_key;
-	sc->key_len = outer_key_len;
-	return 0;
-}
-
-static int
-scan_value(struct scan *sc)
-{
-	if (sc->i >= sc->len)
-		return -1;
-	if (++sc->values > sc->max_values) {
-		sc->too_many = true;
-		return -1;
-	}
-	switch (sc->s[sc->i]) {
-	case '{':
-		return scan_container(sc, '}');
-	case '[':
-		return scan_container(sc, ']');
-	case '"':
-		/* A string that is not Unicode ends the scan: the error names
-		 * its key, which sc->key holds right now. */
-		return scan_string(sc) || sc->lone_surrogate ? -1 : 0;
-	case 't':
-		return scan_word(sc, "true");
-	case 'f':
-		return scan_word(sc, "false");
-	case 'n':
-		return scan_word(sc, "null");
-	default:
-		if (sc->s[sc->i] == '-' || isdigit(sc->s[sc->i]))
-			return scan_number(sc);
-		return -1;
-	}
+	e->field = true;
+	if (sc->key && !sc->in_key)
+		jerr_set(e,
+			 "%.*s is not valid Unicode text (a \\u escape of a "
+			 "lone surrogate)",
+			 (int)(sc->key_len < 64 ? sc->key_len : 64),
+			 (const char *)sc->key);
+	else
+		jerr_set(e,
+			 "a %s is not valid Unicode text (a \\u escape of a "
+			 "lone surrogate)",
+			 sc->in_key ? "field name" : "string");
 }
 
 struct json_object *
 jsonv_parse(const char *body, size_t len, size_t max_values, struct jerr *e)
 {
-	struct scan sc = {.s = (const unsigned char *)body,
-			  .len = len,
-			  .max_values = max_values};
+	/* The strict scan first (lib/jsonscan.c says why): json-c then only
+	 * builds what it passed. */
+	struct jsonscan sc;
 	e->field = false;
-	scan_ws(&sc);
-	if (sc.i == len) {
-		jerr_set(e, "the request body is empty; expected JSON");
-		return NULL;
-	}
-	int bad = scan_value(&sc);
-	if (!bad) {
-		scan_ws(&sc);
-		bad = sc.i != len;
-	}
-	if (sc.too_deep) {
-		jerr_set(e, "JSON nested deeper than %d levels",
-			 JSON_MAX_DEPTH);
-		return NULL;
-	}
-	if (sc.too_many) {
-		jerr_set(e,
-			 "the body holds more than the %zu JSON values any "
-			 "valid request here needs",
-			 max_values);
-		return NULL;
-	}
-	if (sc.lone_surrogate) {
-		/* SPEC 6.1: stored text is exactly what was sent, and json-c
-		 * would store U+FFFD instead. */
-		e->field = true;
-		if (sc.key && !sc.in_key)
+	if (jsonscan(&sc, body, len, max_values)) {
+		switch (sc.error) {
+		case JSONSCAN_EMPTY:
+			jerr_set(e, "the request body is empty; expected JSON");
+			break;
+		case JSONSCAN_TOO_DEEP:
+			jerr_set(e, "JSON nested deeper than %d levels",
+				 JSON_MAX_DEPTH);
+			break;
+		case JSONSCAN_TOO_MANY:
 			jerr_set(e,
-				 "%.*s is not valid Unicode text (a \\u "
-				 "escape of a lone surrogate)",
-				 (int)(sc.key_len < 64 ? sc.key_len : 64),
-				 (const char *)sc.key);
-		else
+				 "the body holds more than the %zu JSON values "
+				 "any valid request here needs",
+				 max_values);
+			break;
+		case JSONSCAN_LONE_SURROGATE:
+			lone_surrogate(&sc, e);
+			break;
+		default:
 			jerr_set(e,
-				 "a %s is not valid Unicode text (a \\u "
-				 "escape of a lone surrogate)",
-				 sc.in_key ? "field name" : "string");
-		return NULL;
-	}
-	if (bad) {
-		jerr_set(e,
-			 "the body is not valid JSON (RFC 8259): error at "
-			 "byte %zu",
-			 sc.i);
+				 "the body is not valid JSON (RFC 8259): error "
+				 "at byte %zu",
+				 sc.i);
+		}
 		return NULL;
 	}
 

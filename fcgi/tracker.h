@@ -14,6 +14,7 @@
 #include <libpq-fe.h>
 
 #include "buf.h"
+#include "jsonscan.h"
 #include "utf8.h"
 
 /* ---- log.c: every line the tracker writes to standard error --------- */
@@ -78,8 +79,6 @@ int config_load(struct config *cfg, bool need_secret, char *err, size_t errlen);
 void config_free(struct config *cfg);
 
 /* ---- jsonv.c: strict JSON in, validated fields out -------------------- */
-
-#define JSON_MAX_DEPTH 32
 
 struct jerr {
 	char msg[256];

@@ -1,9 +1,10 @@
 /*
  * The request bodies (and query strings) of every endpoint, through the
- * real router and the real handlers: request.c, jsonv.c, users.c,
- * tests.c, usage.c. Only what lies past validation is a stand-in: the
- * database (db_exec checks what it is given, then answers "unavailable")
- * and the cryptography (a fixed hash; any bearer header is user 7).
+ * real router and the real handlers: request.c, jsonv.c (with the scanner
+ * of lib/jsonscan.c), users.c, tests.c, usage.c. Only what lies past validation
+ * is a stand-in: the database (db_exec checks what it is given, then answers
+ * "unavailable") and the cryptography (a fixed hash; any bearer header is user
+ * 7).
  *
  * Input: the first byte picks the endpoint, the rest is its body (or, for
  * the GETs, its query string).

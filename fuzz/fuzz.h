@@ -25,7 +25,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv);
 	} while (0)
 
 /* Strict UTF-8 (RFC 3629): what PostgreSQL and every JSON reader accept.
- * Written apart from jsonv.c on purpose, so the two can disagree. */
+ * Written apart from lib/utf8.c and lib/jsonscan.c on purpose, so that
+ * they can disagree. */
 static inline bool
 fuzz_utf8_ok(const unsigned char *s, size_t len)
 {

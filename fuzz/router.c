@@ -7,8 +7,9 @@
  * Input: METHOD \n PATH \n QUERY \n AUTHORIZATION \n BODY. An
  * AUTHORIZATION of "T" is replaced by a valid token for user 42; an empty
  * one is no header. A BODY starting with '!' is "larger than 1 MiB".
- * Every answer must be strict JSON (as jsonv_parse reads it) in the API's
- * shape, with the headers its status calls for.
+ * Every answer must be strict JSON (as jsonv_parse reads it: the scanner
+ * of lib/jsonscan.c, then json-c) in the API's shape, with the headers its
+ * status calls for.
  */
 #include "fuzz.h"
 #include "isotime.h"

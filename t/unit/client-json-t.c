@@ -16,7 +16,8 @@ static char *
 get_str(const char *js, const char *key)
 {
 	struct json_value v;
-	return json_get(js, strlen(js), key, &v) ? NULL : json_string(&v);
+	return jsonscan_get(js, strlen(js), key, &v) ? NULL
+						     : jsonscan_string(&v);
 }
 
 /* Member key of js as a number, or NAN. */
@@ -25,7 +26,7 @@ get_num(const char *js, const char *key)
 {
 	struct json_value v;
 	double d;
-	if (json_get(js, strlen(js), key, &v) || json_number(&v, &d))
+	if (jsonscan_get(js, strlen(js), key, &v) || jsonscan_number(&v, &d))
 		return NAN;
 	return d;
 }
@@ -42,8 +43,8 @@ test_read(void)
 	    " \"max_cpu_usage\": -0.0, \"mean_cpu_usage\": null}\n";
 	struct json_value v;
 	int64_t n;
-	is_int(json_get(test, strlen(test), "id", &v), 0, "finds id");
-	is_int(json_int64(&v, &n), 0, "an integer");
+	is_int(jsonscan_get(test, strlen(test), "id", &v), 0, "finds id");
+	is_int(jsonscan_int64(&v, &n), 0, "an integer");
 	is_int(n, 42, "the top-level id, not the nested one");
 	ok(get_num(test, "duration") == 15.0, "an exponent number");
 	ok(get_num(test, "max_cpu_usage") == 0.0, "-0.0");
@@ -54,20 +55,21 @@ test_read(void)
 	is_str(s, "caf\xc3\xa9 \xf0\x9f\x98\x80",
 	       "\\u00e9 and a surrogate pair become UTF-8");
 	free(s);
-	is_int(json_get(test, strlen(test), "mean_cpu_usage", &v), 0,
+	is_int(jsonscan_get(test, strlen(test), "mean_cpu_usage", &v), 0,
 	       "finds a null");
 	is_int(v.type, JSON_NULL, "typed null");
-	ok(json_number(&v, &(double){0}) < 0, "null is not a number");
-	is_int(json_get(test, strlen(test), "active", &v), 0, "finds a bool");
+	ok(jsonscan_number(&v, &(double){0}) < 0, "null is not a number");
+	is_int(jsonscan_get(test, strlen(test), "active", &v), 0,
+	       "finds a bool");
 	is_int(v.type, JSON_BOOL, "typed bool");
-	is_int(json_get(test, strlen(test), "nested", &v), 0, "an object");
+	is_int(jsonscan_get(test, strlen(test), "nested", &v), 0, "an object");
 	is_int(v.type, JSON_OBJECT, "typed object");
-	is_int(json_get(test, strlen(test), "b", &v), -1,
+	is_int(jsonscan_get(test, strlen(test), "b", &v), -1,
 	       "nested members are not top-level ones");
-	is_int(json_get(test, strlen(test), "missing", &v), -1,
+	is_int(jsonscan_get(test, strlen(test), "missing", &v), -1,
 	       "a missing member");
-	is_int(json_get(test, strlen(test), "samples", &v), 0, "samples");
-	ok(json_string(&v) == NULL, "a number is not a string");
+	is_int(jsonscan_get(test, strlen(test), "samples", &v), 0, "samples");
+	ok(jsonscan_string(&v) == NULL, "a number is not a string");
 
 	const char *bad[] = {
 	    "",
@@ -86,7 +88,7 @@ test_read(void)
 	    "<html>502 Bad Gateway</html>",
 	};
 	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
-		is_int(json_get(bad[i], strlen(bad[i]), "id", &v), -1,
+		is_int(jsonscan_get(bad[i], strlen(bad[i]), "id", &v), -1,
 		       "malformed text %zu is refused", i);
 
 	char deep[200];
@@ -96,12 +98,12 @@ test_read(void)
 	for (int i = 0; i < 40; i++)
 		strcat(deep, "]");
 	strcat(deep, "}");
-	is_int(json_get(deep, strlen(deep), "id", &v), -1,
+	is_int(jsonscan_get(deep, strlen(deep), "id", &v), -1,
 	       "nesting deeper than 32 is refused");
 
 	const char *dup = "{\"id\": 1, \"id\": 2}";
-	json_get(dup, strlen(dup), "id", &v);
-	json_int64(&v, &n);
+	jsonscan_get(dup, strlen(dup), "id", &v);
+	jsonscan_int64(&v, &n);
 	is_int(n, 1, "a repeated member: the first one counts");
 
 	const char *bads[] = {"{\"s\": \"\\u0000\"}", "{\"s\": \"\\ud83d\"}",
@@ -119,25 +121,25 @@ test_read(void)
 	size_t pos = 0;
 	int64_t ids[3] = {0};
 	int k = 0;
-	is_int(json_get(list, strlen(list), "tests", &arr), 0, "an array");
-	while (k < 3 && json_array_next(&arr, &pos, &el) == 0)
-		if (json_get(el.p, el.len, "id", &v) ||
-		    json_int64(&v, &ids[k++]))
+	is_int(jsonscan_get(list, strlen(list), "tests", &arr), 0, "an array");
+	while (k < 3 && jsonscan_next(&arr, &pos, &el) == 0)
+		if (jsonscan_get(el.p, el.len, "id", &v) ||
+		    jsonscan_int64(&v, &ids[k++]))
 			break;
 	ok(k == 2 && ids[0] == 3 && ids[1] == 2,
-	   "json_array_next walks the elements in order (%d)", k);
+	   "jsonscan_next walks the elements in order (%d)", k);
 	const char *none = "{\"tests\": [ ]}";
-	json_get(none, strlen(none), "tests", &arr);
+	jsonscan_get(none, strlen(none), "tests", &arr);
 	pos = 0;
-	is_int(json_array_next(&arr, &pos, &el), -1, "an empty array");
-	json_get(list, strlen(list), "next", &arr);
+	is_int(jsonscan_next(&arr, &pos, &el), -1, "an empty array");
+	jsonscan_get(list, strlen(list), "next", &arr);
 	pos = 0;
-	is_int(json_array_next(&arr, &pos, &el), -1, "null is not an array");
+	is_int(jsonscan_next(&arr, &pos, &el), -1, "null is not an array");
 
 	const char *big = "{\"n\": 1e999, \"i\": 99999999999999999999}";
 	ok(isnan(get_num(big, "n")), "1e999 is not a finite number");
-	json_get(big, strlen(big), "i", &v);
-	ok(json_int64(&v, &n) < 0, "an integer beyond int64 is refused");
+	jsonscan_get(big, strlen(big), "i", &v);
+	ok(jsonscan_int64(&v, &n) < 0, "an integer beyond int64 is refused");
 }
 
 static void
