@@ -166,6 +166,15 @@ struct db {
 	struct conn conn[];
 };
 
+/* libpq's notices (a WARNING a statement raised) as our log lines, not
+ * in libpq's own style on stderr. */
+static void
+notice_log(void *arg, const char *message)
+{
+	(void)arg;
+	log_msg(LOG_WARN, "database: %s", message);
+}
+
 PGconn *
 db_connect(const char *url)
 {
@@ -177,7 +186,10 @@ db_connect(const char *url)
 			      "-c idle_in_transaction_session_timeout=10s "
 			      "-c TimeZone=UTC",
 			      "grasshopper-tracker", NULL};
-	return PQconnectdbParams(keys, vals, 1);
+	PGconn *c = PQconnectdbParams(keys, vals, 1);
+	if (c)
+		PQsetNoticeProcessor(c, notice_log, NULL);
+	return c;
 }
 
 struct db *
