@@ -1,0 +1,59 @@
+/*
+ * More than CPU (SPEC 6.3), the client's side: memory with every sample
+ * and the command's own resources. A section per file:
+ *   meminfo.c       /proc/meminfo: the share of memory in use
+ *   child.c         (child_reap) the command's CPU seconds and max RSS
+ *
+ * Until the tracker takes the new fields, nothing of this is sent: the
+ * client keeps them, prints them and spools them.
+ */
+#ifndef GH_CLIENT_METRICS_H
+#define GH_CLIENT_METRICS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "buf.h"
+
+/* ---- meminfo.c -------------------------------------------------------- */
+
+/* The two lines of /proc/meminfo that memory in use is made of (kB, which
+ * the kernel means as KiB). */
+struct meminfo {
+	uint64_t total_kib, available_kib;
+	bool has_total, has_available;
+};
+
+/* Parse a /proc/meminfo text: MemTotal and MemAvailable, wherever they
+ * are. Only whole lines count (a read may cut the last one); a line that
+ * is not "Key: <digits> kB" leaves its field unknown. */
+void meminfo_parse(const char *text, size_t len, struct meminfo *out);
+/* 1 - MemAvailable/MemTotal. Return 0, or -1 when it cannot be known:
+ * no MemAvailable (kernels before 3.14), no or zero MemTotal, or
+ * MemAvailable above MemTotal. */
+int meminfo_usage(const struct meminfo *mi, double *usage);
+/* pread from the start of a /proc file (a fresh reading each time), again
+ * after EINTR; return what pread returns. */
+ssize_t proc_pread(int fd, char *buf, size_t size);
+/* Read /proc/meminfo afresh from fd (kept open, read with pread); return
+ * 0 or -1 with errno set. */
+int meminfo_read(int fd, struct meminfo *mi);
+
+/* ---- child.c ---------------------------------------------------------- */
+
+/* What wait4(2) says the command used, itself and every descendant it
+ * waited for: CPU seconds, and the largest peak resident set of any one
+ * of those processes (not their sum). */
+struct command_usage {
+	bool known; /* false with --no-command, or a replay of an old spool */
+	double user_cpu, system_cpu; /* seconds */
+	int64_t max_rss_kib;
+};
+
+/* Reap pid if it has ended (never blocking): return pid and set *wstatus
+ * and *use, 0 if it still runs, or -1 with errno set. */
+pid_t child_reap(pid_t pid, int *wstatus, struct command_usage *use);
+
+#endif
