@@ -322,6 +322,7 @@ run(const struct options *o)
 	stats_final(&r.st, r.snd, o->quiet);
 	if (!o->quiet)
 		summary_print(&r.st, status, o->server);
+	step_summary_write(&r.st, o->name, status, o->server);
 	sender_free(r.snd);
 	sampler_close(&r.smp);
 	close(r.sigfd);

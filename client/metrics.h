@@ -1,8 +1,10 @@
 /*
- * More than CPU (SPEC 6.3), the client's side: memory with every sample
- * and the command's own resources. A section per file:
+ * More than CPU (SPEC 6.3), the client's side: memory with every sample,
+ * the command's own resources, and the GitHub Actions step summary. A
+ * section per file:
  *   meminfo.c       /proc/meminfo: the share of memory in use
  *   child.c         (child_reap) the command's CPU seconds and max RSS
+ *   step_summary.c  the run as a Markdown table for $GITHUB_STEP_SUMMARY
  *
  * Until the tracker takes the new fields, nothing of this is sent: the
  * client keeps them, prints them and spools them.
@@ -55,5 +57,18 @@ struct command_usage {
 /* Reap pid if it has ended (never blocking): return pid and set *wstatus
  * and *use, 0 if it still runs, or -1 with errno set. */
 pid_t child_reap(pid_t pid, int *wstatus, struct command_usage *use);
+
+/* ---- step_summary.c --------------------------------------------------- */
+
+struct run_stats;
+
+/* The run as a short Markdown table (and its link), as appended to
+ * $GITHUB_STEP_SUMMARY. exit_status < 0: none; server NULL: no link. */
+void step_summary_format(struct buf *b, const struct run_stats *st,
+			 const char *name, int exit_status, const char *server);
+/* Append the run to the file GITHUB_STEP_SUMMARY names, if it names one,
+ * in one write; on failure print a warning and go on. */
+void step_summary_write(const struct run_stats *st, const char *name,
+			int exit_status, const char *server);
 
 #endif

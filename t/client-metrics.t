@@ -1,7 +1,7 @@
 # grasshopper's figures beyond CPU (SPEC 6.3, the client's side): the
 # command's CPU seconds and max RSS as wait4 counts them (children it
-# waited for included), the machine's peak memory, spool files with
-# memory that still replay, and the requests
+# waited for included), the machine's peak memory, the GitHub Actions step
+# summary, spool files with memory that still replay, and the requests
 # unchanged: until the tracker takes the new fields, it must accept every
 # request the client makes.
 use strict;
@@ -9,6 +9,7 @@ use warnings;
 
 use File::Temp qw(tempdir);
 use IO::Socket::INET;
+use POSIX qw(mkfifo);
 use Test::More;
 use GH::Client qw(gh_run slurp summary_fields);
 use GH::Stack qw(json_decode json_encode);
@@ -83,6 +84,73 @@ my ($lo, $hi) = sort { $a <=> $b } $before, $after;
 ok($sum->{mem} > 0 && $sum->{mem} <= 100 && $sum->{mem} >= $lo - 5,
 	sprintf('%.1f%% in use at the peak, with %.1f%% before and %.1f%% after', $sum->{mem}, $before, $after));
 
+# --- the GitHub Actions step summary ---------------------------------------
+
+my $md = "$tmp/step-summary.md";
+open my $fh, '>', $md or die "$md: $!";
+print $fh "## an earlier step\n\nits last line, no newline";
+close $fh;
+my %gha = (GITHUB_STEP_SUMMARY => $md);
+$r = gh(args => ['-n', 'build | <b>', 'perl', '-e', sprintf($busy, 0.2) . '; exit 3'], env => \%gha);
+is($r->{status}, 3, 'with GITHUB_STEP_SUMMARY: the command\'s status');
+$sum = summary($r);
+my $text = slurp($md);
+like($text, qr/\A## an earlier step\n\nits last line, no newline\n\n\| grasshopper \|/,
+	'the table is appended after what was there, a blank line between');
+my ($head, $rule, $row, @rest) = split /\n/, substr($text, index($text, '| grasshopper'));
+is($head, '| grasshopper | duration | above 50% | peak CPU | mean CPU | peak memory | command CPU | max RSS | exit |',
+	'its header');
+is(scalar(@rest), 0, 'one row, nothing after it') or diag $text;
+my @cell = map { s/^\s+|\s+$//gr } split /(?<!\\)\|/, $row;
+shift @cell;
+is($cell[0], "[build \\| \\<b\\>](" . $s->url . "/#/test/$sum->{id})",
+	"the name, escaped, linked to the run's page");
+is($cell[1], "$sum->{duration} s", 'the duration, as in the summary line');
+is($cell[2], "$sum->{above} s ($sum->{pct}%)", 'time above the threshold');
+is($cell[3], "$sum->{peak}%", 'peak CPU');
+is($cell[4], "$sum->{mean}%", 'mean CPU');
+is($cell[5], "$sum->{mem}%", 'peak memory');
+is($cell[6], "$sum->{user} s user + $sum->{system} s system", "the command's CPU");
+is($cell[7], "$sum->{rss} MiB", 'its max RSS');
+is($cell[8], '3', 'its exit status');
+ok(index($text, $u->token) < 0, 'no token in the step summary');
+
+$r = gh(args => ['-q', 'true'], env => \%gha);
+$text = slurp($md);
+is(scalar(() = $text =~ /^\| grasshopper \|/mg), 2, 'a second run appends a second table (even with -q)');
+like($text, qr/\| \[true\]\([^)]*\) \|[^\n]*\| 0 \|\n\z/, 'its row ends the file');
+
+$r = gh(args => ['--no-command', '-i', '0.1'], env => \%gha,
+	during => sub { sleep 1; kill 'TERM', $_[0] });
+like(slurp($md), qr/\| \[monitor\]\([^)]*\) \|[^\n]* \| - \| - \| - \|\n\z/,
+	'--no-command: no command CPU, no max RSS, no exit status');
+
+# Whatever is wrong with the file, the run is the same and says why.
+mkfifo("$tmp/fifo", 0600) or die "mkfifo: $!";
+mkdir "$tmp/dir";
+for my $case (["$tmp/no-such-dir/summary.md", 'No such file or directory', 'a missing directory'],
+	["$tmp/dir", 'Is a directory', 'a directory'],
+	["$tmp/fifo", 'No such device or address', 'a FIFO nobody reads']) {
+	my ($path, $why, $what) = @$case;
+	$r = gh(args => ['sh', '-c', 'exit 4'], env => {GITHUB_STEP_SUMMARY => $path});
+	is($r->{status}, 4, "GITHUB_STEP_SUMMARY names $what: the command's status");
+	like($r->{stderr}, qr/^grasshopper: warning: GITHUB_STEP_SUMMARY \Q$path\E: \Q$why\E; no step summary written$/m,
+		'one warning line says why');
+	ok(summary($r), 'and the summary line is printed') or diag $r->{stderr};
+	ok($r->{elapsed} < 30, 'without waiting on it');
+}
+SKIP: {
+	skip 'root may write a read-only file', 2 if $> == 0;
+	open my $ro, '>', "$tmp/ro.md" or die;
+	close $ro;
+	chmod 0444, "$tmp/ro.md";
+	$r = gh(args => ['true'], env => {GITHUB_STEP_SUMMARY => "$tmp/ro.md"});
+	is($r->{status}, 0, 'a read-only file: the status is the command\'s');
+	like($r->{stderr}, qr/GITHUB_STEP_SUMMARY .*: Permission denied; no step summary written$/m, 'and a warning');
+}
+$r = gh(args => ['true'], env => {GITHUB_STEP_SUMMARY => ''});
+unlike($r->{stderr}, qr/GITHUB_STEP_SUMMARY/, 'GITHUB_STEP_SUMMARY empty: nothing to write, nothing said');
+
 # --- spool files with memory replay; old ones too --------------------------
 
 my $closed = do {
@@ -110,7 +178,7 @@ ok($sum && defined $sum->{mem} && defined $sum->{user}, 'its summary has the mem
 	or diag $r->{stderr};
 is($sum && $u->api(GET => "test/$sum->{id}")->{json}{samples}, scalar @xs, 'every sample arrived');
 
-open my $fh, '>', "$tmp/old.jsonl" or die;
+open $fh, '>', "$tmp/old.jsonl" or die;
 print $fh json_encode({grasshopper_spool => 1, server => $s->url, test_id => undef,
 	name => 'old', description => '', threshold => 0.5,
 	start_time => '2026-01-01T00:00:00Z', end_time => '2026-01-01T00:00:01Z',

@@ -1,8 +1,8 @@
 /*
  * Unit tests of the client's pieces of SPEC 6.3 beyond tags: the
  * /proc/meminfo parser, the run's figures and summary line with memory and
- * the command's resources, the spool file with and without them, and
- * wait4's accounting of a process tree.
+ * the command's resources, the spool file with and without them, the step
+ * summary's Markdown, and wait4's accounting of a process tree.
  */
 #include "grasshopper.h"
 
@@ -298,6 +298,55 @@ test_spool(void)
 	buf_free(&b);
 }
 
+static void
+test_step_summary(void)
+{
+	struct run_stats st;
+	int64_t t0 = 1714564800000000LL;
+	stats_init(&st, t0, 0.5);
+	struct sample xs[] = {at(t0, 500, 0.9, 0.25), at(t0, 1000, 0.2, 0.5)};
+	for (size_t i = 0; i < 2; i++)
+		stats_add_sample(&st, &xs[i]);
+	stats_end(&st, t0 + 1000000);
+	st.test_id = 12;
+	st.command = (struct command_usage){.known = true,
+					    .user_cpu = 0.75,
+					    .system_cpu = 0.125,
+					    .max_rss_kib = 2048};
+	struct buf b = {0};
+	step_summary_format(&b, &st, "make check", 2, "http://h:5000");
+	is_str(b.p,
+	       "\n\n| grasshopper | duration | above 50% | peak CPU | mean CPU "
+	       "| peak memory | command CPU | max RSS | exit |\n"
+	       "|:--|--:|--:|--:|--:|--:|--:|--:|--:|\n"
+	       "| [make check](http://h:5000/#/test/12) | 1.00 s | 0.50 s "
+	       "(50.0%) | 90.0% | 55.0% | 50.0% | 0.75 s user + 0.12 s system "
+	       "| 2.0 MiB | 2 |\n",
+	       "the step summary: one row, linked to the run's page");
+
+	buf_reset(&b);
+	st.test_id = 0;
+	st.command.known = false;
+	st.mem_known = false;
+	step_summary_format(&b, &st, "a|b <i>x</i>\n[y](z) \xff", -1,
+			    "http://h:5000");
+	ok(strstr(b.p, "| a\\|b \\<i\\>x\\<\\/i\\> \\[y\\]\\(z\\) \xef\xbf\xbd "
+		       "(not recorded) |") != NULL,
+	   "a hostile name is escaped: no cell break, no HTML, no link, "
+	   "UTF-8");
+	ok(strstr(b.p, "| - | - | - | - |\n") != NULL,
+	   "no memory, no command, no exit status: dashes");
+	ok(strchr(b.p, '\n') && strstr(b.p, "x\n") == NULL,
+	   "a newline in the name does not end the row");
+
+	buf_reset(&b);
+	st.test_id = 7;
+	step_summary_format(&b, &st, "x", 0, "http://h:5000/a (b)|c");
+	ok(strstr(b.p, "](http://h:5000/a%20%28b%29%7Cc/#/test/7)") != NULL,
+	   "the link's address cannot end the link or the cell");
+	buf_free(&b);
+}
+
 /* Burn CPU in this process until it has used secs of it. */
 static void
 burn(double secs)
@@ -399,6 +448,7 @@ main(void)
 	test_meminfo();
 	test_summary();
 	test_spool();
+	test_step_summary();
 	test_child_reap();
 	return done_testing();
 }

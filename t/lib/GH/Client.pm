@@ -43,6 +43,8 @@ sub gh_run {
 		$SIG{$_} = 'DEFAULT' for qw(INT QUIT PIPE TERM HUP CHLD);
 		$o{setup}->() if $o{setup};
 		delete $ENV{$_} for grep /^GRASSHOPPER_/, keys %ENV;
+		# Tests run in CI too: never into that job's own summary.
+		delete $ENV{GITHUB_STEP_SUMMARY};
 		defined $env{$_} and $ENV{$_} = $env{$_} for keys %env;
 		open STDIN, '<', defined $o{stdin} ? $in : '/dev/null';
 		open STDOUT, '>', $out;
