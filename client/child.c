@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -119,6 +120,34 @@ child_start(char **argv, const struct sigsave *save, int *exec_errno)
 		;
 	*exec_errno = e;
 	return -1;
+}
+
+/* A struct timeval as seconds. */
+static double
+timeval_seconds(struct timeval tv)
+{
+	return (double)tv.tv_sec + (double)tv.tv_usec / 1e6;
+}
+
+pid_t
+child_reap(pid_t pid, int *wstatus, struct command_usage *use)
+{
+	/* wait4 rather than waitpid: the rusage of the command with every
+	 * descendant it waited for added in (Linux: ru_maxrss is the
+	 * largest of theirs, in KiB); a process it left running is not. */
+	struct rusage ru;
+	pid_t p;
+	do
+		p = wait4(pid, wstatus, WNOHANG, &ru);
+	while (p < 0 && errno == EINTR);
+	if (p == pid)
+		*use = (struct command_usage){
+		    .known = true,
+		    .user_cpu = timeval_seconds(ru.ru_utime),
+		    .system_cpu = timeval_seconds(ru.ru_stime),
+		    .max_rss_kib = ru.ru_maxrss,
+		};
+	return p;
 }
 
 int

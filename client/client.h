@@ -31,6 +31,7 @@
 #include "buf.h"
 #include "isotime.h"
 #include "jsonscan.h"
+#include "metrics.h"
 #include "utf8.h"
 
 /* ---- options.c -------------------------------------------------------- */
@@ -116,8 +117,11 @@ int64_t stamp_next(int64_t prev_stamp, int64_t wall_now, int64_t mono_elapsed);
 
 /* Microseconds on CLOCK_MONOTONIC. */
 
+struct sample; /* sender.c's section */
+
 struct sampler {
-	int fd; /* /proc/stat, kept open */
+	int fd;	    /* /proc/stat, kept open */
+	int mem_fd; /* /proc/meminfo, kept open; -1 without it */
 	struct cpu_times prev;
 	int64_t prev_stamp; /* wall clock, us */
 	int64_t prev_mono;
@@ -127,8 +131,9 @@ struct sampler {
  * time. Return 0, or -1 with errno set. */
 int sampler_open(struct sampler *s, int64_t *start_us);
 /* Measure the interval since the previous reading. Return 0 and set the
- * sample's stamp and busy fraction, or -1 with errno set. */
-int sampler_take(struct sampler *s, int64_t *stamp, double *cpu);
+ * sample's stamp, busy fraction and memory in use (when known), or -1
+ * with errno set. */
+int sampler_take(struct sampler *s, struct sample *x);
 void sampler_close(struct sampler *s);
 
 /* ---- child.c ---------------------------------------------------------- */
@@ -183,11 +188,16 @@ struct run_stats {
 	/* Samples this run took itself; 0 when unknown (a replay). If the
 	 * tracker counts otherwise, the summary says so. */
 	long taken;
+	double max_mem; /* fraction, when mem_known */
+	bool mem_known; /* some sample had its memory */
+	struct command_usage command;
 };
 
 void stats_init(struct run_stats *st, int64_t start_us, double threshold);
 /* Count one sample; samples arrive in stamp order. */
 void stats_add(struct run_stats *st, int64_t stamp, double cpu);
+/* stats_add, and the sample's memory when it has one. */
+void stats_add_sample(struct run_stats *st, const struct sample *x);
 void stats_end(struct run_stats *st, int64_t end_us);
 /* Overwrite the figures with the tracker's test object; return 0 or -1. */
 int stats_from_test(struct run_stats *st, const char *js, size_t len);
@@ -202,6 +212,8 @@ void summary_format(struct buf *b, const struct run_stats *st, int exit_status,
 struct sample {
 	int64_t stamp; /* us since the epoch */
 	double cpu;
+	double mem;   /* memory in use, a fraction, when has_mem */
+	bool has_mem; /* false: unknown (an old kernel, an old spool) */
 };
 
 /* What the sender needs to know about the test it feeds. */
@@ -221,7 +233,7 @@ struct curl_waitfd;
 struct sender *sender_new(const struct test_meta *m);
 void sender_free(struct sender *s);
 /* Queue a sample; never blocks. */
-void sender_push(struct sender *s, int64_t stamp, double cpu);
+void sender_push(struct sender *s, const struct sample *x);
 /* No more samples: once the queue is delivered, stop the test at end_us. */
 void sender_finish(struct sender *s, int64_t end_us);
 /* For a replay of a test that was already stopped. */
@@ -280,6 +292,7 @@ struct spool {
 	int64_t start_us, end_us;
 	bool stopped;
 	int exit_status; /* the command's, -1 for none */
+	struct command_usage command;
 	struct sample *samples;
 	size_t n;
 };

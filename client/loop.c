@@ -18,7 +18,6 @@
 #include <string.h>
 #include <sys/signalfd.h>
 #include <sys/timerfd.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 /* A last sample closer than this to the previous one measures nothing. */
@@ -72,17 +71,16 @@ timer_start(int64_t start_mono, double interval)
 static void
 sample(struct run_state *r)
 {
-	int64_t stamp;
-	double cpu;
-	if (sampler_take(&r->smp, &stamp, &cpu) < 0) {
+	struct sample x;
+	if (sampler_take(&r->smp, &x) < 0) {
 		if (!r->sample_warned)
 			fprintf(stderr, "grasshopper: /proc/stat: %s\n",
 				strerror(errno));
 		r->sample_warned = true;
 		return;
 	}
-	stats_add(&r->st, stamp, cpu);
-	sender_push(r->snd, stamp, cpu);
+	stats_add_sample(&r->st, &x);
+	sender_push(r->snd, &x);
 }
 
 /* The timer fired (maybe more than once, if we were stopped). */
@@ -117,11 +115,7 @@ static void
 child_check(struct run_state *r)
 {
 	int ws;
-	pid_t p;
-	do
-		p = waitpid(r->child, &ws, WNOHANG);
-	while (p < 0 && errno == EINTR);
-	if (p != r->child)
+	if (child_reap(r->child, &ws, &r->st.command) != r->child)
 		return;
 	r->child = 0;
 	r->exit_status = child_exit_status(ws);
@@ -206,18 +200,23 @@ spool_report(const char *path, size_t n)
 		n, n == 1 ? "" : "s", path, path);
 }
 
-/* The summary line, from the tracker's figures when it gave them. */
+/* The run's final figures: the tracker's when it gave them. */
 static void
-summary_print(struct run_stats *st, struct sender *snd, int exit_status,
-	      const char *server)
+stats_final(struct run_stats *st, struct sender *snd, bool quiet)
 {
 	size_t len;
 	const char *test = sender_result(snd, &len);
 	st->test_id = sender_test_id(snd);
-	if (test && stats_from_test(st, test, len) < 0)
+	if (test && stats_from_test(st, test, len) < 0 && !quiet)
 		fputs("grasshopper: the tracker's test figures are unreadable; "
 		      "these are the client's own\n",
 		      stderr);
+}
+
+/* The summary line. */
+static void
+summary_print(const struct run_stats *st, int exit_status, const char *server)
+{
 	struct buf b = {0};
 	summary_format(&b, st, exit_status, server);
 	fprintf(stderr, "grasshopper: %s\n", b.p);
@@ -311,6 +310,7 @@ run(const struct options *o)
 		    .start_us = start,
 		    .end_us = r.st.end_us,
 		    .exit_status = status,
+		    .command = r.st.command,
 		};
 		char *path = spool_leftovers(&r, &base);
 		size_t n;
@@ -319,8 +319,10 @@ run(const struct options *o)
 			spool_report(path, n);
 		free(path);
 	}
+	stats_final(&r.st, r.snd, o->quiet);
 	if (!o->quiet)
-		summary_print(&r.st, r.snd, status, o->server);
+		summary_print(&r.st, status, o->server);
+	step_summary_write(&r.st, o->name, status, o->server);
 	sender_free(r.snd);
 	sampler_close(&r.smp);
 	close(r.sigfd);
@@ -383,9 +385,10 @@ replay(const struct options *o)
 	struct run_stats st;
 	stats_init(&st, sp.start_us, sp.threshold);
 	for (size_t i = 0; i < sp.n; i++) {
-		sender_push(snd, sp.samples[i].stamp, sp.samples[i].cpu);
-		stats_add(&st, sp.samples[i].stamp, sp.samples[i].cpu);
+		sender_push(snd, &sp.samples[i]);
+		stats_add_sample(&st, &sp.samples[i]);
 	}
+	st.command = sp.command;
 	stats_end(&st, sp.end_us);
 	st.taken = 0; /* the run may have delivered others before */
 	if (sp.stopped)
@@ -413,8 +416,9 @@ replay(const struct options *o)
 				left.n, left.n == 1 ? "" : "s", o->replay);
 		rc = 1;
 	}
+	stats_final(&st, snd, o->quiet);
 	if (!o->quiet)
-		summary_print(&st, snd, sp.exit_status, server);
+		summary_print(&st, sp.exit_status, server);
 	sender_free(snd);
 	spool_free(&sp);
 	close(sigfd);

@@ -1,6 +1,7 @@
 /*
  * The sampler: the aggregate line of /proc/stat, the busy fraction between
- * two readings (htop's arithmetic, SPEC section 4) and the sample's stamp.
+ * two readings (htop's arithmetic, SPEC section 4), memory in use from
+ * /proc/meminfo on the same tick (SPEC 6.3) and the sample's stamp.
  */
 #include "client.h"
 
@@ -103,10 +104,7 @@ static int
 stat_read(int fd, struct cpu_times *t)
 {
 	char text[STAT_READ_MAX];
-	ssize_t n;
-	do
-		n = pread(fd, text, sizeof text, 0);
-	while (n < 0 && errno == EINTR);
+	ssize_t n = proc_pread(fd, text, sizeof text);
 	if (n < 0)
 		return -1;
 	if (stat_parse(text, (size_t)n, t) < 0) {
@@ -119,6 +117,7 @@ stat_read(int fd, struct cpu_times *t)
 int
 sampler_open(struct sampler *s, int64_t *start_us)
 {
+	s->mem_fd = -1;
 	s->fd = open("/proc/stat", O_RDONLY | O_CLOEXEC);
 	if (s->fd < 0)
 		return -1;
@@ -129,24 +128,39 @@ sampler_open(struct sampler *s, int64_t *start_us)
 		errno = e;
 		return -1;
 	}
+	/* Without it (a /proc without meminfo) samples have no memory. */
+	s->mem_fd = open("/proc/meminfo", O_RDONLY | O_CLOEXEC);
 	s->prev_mono = mono_us();
 	s->prev_stamp = isotime_now();
 	*start_us = s->prev_stamp;
 	return 0;
 }
 
+/* Memory in use now into x; unknown when it cannot be read. */
+static void
+mem_take(int fd, struct sample *x)
+{
+	struct meminfo mi;
+	x->has_mem = fd >= 0 && meminfo_read(fd, &mi) == 0 &&
+		     meminfo_usage(&mi, &x->mem) == 0;
+	if (!x->has_mem)
+		x->mem = 0;
+}
+
 int
-sampler_take(struct sampler *s, int64_t *stamp, double *cpu)
+sampler_take(struct sampler *s, struct sample *x)
 {
 	struct cpu_times cur;
 	if (stat_read(s->fd, &cur) < 0)
 		return -1;
+	mem_take(s->mem_fd, x);
 	int64_t mono = mono_us();
-	*stamp = stamp_next(s->prev_stamp, isotime_now(), mono - s->prev_mono);
-	*cpu = cpu_busy_fraction(&s->prev, &cur);
+	x->stamp =
+	    stamp_next(s->prev_stamp, isotime_now(), mono - s->prev_mono);
+	x->cpu = cpu_busy_fraction(&s->prev, &cur);
 	s->prev = cur;
 	s->prev_mono = mono;
-	s->prev_stamp = *stamp;
+	s->prev_stamp = x->stamp;
 	return 0;
 }
 
@@ -155,5 +169,7 @@ sampler_close(struct sampler *s)
 {
 	if (s->fd >= 0)
 		close(s->fd);
-	s->fd = -1;
+	if (s->mem_fd >= 0)
+		close(s->mem_fd);
+	s->fd = s->mem_fd = -1;
 }

@@ -130,7 +130,7 @@ sender_free(struct sender *s)
 }
 
 void
-sender_push(struct sender *s, int64_t stamp, double cpu)
+sender_push(struct sender *s, const struct sample *x)
 {
 	if (s->head > 0 && s->head >= s->len / 2) {
 		/* Reclaim the delivered front; a request in flight has its
@@ -144,7 +144,7 @@ sender_push(struct sender *s, int64_t stamp, double cpu)
 		s->cap = s->cap ? s->cap * 2 : 64;
 		s->q = xrealloc(s->q, s->cap * sizeof *s->q);
 	}
-	s->q[s->len++] = (struct sample){stamp, cpu};
+	s->q[s->len++] = *x;
 }
 
 void

@@ -3,7 +3,11 @@
  * JSON lines, one header line describing the test, then one line per sample:
  *
  *   {"grasshopper_spool":1,"server":"http://...","test_id":null,...}
- *   {"timestamp":"2024-05-01T12:00:00.5Z","cpu_usage":0.250000}
+ *   {"timestamp":"2024-05-01T12:00:00.5Z","cpu_usage":0.250000,...}
+ *
+ * What came with SPEC 6.3 is optional in both, so that files written
+ * before it still replay: the command's user_cpu, system_cpu and max_rss
+ * in the header, a sample's mem_usage.
  *
  * The token is never in it: --replay takes it, and the server, as a run
  * does (-j, GRASSHOPPER_JWT, the credentials); the file's server only
@@ -42,13 +46,24 @@ spool_format(struct buf *b, const struct spool *sp)
 	json_put_time(b, sp->end_us);
 	buf_printf(b, ",\"stopped\":%s", sp->stopped ? "true" : "false");
 	if (sp->exit_status >= 0)
-		buf_printf(b, ",\"exit_status\":%d}\n", sp->exit_status);
+		buf_printf(b, ",\"exit_status\":%d", sp->exit_status);
 	else
-		buf_puts(b, ",\"exit_status\":null}\n");
+		buf_puts(b, ",\"exit_status\":null");
+	if (sp->command.known)
+		buf_printf(b,
+			   ",\"user_cpu\":%.6f,\"system_cpu\":%.6f,"
+			   "\"max_rss\":%" PRId64,
+			   sp->command.user_cpu, sp->command.system_cpu,
+			   sp->command.max_rss_kib);
+	buf_puts(b, "}\n");
 	for (size_t i = 0; i < sp->n; i++) {
+		const struct sample *x = &sp->samples[i];
 		buf_puts(b, "{\"timestamp\":");
-		json_put_time(b, sp->samples[i].stamp);
-		buf_printf(b, ",\"cpu_usage\":%.6f}\n", sp->samples[i].cpu);
+		json_put_time(b, x->stamp);
+		buf_printf(b, ",\"cpu_usage\":%.6f", x->cpu);
+		if (x->has_mem)
+			buf_printf(b, ",\"mem_usage\":%.6f", x->mem);
+		buf_puts(b, "}\n");
 	}
 }
 
@@ -68,6 +83,25 @@ get_string(const char *line, size_t len, const char *key)
 {
 	struct json_value v;
 	return jsonscan_get(line, len, key, &v) ? NULL : jsonscan_string(&v);
+}
+
+/* The command's resources, when the header has them, into *use; return
+ * 0 (also when it has none) or -1. */
+static int
+parse_command(struct command_usage *use, const char *line, size_t len)
+{
+	struct json_value v;
+	*use = (struct command_usage){0};
+	if (jsonscan_get(line, len, "user_cpu", &v))
+		return 0;
+	if (jsonscan_number(&v, &use->user_cpu) || use->user_cpu < 0 ||
+	    jsonscan_get(line, len, "system_cpu", &v) ||
+	    jsonscan_number(&v, &use->system_cpu) || use->system_cpu < 0 ||
+	    jsonscan_get(line, len, "max_rss", &v) ||
+	    jsonscan_int64(&v, &use->max_rss_kib) || use->max_rss_kib < 0)
+		return -1;
+	use->known = true;
+	return 0;
 }
 
 /* The header line into sp; return 0 or -1. */
@@ -102,7 +136,7 @@ parse_header(struct spool *sp, const char *line, size_t len)
 			return -1;
 		sp->exit_status = (int)n;
 	}
-	return 0;
+	return parse_command(&sp->command, line, len);
 }
 
 /* One sample line appended to sp; return 0 or -1. */
@@ -110,11 +144,16 @@ static int
 parse_sample(struct spool *sp, size_t *cap, const char *line, size_t len)
 {
 	struct json_value v;
-	struct sample x;
+	struct sample x = {0};
 	if (get_time(line, len, "timestamp", &x.stamp) ||
 	    jsonscan_get(line, len, "cpu_usage", &v) ||
 	    jsonscan_number(&v, &x.cpu) || x.cpu < 0 || x.cpu > 1)
 		return -1;
+	if (jsonscan_get(line, len, "mem_usage", &v) == 0) {
+		if (jsonscan_number(&v, &x.mem) || x.mem < 0 || x.mem > 1)
+			return -1;
+		x.has_mem = true;
+	}
 	if (sp->n == *cap) {
 		*cap = *cap ? *cap * 2 : 256;
 		sp->samples = xrealloc(sp->samples, *cap * sizeof *sp->samples);

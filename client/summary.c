@@ -33,6 +33,17 @@ stats_add(struct run_stats *st, int64_t stamp, double cpu)
 }
 
 void
+stats_add_sample(struct run_stats *st, const struct sample *x)
+{
+	stats_add(st, x->stamp, x->cpu);
+	if (!x->has_mem)
+		return;
+	if (!st->mem_known || x->mem > st->max_mem)
+		st->max_mem = x->mem;
+	st->mem_known = true;
+}
+
+void
 stats_end(struct run_stats *st, int64_t end_us)
 {
 	st->end_us = end_us;
@@ -67,6 +78,14 @@ stats_from_test(struct run_stats *st, const char *js, size_t len)
 	st->samples = (long)n;
 	st->max_cpu = max;
 	st->sum_cpu = mean * (double)n;
+	/* A tracker that keeps memory (SPEC 6.3) has the last word on it
+	 * too; until then the client's own peak stands. */
+	double mem;
+	if (jsonscan_get(js, len, "max_mem_usage", &v) == 0 &&
+	    jsonscan_number(&v, &mem) == 0 && mem >= 0 && mem <= 1) {
+		st->max_mem = mem;
+		st->mem_known = true;
+	}
 	return 0;
 }
 
@@ -86,6 +105,16 @@ summary_format(struct buf *b, const struct run_stats *st, int exit_status,
 			   100.0 * st->sum_cpu / (double)st->samples);
 	else
 		buf_puts(b, "peak -, mean -, ");
+	/* Left out when unknown: an old kernel, --no-command, a replay of
+	 * an old spool file. */
+	if (st->mem_known)
+		buf_printf(b, "peak memory %.1f%%, ", 100.0 * st->max_mem);
+	if (st->command.known)
+		buf_printf(b,
+			   "command %.2f s user + %.2f s system, max RSS %.1f "
+			   "MiB, ",
+			   st->command.user_cpu, st->command.system_cpu,
+			   (double)st->command.max_rss_kib / 1024.0);
 	buf_printf(b, "%ld sample%s", st->samples, st->samples == 1 ? "" : "s");
 	if (st->taken > 0 && st->taken != st->samples)
 		buf_printf(b, " (the client took %ld)", st->taken);

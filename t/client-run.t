@@ -8,7 +8,7 @@ use File::Temp qw(tempdir);
 use POSIX qw(WNOHANG);
 use Test::More;
 use Time::HiRes qw(sleep time);
-use GH::Client qw(gh_run tiles_ok wait_for slurp);
+use GH::Client qw(gh_run tiles_ok wait_for slurp summary_fields);
 use GH::Stack qw(parse_ts);
 
 my $GH = ($ENV{GH_BUILDDIR} || '.') . '/grasshopper';
@@ -26,19 +26,7 @@ sub gh {
 		spool => $tmp, outputs => \@outputs, @_);
 }
 
-# The summary line, parsed: id, duration, above, threshold, pct, peak,
-# mean, samples, taken, exit, url.
-my $SUMMARY = qr{^grasshopper: test (\d+): (\d+\.\d\d) s, (\d+\.\d\d) s above }
-	. qr{([\d.]+)% \((\d+\.\d)%\), peak (\d+\.\d)%, mean (\d+\.\d)%, (\d+) samples?}
-	. qr{(?: \(the client took (\d+)\))?(?:, exit (\d+))?, (\S+)$};
-$SUMMARY = qr/$SUMMARY/m;
-sub summary {
-	my $r = shift;
-	my @f = $r->{stderr} =~ $SUMMARY or return undef;
-	my %h;
-	@h{qw(id duration above threshold pct peak mean samples taken exit url)} = @f;
-	return \%h;
-}
+sub summary { summary_fields($_[0]{stderr}) }
 
 sub test_of { $u->api(GET => "test/$_[0]")->{json} }
 sub samples_of { $u->api(GET => "test/$_[0]/usage?limit=10000")->{json}{samples} || [] }
@@ -58,6 +46,8 @@ is($t->{description}, '-c exit 3', 'described by its arguments');
 ok(!$t->{active}, 'and stopped');
 ok($t->{samples} >= 1, 'with at least one sample');
 is($sum->{samples}, $t->{samples}, "the summary's count is the tracker's");
+ok(defined $sum->{mem} && defined $sum->{user} && defined $sum->{rss},
+	"it has the machine's peak memory and the command's CPU and max RSS");
 ok(!defined $sum->{taken}, 'and the client took as many');
 
 $r = gh(args => ['sh', '-c', 'kill -TERM $$']);
@@ -207,6 +197,7 @@ for my $sig (qw(TERM INT)) {
 	ok(!$t->{active}, "SIG$sig stopped the test");
 	tiles_ok($t, samples_of($sum->{id}), 0.1, 'its samples tile the run');
 	unlike($sum ? $r->{stderr} : '', qr/, exit \d/, 'no exit status in the summary');
+	ok($sum && !defined $sum->{user}, 'nor figures of a command');
 }
 
 # SIGTERM and SIGHUP to grasshopper reach the command.

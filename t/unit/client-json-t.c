@@ -191,8 +191,8 @@ test_write(void)
 static void
 test_spool(void)
 {
-	struct sample xs[] = {{1714564800500000LL, 0.25},
-			      {1714564801000000LL, 1.0}};
+	struct sample xs[] = {{.stamp = 1714564800500000LL, .cpu = 0.25},
+			      {.stamp = 1714564801000000LL, .cpu = 1.0}};
 	struct spool sp = {.server = "http://127.0.0.1:5000",
 			   .test_id = 0,
 			   .name = "make \"x\"",

@@ -147,20 +147,21 @@ static void
 test_sampler(void)
 {
 	struct sampler s;
-	int64_t start, stamp;
-	double cpu;
+	struct sample x;
+	int64_t start;
 	is_int(sampler_open(&s, &start), 0, "/proc/stat opens");
 	ok(start > 1600000000000000LL, "the start is a wall-clock time");
 	int64_t prev = start;
 	int sane = 1;
 	for (int i = 0; i < 3; i++) {
-		if (sampler_take(&s, &stamp, &cpu) < 0 || !(stamp > prev) ||
-		    !(cpu >= 0.0 && cpu <= 1.0))
+		if (sampler_take(&s, &x) < 0 || !(x.stamp > prev) ||
+		    !(x.cpu >= 0.0 && x.cpu <= 1.0) || !x.has_mem ||
+		    !(x.mem > 0.0 && x.mem < 1.0))
 			sane = 0;
-		prev = stamp;
+		prev = x.stamp;
 	}
-	ok(sane, "samples from the live /proc/stat: increasing stamps, "
-		 "fractions within 0..1");
+	ok(sane, "samples from the live /proc/stat and /proc/meminfo: "
+		 "increasing stamps, fractions within 0..1");
 	sampler_close(&s);
 	ok(mono_us() > 0, "the monotonic clock reads");
 }

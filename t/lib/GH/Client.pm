@@ -10,7 +10,7 @@ use Test::More ();
 use Time::HiRes qw(sleep time);
 use GH::Stack qw(parse_ts);
 
-our @EXPORT_OK = qw(gh_run tiles_ok wait_for slurp);
+our @EXPORT_OK = qw(gh_run tiles_ok wait_for slurp summary_fields);
 
 my $runs = 0;
 
@@ -43,6 +43,8 @@ sub gh_run {
 		$SIG{$_} = 'DEFAULT' for qw(INT QUIT PIPE TERM HUP CHLD);
 		$o{setup}->() if $o{setup};
 		delete $ENV{$_} for grep /^GRASSHOPPER_/, keys %ENV;
+		# Tests run in CI too: never into that job's own summary.
+		delete $ENV{GITHUB_STEP_SUMMARY};
 		defined $env{$_} and $ENV{$_} = $env{$_} for keys %env;
 		open STDIN, '<', defined $o{stdin} ? $in : '/dev/null';
 		open STDOUT, '>', $out;
@@ -66,6 +68,26 @@ sub gh_run {
 		stdout => slurp($out), stderr => slurp($err));
 	push @{ $o{outputs} }, $r{stdout}, $r{stderr} if $o{outputs};
 	return \%r;
+}
+
+# The summary line (grasshopper(1)), parsed.
+# (Each piece with ^ or $ has its own /m: a qr// keeps its flags inside.)
+my $SUMMARY = qr{^grasshopper: test (\d+): (\d+\.\d\d) s, (\d+\.\d\d) s above }m
+	. qr{([\d.]+)% \((\d+\.\d)%\), peak (\d+\.\d)%, mean (\d+\.\d)%, }
+	. qr{(?:peak memory (\d+\.\d)%, )?}
+	. qr{(?:command (\d+\.\d\d) s user \+ (\d+\.\d\d) s system, max RSS (\d+\.\d) MiB, )?}
+	. qr{(\d+) samples?(?: \(the client took (\d+)\))?(?:, exit (\d+))?, (\S+)$}m;
+$SUMMARY = qr/$SUMMARY/;
+
+# summary_fields($stderr): the summary line's figures {id, duration,
+# above, threshold, pct, peak, mean, mem (peak memory, %), user, system
+# (the command's CPU seconds), rss (its max RSS, MiB), samples, taken,
+# exit, url}, absent ones undef; undef without a summary line.
+sub summary_fields {
+	my @f = $_[0] =~ $SUMMARY or return undef;
+	my %h;
+	@h{qw(id duration above threshold pct peak mean mem user system rss samples taken exit url)} = @f;
+	return \%h;
 }
 
 # wait_for($pid, @names): wait (10 s at most) until process $pid has a

@@ -1,0 +1,211 @@
+# grasshopper's figures beyond CPU (SPEC 6.3, the client's side): the
+# command's CPU seconds and max RSS as wait4 counts them (children it
+# waited for included), the machine's peak memory, the GitHub Actions step
+# summary, spool files with memory that still replay, and the requests
+# unchanged: until the tracker takes the new fields, it must accept every
+# request the client makes.
+use strict;
+use warnings;
+
+use File::Temp qw(tempdir);
+use IO::Socket::INET;
+use POSIX qw(mkfifo);
+use Test::More;
+use GH::Client qw(gh_run slurp summary_fields);
+use GH::Stack qw(json_decode json_encode);
+
+my $GH = ($ENV{GH_BUILDDIR} || '.') . '/grasshopper';
+plan skip_all => "no client at $GH" unless -x $GH;
+
+my $s = GH::Stack->new(env => {TRACKER_USER_RATE => 0})->start;
+my $u = $s->user;
+my $tmp = tempdir('gh-client-XXXXXX', TMPDIR => 1, CLEANUP => 1);
+my @outputs;
+
+sub gh {
+	gh_run(bin => $GH, tmp => $tmp, server => $s->url, token => $u->token,
+		spool => "$tmp/spool", outputs => \@outputs, @_);
+}
+sub summary { summary_fields($_[0]{stderr}) }
+
+# Memory in use now, as a percentage, as the client computes it.
+sub mem_now {
+	my $m = slurp('/proc/meminfo');
+	my ($total) = $m =~ /^MemTotal:\s+(\d+) kB$/m;
+	my ($avail) = $m =~ /^MemAvailable:\s+(\d+) kB$/m;
+	return 100 * (1 - $avail / $total);
+}
+
+# --- the command's own resources ------------------------------------------
+
+# 50 MB in one string: its max RSS is at least that.
+my $MB50 = 50_000_000 / 1024 / 1024;
+my $r = gh(args => ['perl', '-e', '$x = "a" x 50_000_000']);
+is($r->{status}, 0, 'a command that allocates 50 MB exits 0');
+my $sum = summary($r);
+ok($sum, 'a summary line') or diag $r->{stderr};
+ok(defined $sum->{rss} && $sum->{rss} >= $MB50,
+	sprintf('its max RSS (%s MiB) is at least the 50 MB (%.1f MiB)', $sum->{rss} // '-', $MB50));
+
+# ...also when it is a child the command waited for (the shell stays:
+# it has more to do after perl).
+$r = gh(args => ['sh', '-c', 'perl -e \'$x = "a" x 50_000_000\'; exit 0']);
+$sum = summary($r);
+ok($sum && $sum->{rss} >= $MB50,
+	sprintf("a child's 50 MB count: max RSS %s MiB under sh -c", $sum ? $sum->{rss} : '-'));
+
+# CPU: a loop until the process has used 1 s of CPU, however loaded the
+# machine: user + system is 1 s, plus perl's start and one turn.
+my $busy = 'do { ($u, $s) = times; 1 for 1 .. 20000 } while $u + $s < %s';
+my $slack = 0.25 * $s->slow;
+$r = gh(args => ['perl', '-e', sprintf($busy, 1)]);
+$sum = summary($r);
+ok($sum && defined $sum->{user}, 'a busy loop: its CPU seconds') or diag $r->{stderr};
+my $cpu = $sum ? $sum->{user} + $sum->{system} : 0;
+ok($cpu >= 0.99 && $cpu <= 1 + $slack,
+	sprintf('user + system of a loop until 1 s of CPU: %.2f s (%.2f user)', $cpu, $sum ? $sum->{user} : 0));
+ok($sum->{user} > 0.5, 'mostly in user space');
+
+# Two of them in turn under a shell: what the shell waited for counts.
+$r = gh(args => ['sh', '-c', join('; ', map { sprintf("perl -e '$busy'", 0.5) } 1 .. 2) . '; exit 0']);
+$sum = summary($r);
+$cpu = $sum ? $sum->{user} + $sum->{system} : 0;
+ok($cpu >= 0.99 && $cpu <= 1 + 2 * $slack,
+	sprintf("two children of 0.5 s each under sh -c: %.2f s", $cpu));
+
+# --- the machine's peak memory ---------------------------------------------
+
+my $before = mem_now();
+$r = gh(args => ['-i', '0.1', 'sleep', '0.5']);
+my $after = mem_now();
+$sum = summary($r);
+ok($sum && defined $sum->{mem}, 'the summary has the peak memory') or diag $r->{stderr};
+my ($lo, $hi) = sort { $a <=> $b } $before, $after;
+ok($sum->{mem} > 0 && $sum->{mem} <= 100 && $sum->{mem} >= $lo - 5,
+	sprintf('%.1f%% in use at the peak, with %.1f%% before and %.1f%% after', $sum->{mem}, $before, $after));
+
+# --- the GitHub Actions step summary ---------------------------------------
+
+my $md = "$tmp/step-summary.md";
+open my $fh, '>', $md or die "$md: $!";
+print $fh "## an earlier step\n\nits last line, no newline";
+close $fh;
+my %gha = (GITHUB_STEP_SUMMARY => $md);
+$r = gh(args => ['-n', 'build | <b>', 'perl', '-e', sprintf($busy, 0.2) . '; exit 3'], env => \%gha);
+is($r->{status}, 3, 'with GITHUB_STEP_SUMMARY: the command\'s status');
+$sum = summary($r);
+my $text = slurp($md);
+like($text, qr/\A## an earlier step\n\nits last line, no newline\n\n\| grasshopper \|/,
+	'the table is appended after what was there, a blank line between');
+my ($head, $rule, $row, @rest) = split /\n/, substr($text, index($text, '| grasshopper'));
+is($head, '| grasshopper | duration | above 50% | peak CPU | mean CPU | peak memory | command CPU | max RSS | exit |',
+	'its header');
+is(scalar(@rest), 0, 'one row, nothing after it') or diag $text;
+my @cell = map { s/^\s+|\s+$//gr } split /(?<!\\)\|/, $row;
+shift @cell;
+is($cell[0], "[build \\| \\<b\\>](" . $s->url . "/#/test/$sum->{id})",
+	"the name, escaped, linked to the run's page");
+is($cell[1], "$sum->{duration} s", 'the duration, as in the summary line');
+is($cell[2], "$sum->{above} s ($sum->{pct}%)", 'time above the threshold');
+is($cell[3], "$sum->{peak}%", 'peak CPU');
+is($cell[4], "$sum->{mean}%", 'mean CPU');
+is($cell[5], "$sum->{mem}%", 'peak memory');
+is($cell[6], "$sum->{user} s user + $sum->{system} s system", "the command's CPU");
+is($cell[7], "$sum->{rss} MiB", 'its max RSS');
+is($cell[8], '3', 'its exit status');
+ok(index($text, $u->token) < 0, 'no token in the step summary');
+
+$r = gh(args => ['-q', 'true'], env => \%gha);
+$text = slurp($md);
+is(scalar(() = $text =~ /^\| grasshopper \|/mg), 2, 'a second run appends a second table (even with -q)');
+like($text, qr/\| \[true\]\([^)]*\) \|[^\n]*\| 0 \|\n\z/, 'its row ends the file');
+
+$r = gh(args => ['--no-command', '-i', '0.1'], env => \%gha,
+	during => sub { sleep 1; kill 'TERM', $_[0] });
+like(slurp($md), qr/\| \[monitor\]\([^)]*\) \|[^\n]* \| - \| - \| - \|\n\z/,
+	'--no-command: no command CPU, no max RSS, no exit status');
+
+# Whatever is wrong with the file, the run is the same and says why.
+mkfifo("$tmp/fifo", 0600) or die "mkfifo: $!";
+mkdir "$tmp/dir";
+for my $case (["$tmp/no-such-dir/summary.md", 'No such file or directory', 'a missing directory'],
+	["$tmp/dir", 'Is a directory', 'a directory'],
+	["$tmp/fifo", 'No such device or address', 'a FIFO nobody reads']) {
+	my ($path, $why, $what) = @$case;
+	$r = gh(args => ['sh', '-c', 'exit 4'], env => {GITHUB_STEP_SUMMARY => $path});
+	is($r->{status}, 4, "GITHUB_STEP_SUMMARY names $what: the command's status");
+	like($r->{stderr}, qr/^grasshopper: warning: GITHUB_STEP_SUMMARY \Q$path\E: \Q$why\E; no step summary written$/m,
+		'one warning line says why');
+	ok(summary($r), 'and the summary line is printed') or diag $r->{stderr};
+	ok($r->{elapsed} < 30, 'without waiting on it');
+}
+SKIP: {
+	skip 'root may write a read-only file', 2 if $> == 0;
+	open my $ro, '>', "$tmp/ro.md" or die;
+	close $ro;
+	chmod 0444, "$tmp/ro.md";
+	$r = gh(args => ['true'], env => {GITHUB_STEP_SUMMARY => "$tmp/ro.md"});
+	is($r->{status}, 0, 'a read-only file: the status is the command\'s');
+	like($r->{stderr}, qr/GITHUB_STEP_SUMMARY .*: Permission denied; no step summary written$/m, 'and a warning');
+}
+$r = gh(args => ['true'], env => {GITHUB_STEP_SUMMARY => ''});
+unlike($r->{stderr}, qr/GITHUB_STEP_SUMMARY/, 'GITHUB_STEP_SUMMARY empty: nothing to write, nothing said');
+
+# --- spool files with memory replay; old ones too --------------------------
+
+my $closed = do {
+	my $sock = IO::Socket::INET->new(LocalAddr => '127.0.0.1', LocalPort => 0,
+		Proto => 'tcp', Listen => 1) or die "listen: $!";
+	my $port = $sock->sockport;
+	close $sock;
+	"http://127.0.0.1:$port";
+};
+$r = gh(args => ['-i', '0.1', '-q', 'perl', '-e', sprintf($busy, 0.3)],
+	env => {GRASSHOPPER_SERVER => $closed, GRASSHOPPER_FLUSH_TIMEOUT => 0});
+my ($spool) = $r->{stderr} =~ /saved in (\S+);/;
+ok($spool && -f $spool, 'no tracker: the samples are spooled') or diag $r->{stderr};
+my @lines = split /\n/, slurp($spool // '');
+my $h = eval { json_decode($lines[0]) } || {};
+ok($h->{user_cpu} + $h->{system_cpu} >= 0.29 && $h->{max_rss} > 0,
+	"the spool's header keeps the command's resources");
+my @xs = map { json_decode($_) } @lines[1 .. $#lines];
+ok(@xs >= 2 && !grep({ !defined $_->{mem_usage} || $_->{mem_usage} <= 0 || $_->{mem_usage} > 1 } @xs),
+	'every spooled sample has its memory in use');
+$r = gh(args => ['--replay', $spool]);
+is($r->{status}, 0, 'the spool replays to the tracker');
+$sum = summary($r);
+ok($sum && defined $sum->{mem} && defined $sum->{user}, 'its summary has the memory and the command from the file')
+	or diag $r->{stderr};
+is($sum && $u->api(GET => "test/$sum->{id}")->{json}{samples}, scalar @xs, 'every sample arrived');
+
+open $fh, '>', "$tmp/old.jsonl" or die;
+print $fh json_encode({grasshopper_spool => 1, server => $s->url, test_id => undef,
+	name => 'old', description => '', threshold => 0.5,
+	start_time => '2026-01-01T00:00:00Z', end_time => '2026-01-01T00:00:01Z',
+	stopped => JSON::PP::false, exit_status => 0}), "\n",
+	'{"timestamp":"2026-01-01T00:00:00.5Z","cpu_usage":0.25}', "\n",
+	'{"timestamp":"2026-01-01T00:00:01Z","cpu_usage":0.75}', "\n";
+close $fh;
+$r = gh(args => ['--replay', "$tmp/old.jsonl"]);
+is($r->{status}, 0, 'a spool file from before memory still replays');
+$sum = summary($r);
+ok($sum && !defined $sum->{mem} && !defined $sum->{user}, 'without memory or command figures')
+	or diag $r->{stderr};
+
+# --- the requests are version 1's -------------------------------------------
+
+# The tracker refuses unknown fields (400): it took every request of every
+# run above, so none carried mem_usage, tags or the command's resources.
+my @log = split /\n/, slurp($s->dir . '/access.log');
+my @client = grep { m{"(?:POST|GET) /api/v1/test(?:/\d+(?:/usage|/stop)?)?"} } @log;
+ok((grep { m{"POST /api/v1/test/\d+/usage" 2} } @client) && (grep { m{"POST /api/v1/test/\d+/stop" 2} } @client),
+	'the client created, fed and stopped tests (' . scalar(@client) . ' requests)');
+my @refused = grep { /" [45]\d\d / } @client;
+is(scalar @refused, 0, 'and the tracker refused none of them') or diag join "\n", @refused;
+
+my $token = $u->token;
+ok(!grep({ index($_, $token) >= 0 } @outputs), 'the token never appears in any output');
+ok(!grep({ /Sanitizer|runtime error:/ } @outputs), 'no sanitizer report from grasshopper');
+
+$s->stop;
+done_testing;
