@@ -28,8 +28,8 @@
 -- A sample lands in usage_recent, one row each; at chunk_size() samples of
 -- a test in usage_recent, and when a test stops, usage_pack moves them into
 -- usage_chunk rows of up to chunk_size() samples as two sorted arrays.
--- Kept under the test's row lock, which usage_add and test_stop take
--- (usage_pack runs under theirs, test_stop's through the trigger
+-- Kept under the test's row lock, which usage_add and test_end take
+-- (usage_pack runs under theirs, test_end's through the trigger
 -- tests_pack_on_stop): a stored sample is in exactly one of usage_recent
 -- and usage_chunk; tests.recent counts the test's rows in usage_recent.
 -- The tables themselves refuse misshapen chunks and overlapping ones
@@ -399,31 +399,46 @@ BEGIN
 END
 $$;
 
--- Stop a test of p_user at p_end: 'ok', 'not_found', 'already_stopped' or
--- 'before_start'.
-CREATE OR REPLACE FUNCTION test_stop(p_user bigint, p_test bigint,
-				     p_end timestamptz)
-RETURNS text
+-- Stop p_user's test p_test at p_end (POST /test/:id/stop, in one call):
+--   status: 'ok', 'not_found', 'already_stopped' or 'before_start'
+--   test:   the test's row after the call (NULL when 'not_found')
+CREATE OR REPLACE FUNCTION test_end(p_user bigint, p_test bigint,
+				    p_end timestamptz,
+				    OUT status text, OUT test tests)
 LANGUAGE plpgsql AS $$
-DECLARE
-	t tests%ROWTYPE;
 BEGIN
-	SELECT * INTO t FROM tests WHERE id = p_test AND user_id = p_user
-		FOR UPDATE;
+	SELECT * INTO test FROM tests t
+		WHERE t.id = p_test AND t.user_id = p_user FOR UPDATE;
 	IF NOT FOUND THEN
-		RETURN 'not_found';
-	ELSIF t.end_time IS NOT NULL THEN
-		RETURN 'already_stopped';
-	ELSIF p_end < t.start_time THEN
-		RETURN 'before_start';
+		status := 'not_found';
+		RETURN;
+	ELSIF test.end_time IS NOT NULL THEN
+		status := 'already_stopped';
+		RETURN;
+	ELSIF p_end < test.start_time THEN
+		status := 'before_start';
+		RETURN;
 	END IF;
-	UPDATE tests SET end_time = p_end WHERE id = p_test;
-	RETURN 'ok';
+	-- The trigger tests_pack_on_stop packs its samples, then the row is
+	-- read as it ends up.
+	UPDATE tests t SET end_time = p_end WHERE t.id = p_test;
+	SELECT * INTO test FROM tests t WHERE t.id = p_test;
+	status := 'ok';
 END
 $$;
 
+-- test_stop of schemas 1-6, which answered only test_end's status: the
+-- workers of the previous release call it during a rolling upgrade.
+-- Drop it in a later release.
+CREATE OR REPLACE FUNCTION test_stop(p_user bigint, p_test bigint,
+				     p_end timestamptz)
+RETURNS text
+LANGUAGE sql AS $$
+	SELECT status FROM test_end(p_user, p_test, p_end)
+$$;
+
 -- A test that stops packs what it has in usage_recent, whoever stops it
--- (test_stop, or an admin's UPDATE), under the lock the UPDATE holds.
+-- (test_end, or an admin's UPDATE), under the lock the UPDATE holds.
 CREATE OR REPLACE FUNCTION tests_pack_on_stop() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN

@@ -99,6 +99,15 @@ is(six(q{SELECT test_stop(user_id, id, '2024-01-03Z') FROM tests WHERE name = 'b
 	"... schema 6's test_stop still answers (workers of the previous release)");
 is(six(q{SELECT test_stop(user_id, id, '2023-01-01Z') FROM tests WHERE name = 'c'}), 'before_start',
 	'... with its statuses');
+is(six(q{SELECT s.status || ':' || (s.test).samples || ':' || (s.test).recent FROM tests t,
+	test_end(t.user_id, t.id, '2024-01-02Z') s WHERE t.name = 'c'}), 'ok:70:0',
+	'test_end stops a test and returns its row, packed, in one call');
+is(six(q{SELECT s.status || ':' || ((s.test).end_time = '2024-01-02Z') FROM tests t,
+	test_end(t.user_id, t.id, '2024-01-03Z') s WHERE t.name = 'c'}), 'already_stopped:true',
+	'... and a stopped one as it is');
+is(six(q{SELECT s.status || ':' || ((s.test).id IS NULL) FROM test_end(0, 0, now()) s}), 'not_found:true',
+	'... and no row for no test');
+six(q{UPDATE tests SET end_time = NULL WHERE name = 'c'});
 my $n = six(q{SELECT (usage_add(u.id, t.id, ARRAY['2024-01-01Z'::timestamptz + interval '22 s'],
 	ARRAY[0.5::float8])).stored } . "$for WHERE t.name = 'c'");
 is($n, 1, 'the upgraded database stores a new sample');
