@@ -112,9 +112,11 @@ static const struct {
 			"OR id < $2::bigint) ORDER BY id DESC "
 			"LIMIT $3::int + 1",
 			3, REPEAT},
+    /* The test's columns (NULL for an unknown test), then the status. */
     [STMT_TEST_STOP] = {"test_stop",
-			"SELECT test_stop($1::bigint, $2::bigint, "
-			"$3::timestamptz)",
+			"SELECT " TEST_COLS ", s.status FROM test_end("
+			"$1::bigint, $2::bigint, $3::timestamptz) s, "
+			"LATERAL (SELECT (s.test).*) t",
 			3, 0},
     [STMT_USAGE_ADD] = {"usage_add",
 			"SELECT status, stored, above FROM usage_add("

@@ -212,7 +212,8 @@ test_stop(struct request *req)
 		respond_db(req, s);
 		goto done;
 	}
-	const char *status = PQgetvalue(res, 0, 0);
+	/* One call stops the test and returns it (schema: test_end). */
+	const char *status = PQgetvalue(res, 0, TC__COUNT);
 	if (strcmp(status, "not_found") == 0)
 		respond_error(req, ERR_NOT_FOUND, "no such test");
 	else if (strcmp(status, "already_stopped") == 0)
@@ -224,7 +225,7 @@ test_stop(struct request *req)
 			      "end_time %s is before the test's start_time",
 			      et);
 	else
-		respond_test(req, 200);
+		respond_json(req, 200, test_json(res, 0, isotime_now()));
 done:
 	PQclear(res);
 	json_object_put(o);

@@ -194,6 +194,7 @@ enum test_col {
 	TC_CPU_SUM,
 	TC_CPU_MAX,
 	TC_ABOVE_US,
+	TC__COUNT /* test_stop's status follows */
 };
 
 /* ---- revoke.c: which signed tokens still work (SPEC 6.2) --------------- */

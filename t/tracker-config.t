@@ -200,16 +200,22 @@ cmp_ok($s->psql("SELECT count(*) FROM information_schema.views WHERE table_schem
 	'>=', 2, 'schema provides views for admins');
 
 # --- init-db upgrades: schema 4 packs the samples already stored -------------------------
+# (t/schema.t upgrades a database of schema 6.)
 
 # A database at schema 3 with samples (in and out of order, a stopped test),
 # upgraded by init-db: the same samples and figures, now in chunks.
+# Made with the migrations as released (t/schema-6), as their init-db did:
+# each in one transaction with its row in schema_migrations.
 $s->psql('CREATE DATABASE upgrade', db => 'postgres');
-my $old = File::Temp::tempdir(CLEANUP => 1);
-File::Copy::copy($s->srcdir . "/schema/$_", $old) or die "copy $_: $!"
-	for qw(001_init.sql 002_admin_views.sql 003_fast_gap.sql);
 (my $url = $s->database_url) =~ s/dbname=\S+/dbname=upgrade/;
-is($s->init_db(TRACKER_DATABASE_URL => $url, TRACKER_SCHEMA_DIR => $old), 0, 'init-db to schema 3');
 sub up { $s->psql($_[0], db => 'upgrade') }
+up('CREATE TABLE schema_migrations (version int PRIMARY KEY, name text NOT NULL, '
+	. 'applied_at timestamptz NOT NULL DEFAULT now())');
+for my $m (qw(001_init.sql 002_admin_views.sql 003_fast_gap.sql)) {
+	open my $fh, '<', $s->srcdir . "/t/schema-6/$m" or die "$m: $!";
+	my $sql = do { local $/; <$fh> };
+	up("$sql;\nINSERT INTO schema_migrations (version, name) VALUES (" . int(substr $m, 0, 3) . ", '$m')");
+}
 up(q{INSERT INTO users (username, password_hash) VALUES ('old', 'x')});
 up(q{INSERT INTO tests (user_id, name, description, threshold, start_time)
 	SELECT id, n, '', 0.4, '2024-01-01Z' FROM users, (VALUES ('a'), ('b')) v (n)});
@@ -247,8 +253,8 @@ is(up('SELECT count(*) || \' \' || sum(cardinality(ts)) FROM usage_chunk'), '4 3
 	'... packed: 285 samples in 3 chunks, 50 in 1');
 is($s->init_db(TRACKER_DATABASE_URL => $url), 0, 'init-db again: nothing to do');
 is(up($samples_q), $samples_before, '... the samples untouched');
-# usage_recent has no foreign key (usage_add holds the test's lock); a
-# trigger takes a deleted test's samples with it, as ON DELETE CASCADE did.
+# A deleted test's samples go with it, packed or not (usage_recent's
+# foreign key, ON DELETE CASCADE, since schema 7).
 up(q{SELECT usage_add(u.id, t.id, ARRAY[now()], ARRAY[0.5::float8]) FROM users u JOIN tests t ON t.user_id = u.id
 	WHERE t.name = 'a'});
 is(up('SELECT count(*) FROM usage_recent'), 1, 'a new sample waits in usage_recent');

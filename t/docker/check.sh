@@ -581,7 +581,7 @@ watch=$(json '((grep { $_->{name} eq "docker-watch" } @{ $j->{tests} })[0] // {}
 	ok "grasshopper --no-command in a container: docker stop stops its test (exit 0)" ||
 	not_ok "grasshopper --no-command and docker stop" "test $watch, exit $watch_status" "$body"
 
-# Admins: psql in the postgres container, the views of schema/002.
+# Admins: psql in the postgres container, the views of schema/views.sql.
 admin=$(compose exec -T postgres psql -X -A -t -d grasshopper -c \
 	"SELECT samples FROM test_summary WHERE id = $test_id" 2>&1)
 [[ $admin == "$samples" ]] && ok "psql in the postgres container sees it in test_summary" ||

@@ -1,0 +1,47 @@
+-- grasshopper schema 2: readable views for administrators using psql.
+-- See docs/admin.md for the queries they serve.
+
+-- One row per test run, with its owner and its figures in plain units
+-- (seconds, fractions of the machine).
+CREATE VIEW test_summary AS
+SELECT
+	t.id,
+	u.username AS owner,
+	t.name,
+	t.description,
+	t.threshold,
+	t.start_time,
+	t.end_time,
+	t.end_time IS NULL AS active,
+	round(extract(epoch FROM coalesce(t.end_time, now()) - t.start_time),
+	      3) AS duration_s,
+	t.samples,
+	round(t.above_us / 1e6, 3) AS time_above_threshold_s,
+	CASE WHEN coalesce(t.end_time, now()) > t.start_time THEN
+		round(100 * t.above_us / 1e6 / extract(epoch FROM
+			coalesce(t.end_time, now()) - t.start_time), 1)
+	END AS above_pct,
+	t.cpu_max AS peak_cpu,
+	CASE WHEN t.samples > 0 THEN t.cpu_sum / t.samples END AS mean_cpu
+FROM tests t
+JOIN users u ON u.id = t.user_id;
+
+-- One row per user: how much they have recorded, and when they last did.
+CREATE VIEW user_activity AS
+SELECT
+	u.id,
+	u.username,
+	u.email,
+	u.created_at,
+	count(t.id) AS tests,
+	count(t.id) FILTER (WHERE t.end_time IS NULL) AS active_tests,
+	coalesce(sum(t.samples), 0) AS samples,
+	max(t.start_time) AS last_run,
+	round(coalesce(sum(extract(epoch FROM
+		coalesce(t.end_time, now()) - t.start_time)), 0), 3)
+		AS total_duration_s,
+	round(coalesce(sum(t.above_us), 0) / 1e6, 3)
+		AS total_above_threshold_s
+FROM users u
+LEFT JOIN tests t ON t.user_id = u.id
+GROUP BY u.id;
