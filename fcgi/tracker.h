@@ -121,7 +121,7 @@ char *token_issue(const char *secret, size_t secret_len, int64_t user,
 int token_verify(const char *secret, size_t secret_len, const char *header,
 		 int64_t now, int64_t *user, int64_t *jti);
 
-/* ---- db.c: one PostgreSQL connection per worker ------------------------ */
+/* ---- db.c (its parts: db.h): the worker's statements and connections -- */
 
 enum stmt {
 	STMT_PING,
