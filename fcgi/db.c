@@ -14,6 +14,7 @@
 #include "db.h"
 #include "isotime.h"
 
+#include <assert.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -164,24 +165,38 @@ job_run(struct db *db, struct job *j)
 	pthread_cond_destroy(&j->cv);
 }
 
-enum db_status
-db_exec(struct db *db, enum stmt s, const char *const params[], PGresult **res)
+/* Run job j (see db_exec). */
+static enum db_status
+db_run(struct db *db, struct job *j, PGresult **res)
 {
-	struct job j = {.s = s,
-			.params = params,
-			.state = QUEUED,
-			.deadline = mono_us() + db->wait_us};
-	if (statements[s].flags & BATCH)
-		j.key = strtoll(params[1], NULL, 10);
-
+	j->state = QUEUED;
+	j->deadline = mono_us() + db->wait_us;
 	pthread_mutex_lock(&db->mu);
 	/* A health check does not queue behind statements that wait for the
 	 * database; with a connection idle it tries for itself. */
-	if (statements[s].flags & NOWAIT && db->down && !idle_conn(db))
-		j.st = DB_UNAVAILABLE;
+	if (statements[j->s].flags & NOWAIT && db->down && !idle_conn(db))
+		j->st = DB_UNAVAILABLE;
 	else
-		job_run(db, &j);
+		job_run(db, j);
 	pthread_mutex_unlock(&db->mu);
-	*res = j.res;
-	return j.st;
+	*res = j->res;
+	return j->st;
+}
+
+enum db_status
+db_exec(struct db *db, enum stmt s, const char *const params[], PGresult **res)
+{
+	assert(!(statements[s].flags & BATCH)); /* needs its key */
+	struct job j = {.s = s, .params = params};
+	return db_run(db, &j, res);
+}
+
+enum db_status
+db_exec_batch(struct db *db, enum stmt s, int64_t key,
+	      const char *const params[], PGresult **res)
+{
+	assert(statements[s].flags & BATCH);
+	assert(strtoll(params[BATCH_KEY_PARAM], NULL, 10) == key);
+	struct job j = {.s = s, .params = params, .key = key};
+	return db_run(db, &j, res);
 }

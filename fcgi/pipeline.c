@@ -15,6 +15,7 @@
  */
 #include "db.h"
 
+#include <assert.h>
 #include <string.h>
 
 /* The jobs of one round and what became of them. */
@@ -181,6 +182,8 @@ round_send(struct round *r)
 	for (int i = 0; i < r->n; i++) {
 		const struct job *j = r->v[i];
 		const struct statement *s = &statements[j->s];
+		/* The batch locks its rows in key order (batch_first). */
+		assert(i == 0 || i >= r->nb || r->v[i - 1]->key <= j->key);
 		if (!PQsendQueryPrepared(pg, s->name, s->nparams, j->params,
 					 NULL, NULL, 0))
 			return false;

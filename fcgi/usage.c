@@ -105,7 +105,8 @@ usage_post(struct request *req)
 	snprintf(user, sizeof user, "%lld", (long long)req->user);
 	snprintf(id, sizeof id, "%lld", (long long)req->id);
 	const char *params[] = {user, id, ts.p, cpu.p};
-	enum db_status st = db_exec(req->w->db, STMT_USAGE_ADD, params, &res);
+	enum db_status st =
+	    db_exec_batch(req->w->db, STMT_USAGE_ADD, req->id, params, &res);
 	if (st != DB_OK) {
 		respond_db(req, st);
 		goto done;
