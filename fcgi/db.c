@@ -63,6 +63,7 @@ void
 job_answer(struct db *db, struct job *j, enum db_status st, PGresult *res)
 {
 	pthread_mutex_lock(&db->mu);
+	assert(j->state == RUNNING); /* answered once, by the round it is in */
 	j->st = st;
 	j->res = res;
 	j->state = DONE;

@@ -7,25 +7,27 @@
  * them durable. Every other statement follows with a Sync of its own, a
  * transaction of its own, as if it ran alone.
  *
- * Each job leaves the round exactly once, by settle(): answered, when its
- * outcome is final. What is left when the round ends runs again: a batch
- * statement rolled back by another's failure, one PostgreSQL asks to retry
- * (deadlock, serialization failure, shutdown), and after a broken
- * connection what is safe to repeat.
+ * Each job leaves the round exactly once, by settle(), the moment its
+ * outcome is final: a batch statement once the COMMIT's result is read (or
+ * its own error), any other once its result and its own COMMIT's are. So a
+ * committed sample never waits for a slow read sent after it. What is left
+ * when the round ends runs again: a batch statement rolled back by
+ * another's failure, one PostgreSQL asks to retry (deadlock, serialization
+ * failure, shutdown), and after a broken connection what is safe to
+ * repeat.
  */
 #include "db.h"
 
 #include <assert.h>
 #include <string.h>
 
-/* The jobs of one round and what became of them. */
+/* The jobs of one round. */
 struct round {
+	struct db *db;
 	struct conn *c;
 	struct job **v; /* NULL where a job has left the round */
 	int n;
 	int nb; /* v[0..nb) are the batch, in key order */
-	struct job *done[PIPELINE_MAX];
-	int ndone;
 };
 
 /* Batch statements first, in key order; the rest in arrival order. Return
@@ -59,15 +61,14 @@ batch_first(struct job **v, int n)
 }
 
 /* v[i]'s outcome is final: st (and res, which it takes). It leaves the
- * round. */
+ * round, and its thread goes on with its request at once, whatever else
+ * the round still waits for. */
 static void
 settle(struct round *r, int i, enum db_status st, PGresult *res)
 {
 	struct job *j = r->v[i];
 	r->v[i] = NULL;
-	j->st = st;
-	j->res = res;
-	r->done[r->ndone++] = j;
+	job_answer(r->db, j, st, res);
 }
 
 /* Did the statement succeed (its transaction may yet fail)? */
@@ -263,7 +264,8 @@ round_leftovers(struct round *r, bool broken)
 int
 pipeline_round(struct db *db, struct conn *c, struct job **v, int n, bool *lost)
 {
-	struct round r = {.c = c, .v = v, .n = n, .nb = batch_first(v, n)};
+	struct round r = {
+	    .db = db, .c = c, .v = v, .n = n, .nb = batch_first(v, n)};
 	bool ok = round_send(&r);
 	if (ok && r.nb > 0)
 		ok = batch_read(&r);
@@ -274,8 +276,5 @@ pipeline_round(struct db *db, struct conn *c, struct job **v, int n, bool *lost)
 	if (!ok)
 		conn_lost(c);
 	*lost = !ok;
-	int left = round_leftovers(&r, !ok);
-	for (int k = 0; k < r.ndone; k++)
-		job_answer(db, r.done[k], r.done[k]->st, r.done[k]->res);
-	return left;
+	return round_leftovers(&r, !ok);
 }
