@@ -165,6 +165,24 @@ sub attempts {
 	return $n;
 }
 
+# check_batch($what, \@answers, \@tests, $x, [$status, $error], $tries):
+# after a batch in which the sample to test $x failed, the answers (the
+# sample that held the connection first, $x's last) and the database.
+sub check_batch {
+	my ($what, $answers, $tests, $x, $error, $tries) = @_;
+	my @r = @$answers;
+	my $rx = pop @r;
+	is($r[0]{status}, 201, 'the sample that held the connection: 201');
+	is_error($rx, @$error, "the $what sample: its own error, $error->[0]");
+	is_deeply([map { $_->{status} } @r[1 .. $K]], [(201) x $K],
+		"the $K others in its batch: 201 each (stored by that request)");
+	is_deeply([map { stored($_) } @$tests], [(1) x $K], '... each stored exactly once');
+	is($u->api(GET => "test/$tests->[0]")->{json}{samples}, 1, "... and the test's count agrees");
+	is(stored($x), 0, "the $what sample is not stored");
+	is(attempts(), $tries, "they shared one batch: each of the $K was tried twice (rolled back once)");
+	is(xmins(@$tests), 1, "... and the $K committed in one transaction");
+}
+
 # --- a constraint violation inside the batch ----------------------------------
 
 {
@@ -176,17 +194,8 @@ sub attempts {
 		sub { post($x, 0.375) });
 	release("row$w");
 	my @r = map { bg_wait($_) } $first, @kids;
-	my $rx = pop @r;
-	is($r[0]{status}, 201, 'the sample that held the connection: 201');
-	is_error($rx, 500, 'internal', 'the refused sample: its own error, 500');
-	is_deeply([map { $_->{status} } @r[1 .. $K]], [(201) x $K],
-		"the $K others in its batch: 201 each (stored by that request)");
-	is_deeply([map { stored($_) } @a], [(1) x $K], '... each stored exactly once');
-	is(stored($x), 0, 'the refused sample is not stored');
-	is($u->api(GET => "test/$a[0]")->{json}{samples}, 1, "... and the test's count agrees");
-	is(attempts(), 1 + $K + 1 + $K,
-		"they shared one batch: each of the $K was tried twice (rolled back once), the refused one once");
-	is(xmins(@a), 1, "... and the $K committed in one transaction");
+	# Tried: the first sample, the 8 (rolled back), the refused one, the 8.
+	check_batch('refused', \@r, \@a, $x, [500, 'internal'], 1 + $K + 1 + $K);
 }
 
 # --- a cancelled statement inside the batch -----------------------------------
@@ -203,16 +212,9 @@ sub attempts {
 	ok($s->psql("SELECT pg_cancel_backend($backend)") eq 't', 'its statement cancelled (pg_cancel_backend)');
 	my @r = map { bg_wait($_) } $first, @kids;
 	release("row$x");
-	my $rx = pop @r;
-	is($r[0]{status}, 201, 'the sample that held the connection: 201');
-	is_error($rx, 503, 'unavailable', 'the cancelled sample: its own error, 503');
-	is_deeply([map { $_->{status} } @r[1 .. $K]], [(201) x $K],
-		"the $K others in its batch: 201 each");
-	is_deeply([map { stored($_) } @a], [(1) x $K], '... each stored exactly once');
-	is(stored($x), 0, 'the cancelled sample is not stored');
-	is(attempts(), 1 + $K + $K,
-		"they shared one batch: each of the $K was tried twice (rolled back once)");
-	is(xmins(@a), 1, "... and the $K committed in one transaction");
+	# Tried: the first sample, the 8 (rolled back), the 8; the cancelled
+	# one never reached its insert.
+	check_batch('cancelled', \@r, \@a, $x, [503, 'unavailable'], 1 + $K + $K);
 	is(post($x, 0.5)->{status}, 201, 'the cancelled test takes samples again');
 }
 
