@@ -3,13 +3,14 @@
  * leader/follower scheduling that runs it on a few connections.
  *
  * db_exec queues a job (the statement and its thread's parameters) and
- * waits on the job's own condition variable. A thread that finds a
- * connection idle while its job is still queued becomes the leader: it
- * takes everything queued and runs it in rounds (pipeline.c, one round
- * trip each) until every job is answered, then hands the connection to
- * the first thread still queued. Under load a round carries dozens of
- * statements, and its samples share one commit (group commit); idle, a
- * statement goes out at once, alone.
+ * waits on the job's own condition variable. When a connection is idle,
+ * one queued thread becomes the leader: the one whose job the next round
+ * reads last. It takes everything queued and runs it in rounds
+ * (pipeline.c, one round trip each) until every job is answered, then
+ * wakes the next leader. Every other thread is woken the moment its own
+ * job is answered. Under load a round carries dozens of statements, and
+ * its samples share one commit (group commit); idle, a statement goes out
+ * at once, alone.
  */
 #include "db.h"
 #include "isotime.h"
@@ -134,9 +135,24 @@ queue_take(struct db *db, struct job **v)
 	return n;
 }
 
-/* Queue j and wait until it is answered, leading rounds whenever a
- * connection is idle while j is still queued (called and returns with
- * db->mu held). */
+/* The queued job that should lead the next round: the one read last in it,
+ * the last of the first PIPELINE_MAX that is not a batch statement (else
+ * the first), so that its request waits for nothing read after its own
+ * answer (under db->mu; NULL when nothing is queued). */
+static struct job *
+queue_leader(struct db *db)
+{
+	struct job *lead = db->head;
+	int n = 0;
+	for (struct job *j = db->head; j && n < PIPELINE_MAX; j = j->next, n++)
+		if (!(statements[j->s].flags & BATCH))
+			lead = j;
+	return lead;
+}
+
+/* Queue j and wait until it is answered, leading a round when a connection
+ * is idle and j is the queue's leader (called and returns with db->mu
+ * held). */
 static void
 job_run(struct db *db, struct job *j)
 {
@@ -144,13 +160,15 @@ job_run(struct db *db, struct job *j)
 	*db->tail = j;
 	db->tail = &j->next;
 	while (j->state != DONE) {
-		struct conn *c = NULL;
-		if (j->state != QUEUED || !(c = idle_conn(db))) {
+		struct conn *c = j->state == QUEUED ? idle_conn(db) : NULL;
+		struct job *lead = c ? queue_leader(db) : NULL;
+		if (lead != j) {
+			if (lead) /* a connection waits for it */
+				pthread_cond_signal(&lead->cv);
 			pthread_cond_wait(&j->cv, &db->mu);
 			continue;
 		}
-		/* Lead: take what is queued (ours among it, unless the queue
-		 * is longer than a pipeline) and run it. */
+		/* Lead: take what is queued, ours among it, and run it. */
 		struct job *v[PIPELINE_MAX];
 		int n = queue_take(db, v);
 		c->busy = true;
@@ -158,10 +176,9 @@ job_run(struct db *db, struct job *j)
 		conn_run(db, c, v, n);
 		pthread_mutex_lock(&db->mu);
 		c->busy = false;
-		/* The connection is idle: wake the first job still queued to
-		 * lead (or lead again ourselves, if it is ours). */
-		if (db->head && db->head != j)
-			pthread_cond_signal(&db->head->cv);
+		/* The connection is idle: wake the next leader. */
+		if (db->head)
+			pthread_cond_signal(&queue_leader(db)->cv);
 	}
 	pthread_cond_destroy(&j->cv);
 }

@@ -226,10 +226,12 @@ sub check_batch {
 	is(post($z, 0.5)->{status}, 201, 'a sample to read back');
 	# The read of samples needs usage_chunk; the samples do not.
 	hold('chunks', 'LOCK TABLE usage_chunk IN ACCESS EXCLUSIVE MODE');
-	my ($first, $read, @kids) = queue_behind($w,
-		# First in the queue, the read leads the next pipeline.
-		sub { my $r = $u->api(GET => "test/$z/usage"); {status => $r->{status}} },
-		map { my $t = $_; sub { sleep 0.2 * $slow; post($t, 0.5) } } @a);
+	# The samples queue first, the read after them: the read is what the
+	# pipeline reads last, so its thread leads it, and no sample's thread
+	# is left reading for others.
+	my ($first, @kids) = queue_behind($w, (map { my $t = $_; sub { post($t, 0.5) } } @a),
+		sub { sleep 0.2 * $slow; my $r = $u->api(GET => "test/$z/usage"); {status => $r->{status}} });
+	my $read = pop @kids;
 	release("row$w");
 	my @r = map { bg_wait($_) } $first, @kids;
 	my $read_done = bg_done($read);
