@@ -135,7 +135,7 @@ char *token_issue(const char *secret, size_t secret_len, int64_t user,
 int token_verify(const char *secret, size_t secret_len, const char *header,
 		 int64_t now, int64_t *user, int64_t *jti);
 
-/* ---- db.c: one PostgreSQL connection per worker ------------------------ */
+/* ---- db.c (its parts: db.h): the worker's statements and connections -- */
 
 enum stmt {
 	STMT_PING,
@@ -179,6 +179,11 @@ void db_free(struct db *db);
  * caller owns *res and PQclear()s it. */
 enum db_status db_exec(struct db *db, enum stmt s, const char *const params[],
 		       PGresult **res);
+/* db_exec for a statement that may share its transaction with others
+ * (usage_add): key is the id of the one test it locks, which is also its
+ * params[1]. */
+enum db_status db_exec_batch(struct db *db, enum stmt s, int64_t key,
+			     const char *const params[], PGresult **res);
 /* Connect with the service's timeouts (also used by init-db). */
 PGconn *db_connect(const char *url);
 

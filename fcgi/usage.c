@@ -104,7 +104,8 @@ usage_post(struct request *req)
 	char user[INT_PARAM_SIZE], id[INT_PARAM_SIZE];
 	const char *params[] = {int_param(user, req->user),
 				int_param(id, req->id), ts.p, cpu.p};
-	enum db_status st = db_exec(req->w->db, STMT_USAGE_ADD, params, &res);
+	enum db_status st =
+	    db_exec_batch(req->w->db, STMT_USAGE_ADD, req->id, params, &res);
 	if (st != DB_OK) {
 		respond_db(req, st);
 		goto done;

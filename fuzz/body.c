@@ -241,6 +241,14 @@ db_exec(struct db *db, enum stmt s, const char *const params[], PGresult **res)
 	return DB_UNAVAILABLE;
 }
 
+enum db_status
+db_exec_batch(struct db *db, enum stmt s, int64_t key,
+	      const char *const params[], PGresult **res)
+{
+	FUZZ_ASSERT(s == STMT_USAGE_ADD && key == TEST_ID);
+	return db_exec(db, s, params, res);
+}
+
 /* ---- the harness ------------------------------------------------------ */
 
 static const struct {

@@ -1,0 +1,100 @@
+/*
+ * Every statement the service runs, in one table: its name, its SQL and
+ * how it may be run (the flags, db.h). Each is prepared once on every
+ * connection (conn.c); handlers name them by enum stmt (tracker.h).
+ */
+#include "db.h"
+
+/* The columns of enum test_col, in order. */
+#define TEST_COLS                                                              \
+	"id, name, description, threshold, ts_us(start_time), "                \
+	"ts_us(end_time), samples, cpu_sum, cpu_max, above_us"
+
+const struct statement statements[STMT__COUNT] = {
+    [STMT_PING] = {"ping", "SELECT 1", 0, REPEAT | NOWAIT},
+    [STMT_USER_CREATE] = {"user_create",
+			  "INSERT INTO users (username, password_hash, "
+			  "email) VALUES ($1::text, $2::text, $3::text) "
+			  "RETURNING id",
+			  3, 0},
+    [STMT_USER_FIND] = {"user_find",
+			"SELECT id, password_hash FROM users "
+			"WHERE username = $1::text",
+			1, REPEAT},
+    /* Only over the hash it replaces: never undoes a password change. */
+    [STMT_USER_REHASH] = {"user_rehash",
+			  "UPDATE users SET password_hash = $2::text "
+			  "WHERE id = $1::bigint AND password_hash = $3::text",
+			  3, REPEAT},
+    [STMT_USER_HASH] = {"user_hash",
+			"SELECT password_hash FROM users "
+			"WHERE id = $1::bigint",
+			1, REPEAT},
+    [STMT_USER_PASSWORD_SET] = {"user_password_set",
+				"SELECT user_password_set($1::bigint, "
+				"$2::text, $3::text)",
+				3, 0},
+    [STMT_USER_REVOKE_ALL] = {"user_revoke_all",
+			      "SELECT user_revoke_all($1::bigint)", 1, REPEAT},
+    [STMT_SESSION_CREATE] = {"session_create",
+			     "SELECT session_create($1::bigint, "
+			     "to_timestamp($2::bigint), $3::int)",
+			     3, 0},
+    /* $2 NULL: a legacy token (no jti). */
+    [STMT_TOKEN_CHECK] = {"token_check",
+			  "SELECT token_check($1::bigint, $2::bigint)", 2,
+			  REPEAT},
+    [STMT_TOKEN_CREATE] = {"token_create",
+			   "SELECT status, id, created_us, expires_us "
+			   "FROM token_create($1::bigint, $2::text, "
+			   "to_timestamp($3::bigint), $4::int)",
+			   4, 0},
+    [STMT_TOKEN_LIST] = {"token_list",
+			 "SELECT id, name, ts_us(created_at), "
+			 "ts_us(expires_at), ts_us(last_used_at) FROM tokens "
+			 "WHERE user_id = $1::bigint AND name IS NOT NULL "
+			 "AND expires_at > now() ORDER BY id DESC",
+			 1, REPEAT},
+    [STMT_TOKEN_DELETE] = {"token_delete",
+			   "DELETE FROM tokens WHERE id = $2::bigint "
+			   "AND user_id = $1::bigint RETURNING id",
+			   2, 0},
+    /* No row: the user has $6 active tests already (schema 6). */
+    [STMT_TEST_CREATE] = {"test_create",
+			  "SELECT " TEST_COLS " FROM test_create($1::bigint, "
+			  "$2::text, $3::text, $4::float8, $5::timestamptz, "
+			  "$6::int)",
+			  6, 0},
+    [STMT_TEST_GET] = {"test_get",
+		       "SELECT " TEST_COLS " FROM tests "
+		       "WHERE id = $2::bigint AND user_id = $1::bigint",
+		       2, REPEAT},
+    /* One row more than asked for tells whether there is a next page. */
+    [STMT_TEST_LIST] = {"test_list",
+			"SELECT " TEST_COLS " FROM tests "
+			"WHERE user_id = $1::bigint AND ($2::bigint IS NULL "
+			"OR id < $2::bigint) ORDER BY id DESC "
+			"LIMIT $3::int + 1",
+			3, REPEAT},
+    /* The test's columns (NULL for an unknown test), then the status. */
+    [STMT_TEST_STOP] = {"test_stop",
+			"SELECT " TEST_COLS ", s.status FROM test_end("
+			"$1::bigint, $2::bigint, $3::timestamptz) s, "
+			"LATERAL (SELECT (s.test).*) t",
+			3, 0},
+    [STMT_USAGE_ADD] = {"usage_add",
+			"SELECT status, stored, above FROM usage_add("
+			"$1::bigint, $2::bigint, $3::timestamptz[], "
+			"$4::float8[])",
+			4, BATCH | REPEAT},
+    /* One row with NULL sample columns for a test without (more)
+     * samples; no row at all for someone else's test. */
+    [STMT_USAGE_LIST] = {"usage_list",
+			 "SELECT ts_us(u.ts), u.cpu_usage, "
+			 "u.cpu_usage > t.threshold FROM tests t "
+			 "LEFT JOIN LATERAL usage_read(t.id, $3::timestamptz, "
+			 "$4::int) u ON true "
+			 "WHERE t.id = $2::bigint AND t.user_id = $1::bigint "
+			 "ORDER BY u.ts",
+			 4, REPEAT},
+};
