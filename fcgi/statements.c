@@ -8,7 +8,8 @@
 /* The columns of enum test_col, in order. */
 #define TEST_COLS                                                              \
 	"id, name, description, threshold, ts_us(start_time), "                \
-	"ts_us(end_time), samples, cpu_sum, cpu_max, above_us"
+	"ts_us(end_time), samples, cpu_sum, cpu_max, above_us, "               \
+	"mem_samples, mem_sum, mem_max"
 
 const struct statement statements[STMT__COUNT] = {
     [STMT_PING] = {"ping", "SELECT 1", 0, REPEAT | NOWAIT},
@@ -82,18 +83,19 @@ const struct statement statements[STMT__COUNT] = {
 			"$1::bigint, $2::bigint, $3::timestamptz) s, "
 			"LATERAL (SELECT (s.test).*) t",
 			3, 0},
+    /* $5 NULL: no sample has a mem_usage. */
     [STMT_USAGE_ADD] = {"usage_add",
-			"SELECT status, stored, above FROM usage_add("
+			"SELECT status, stored, above FROM usage_add_mem("
 			"$1::bigint, $2::bigint, $3::timestamptz[], "
-			"$4::float8[])",
-			4, BATCH | REPEAT},
+			"$4::float8[], $5::float8[])",
+			5, BATCH | REPEAT},
     /* One row with NULL sample columns for a test without (more)
      * samples; no row at all for someone else's test. */
     [STMT_USAGE_LIST] = {"usage_list",
 			 "SELECT ts_us(u.ts), u.cpu_usage, "
-			 "u.cpu_usage > t.threshold FROM tests t "
-			 "LEFT JOIN LATERAL usage_read(t.id, $3::timestamptz, "
-			 "$4::int) u ON true "
+			 "u.cpu_usage > t.threshold, u.mem_usage FROM tests t "
+			 "LEFT JOIN LATERAL usage_read_mem(t.id, "
+			 "$3::timestamptz, $4::int) u ON true "
 			 "WHERE t.id = $2::bigint AND t.user_id = $1::bigint "
 			 "ORDER BY u.ts",
 			 4, REPEAT},

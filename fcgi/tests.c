@@ -65,6 +65,15 @@ test_json(PGresult *res, int row, int64_t now_us)
 	    samples ? json_double(col_double(res, row, TC_CPU_SUM) /
 				  (double)samples)
 		    : NULL);
+	int64_t mem_samples = col_int(res, row, TC_MEM_SAMPLES);
+	json_object_object_add(
+	    o, "max_mem_usage",
+	    mem_samples ? json_double(col_double(res, row, TC_MEM_MAX)) : NULL);
+	json_object_object_add(
+	    o, "mean_mem_usage",
+	    mem_samples ? json_double(col_double(res, row, TC_MEM_SUM) /
+				      (double)mem_samples)
+			: NULL);
 	return o;
 }
 

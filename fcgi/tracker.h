@@ -199,6 +199,9 @@ enum test_col {
 	TC_CPU_SUM,
 	TC_CPU_MAX,
 	TC_ABOVE_US,
+	TC_MEM_SAMPLES,
+	TC_MEM_SUM,
+	TC_MEM_MAX,
 	TC__COUNT /* test_stop's status follows */
 };
 

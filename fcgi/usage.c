@@ -12,15 +12,23 @@
 /* SPEC 6.1: a sample stamped further ahead of our clock is refused. */
 #define FUTURE_MAX_US (86400LL * 1000000)
 
-static const char *const sample_fields[] = {"cpu_usage", "timestamp", NULL};
+static const char *const sample_fields[] = {"cpu_usage", "mem_usage",
+					    "timestamp", NULL};
 
-/* Validate one sample object; append it to the array literals ts and cpu.
+/* The array literals of a POST's samples, one entry each; mem holds NULL
+ * where a sample has no mem_usage, and any_mem says whether one has. */
+struct sample_arrays {
+	struct buf ts, cpu, mem;
+	bool any_mem;
+};
+
+/* Validate one sample object; append it to the array literals in a.
  * `where` prefixes messages ("[3]." in a batch). Return 0 or -1 (e set). */
 static int
 sample_read(struct json_object *s, const char *where, bool need_time,
-	    struct buf *ts, struct buf *cpu, int64_t *when, struct jerr *e)
+	    struct sample_arrays *a, int64_t *when, struct jerr *e)
 {
-	double usage;
+	double usage, mem;
 	int64_t now = isotime_now(), t = now;
 	if (!json_object_is_type(s, json_type_object)) {
 		snprintf(e->msg, sizeof e->msg,
@@ -38,6 +46,9 @@ sample_read(struct json_object *s, const char *where, bool need_time,
 			 where);
 	if (r <= 0)
 		return -1;
+	int rm = jv_number(s, where, "mem_usage", 0, 1, &mem, e);
+	if (rm < 0)
+		return -1;
 	r = jv_time(s, where, "timestamp", &t, e);
 	if (r == 0 && need_time)
 		snprintf(e->msg, sizeof e->msg,
@@ -51,11 +62,15 @@ sample_read(struct json_object *s, const char *where, bool need_time,
 			 where);
 		return -1;
 	}
-	char tbuf[ISOTIME_MAX], cbuf[DOUBLE_MAX];
+	char tbuf[ISOTIME_MAX], cbuf[DOUBLE_MAX], mbuf[DOUBLE_MAX] = "NULL";
 	isotime_format(t, tbuf);
 	format_double(usage, cbuf);
-	buf_printf(ts, "%s%s", ts->len ? "," : "{", tbuf);
-	buf_printf(cpu, "%s%s", cpu->len ? "," : "{", cbuf);
+	if (rm)
+		format_double(mem, mbuf);
+	buf_printf(&a->ts, "%s%s", a->ts.len ? "," : "{", tbuf);
+	buf_printf(&a->cpu, "%s%s", a->cpu.len ? "," : "{", cbuf);
+	buf_printf(&a->mem, "%s%s", a->mem.len ? "," : "{", mbuf);
+	a->any_mem |= rm > 0;
 	*when = t;
 	return 0;
 }
@@ -64,7 +79,7 @@ void
 usage_post(struct request *req)
 {
 	struct jerr e;
-	struct buf ts = {0}, cpu = {0};
+	struct sample_arrays a = {0};
 	PGresult *res = NULL;
 	int64_t when = 0;
 	size_t n = 1;
@@ -86,11 +101,11 @@ usage_post(struct request *req)
 			char where[32];
 			snprintf(where, sizeof where, "[%zu].", i);
 			if (sample_read(json_object_array_get_idx(body, i),
-					where, true, &ts, &cpu, &when, &e))
+					where, true, &a, &when, &e))
 				goto invalid;
 		}
 	} else if (json_object_is_type(body, json_type_object)) {
-		if (sample_read(body, "", false, &ts, &cpu, &when, &e))
+		if (sample_read(body, "", false, &a, &when, &e))
 			goto invalid;
 	} else {
 		respond_error(req, ERR_INVALID_JSON,
@@ -98,12 +113,14 @@ usage_post(struct request *req)
 			      "of them");
 		goto done;
 	}
-	buf_puts(&ts, "}");
-	buf_puts(&cpu, "}");
+	buf_puts(&a.ts, "}");
+	buf_puts(&a.cpu, "}");
+	buf_puts(&a.mem, "}");
 
 	char user[INT_PARAM_SIZE], id[INT_PARAM_SIZE];
 	const char *params[] = {int_param(user, req->user),
-				int_param(id, req->id), ts.p, cpu.p};
+				int_param(id, req->id), a.ts.p, a.cpu.p,
+				a.any_mem ? a.mem.p : NULL};
 	enum db_status st =
 	    db_exec_batch(req->w->db, STMT_USAGE_ADD, req->id, params, &res);
 	if (st != DB_OK) {
@@ -143,8 +160,9 @@ invalid:
 	respond_error(req, ERR_INVALID_FIELD, "%s", e.msg);
 done:
 	PQclear(res);
-	buf_free(&ts);
-	buf_free(&cpu);
+	buf_free(&a.ts);
+	buf_free(&a.cpu);
+	buf_free(&a.mem);
 	json_object_put(body);
 }
 
@@ -203,15 +221,20 @@ usage_get(struct request *req)
 	if (wants_csv(req->accept)) {
 		req->status = 200;
 		req->content_type = "text/csv; charset=utf-8";
-		buf_puts(&req->out, "timestamp,cpu_usage,above_threshold\r\n");
+		buf_puts(&req->out,
+			 "timestamp,cpu_usage,above_threshold,mem_usage\r\n");
 		for (int i = 0; i < n; i++) {
-			char t[ISOTIME_MAX], c[DOUBLE_MAX];
+			char t[ISOTIME_MAX], c[DOUBLE_MAX], m[DOUBLE_MAX] = "";
 			isotime_format(strtoll(PQgetvalue(res, i, 0), NULL, 10),
 				       t);
 			format_double(strtod(PQgetvalue(res, i, 1), NULL), c);
-			buf_printf(&req->out, "%s,%s,%s\r\n", t, c,
+			if (!PQgetisnull(res, i, 3))
+				format_double(
+				    strtod(PQgetvalue(res, i, 3), NULL), m);
+			buf_printf(&req->out, "%s,%s,%s,%s\r\n", t, c,
 				   *PQgetvalue(res, i, 2) == 't' ? "true"
-								 : "false");
+								 : "false",
+				   m);
 		}
 		goto done;
 	}
@@ -227,6 +250,11 @@ usage_get(struct request *req)
 		json_object_object_add(
 		    s, "above_threshold",
 		    json_object_new_boolean(*PQgetvalue(res, i, 2) == 't'));
+		/* Omitted where absent, as a sample is posted. */
+		if (!PQgetisnull(res, i, 3))
+			json_object_object_add(
+			    s, "mem_usage",
+			    json_double(strtod(PQgetvalue(res, i, 3), NULL)));
 		json_object_array_add(samples, s);
 	}
 	struct json_object *o = json_object_new_object();

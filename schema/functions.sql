@@ -129,11 +129,11 @@ LANGUAGE plpgsql AS $$
 BEGIN
 	WITH moved AS (
 		DELETE FROM usage_recent u WHERE u.test_id = p_test
-		RETURNING u.ts, u.cpu_usage
+		RETURNING u.ts, u.cpu_usage, u.mem_usage
 	), placed AS (
 		-- home: the chunk holding m.ts's place, if any; else gap:
 		-- the last chunk before m.ts (NULL before the first one).
-		SELECT m.ts, m.cpu_usage, c.last_ts AS home,
+		SELECT m.ts, m.cpu_usage, m.mem_usage, c.last_ts AS home,
 		       (SELECT max(g.last_ts) FROM usage_chunk g
 			WHERE g.test_id = p_test AND g.last_ts < m.ts) AS gap
 		FROM moved m
@@ -143,13 +143,14 @@ BEGIN
 		DELETE FROM usage_chunk u
 		WHERE u.test_id = p_test
 		AND u.last_ts IN (SELECT p.home FROM placed p)
-		RETURNING u.last_ts, u.ts, u.cpu
+		RETURNING u.last_ts, u.ts, u.cpu, u.mem
 	), samples AS (
-		SELECT true AS inside, m.last_ts AS key, e.ts, e.cpu
-		FROM merged m, unnest(m.ts, m.cpu) AS e (ts, cpu)
+		-- unnest pads a NULL mem (a chunk without memory) with NULLs.
+		SELECT true AS inside, m.last_ts AS key, e.ts, e.cpu, e.mem
+		FROM merged m, unnest(m.ts, m.cpu, m.mem) AS e (ts, cpu, mem)
 		UNION ALL
 		SELECT p.home IS NOT NULL, coalesce(p.home, p.gap),
-		       p.ts, p.cpu_usage
+		       p.ts, p.cpu_usage, p.mem_usage
 		FROM placed p
 	), numbered AS (
 		SELECT s.*, row_number() OVER w - 1 AS i, count(*) OVER w AS n
@@ -161,14 +162,17 @@ BEGIN
 		-- n samples in ceil(n / chunk_size()) pieces of equal size (a
 		-- chunk that grew to 121 becomes two of 60 and 61, not 120
 		-- and 1).
-		SELECT s.inside, s.key, s.ts, s.cpu,
+		SELECT s.inside, s.key, s.ts, s.cpu, s.mem,
 		       s.i * ((s.n + chunk_size() - 1) / chunk_size()) / s.n
 			AS piece
 		FROM numbered s
 	)
-	INSERT INTO usage_chunk (test_id, first_ts, last_ts, ts, cpu)
+	-- mem is NULL as a whole when no sample of the chunk has one.
+	INSERT INTO usage_chunk (test_id, first_ts, last_ts, ts, cpu, mem)
 	SELECT p_test, min(p.ts), max(p.ts), array_agg(p.ts ORDER BY p.ts),
-	       array_agg(p.cpu ORDER BY p.ts)
+	       array_agg(p.cpu ORDER BY p.ts),
+	       CASE WHEN count(p.mem) > 0 THEN array_agg(p.mem ORDER BY p.ts)
+	       END
 	FROM pieces p
 	GROUP BY p.inside, p.key, p.piece;
 
@@ -176,8 +180,9 @@ BEGIN
 END
 $$;
 
--- Store samples (p_ts[i], p_cpu[i]) for a test of p_user, in one
--- transaction: checks ownership, skips samples already stored (same
+-- Store samples (p_ts[i], p_cpu[i], p_mem[i]) for a test of p_user, in one
+-- transaction (p_mem NULL, or NULL entries: samples without memory):
+-- checks ownership, skips samples already stored (same
 -- timestamp), keeps the test's figures exact whatever the order samples
 -- arrive in.
 --   status: 'ok', 'not_found' or 'test_stopped' (nothing stored then)
@@ -197,11 +202,12 @@ $$;
 -- At chunk_size() samples in usage_recent, or for a stopped test, they are
 -- packed. It locks exactly one row of tests, p_test's (fcgi/db.c orders a
 -- transaction's calls by test id, so two never wait on each other).
-CREATE OR REPLACE FUNCTION usage_add(p_user bigint, p_test bigint,
-				     p_ts timestamptz[],
-				     p_cpu double precision[],
-				     OUT status text, OUT stored integer,
-				     OUT above boolean)
+CREATE OR REPLACE FUNCTION usage_add_mem(p_user bigint, p_test bigint,
+					 p_ts timestamptz[],
+					 p_cpu double precision[],
+					 p_mem double precision[],
+					 OUT status text, OUT stored integer,
+					 OUT above boolean)
 LANGUAGE plpgsql AS $$
 DECLARE
 	t tests%ROWTYPE;
@@ -211,6 +217,9 @@ DECLARE
 	d_above bigint := 0;
 	d_sum double precision := 0;
 	d_max double precision;
+	d_mem_n bigint := 0;
+	d_mem_sum double precision := 0;
+	d_mem_max double precision;
 	d_last timestamptz;
 	now_recent integer;
 BEGIN
@@ -221,6 +230,10 @@ BEGIN
 		UPDATE tests u SET samples = u.samples + 1,
 			cpu_sum = u.cpu_sum + p_cpu[1],
 			cpu_max = greatest(u.cpu_max, p_cpu[1]),
+			mem_samples = u.mem_samples
+				+ (p_mem[1] IS NOT NULL)::integer,
+			mem_sum = u.mem_sum + coalesce(p_mem[1], 0),
+			mem_max = greatest(u.mem_max, p_mem[1]),
 			above_us = u.above_us + CASE
 				WHEN p_cpu[1] > u.threshold THEN gap_us(
 					coalesce(u.last_ts, u.start_time),
@@ -234,8 +247,9 @@ BEGIN
 		RETURNING u.recent, p_cpu[1] > u.threshold
 		INTO now_recent, above;
 		IF FOUND THEN
-			INSERT INTO usage_recent (test_id, ts, cpu_usage)
-				VALUES (p_test, p_ts[1], p_cpu[1]);
+			INSERT INTO usage_recent (test_id, ts, cpu_usage,
+						  mem_usage)
+				VALUES (p_test, p_ts[1], p_cpu[1], p_mem[1]);
 			IF now_recent >= chunk_size() THEN
 				PERFORM usage_pack(p_test);
 			END IF;
@@ -267,8 +281,9 @@ BEGIN
 		IF d_last IS NULL OR p_ts[i] > d_last THEN
 			-- In order (the usual case): nothing stored at or
 			-- after it.
-			INSERT INTO usage_recent (test_id, ts, cpu_usage)
-				VALUES (p_test, p_ts[i], p_cpu[i]);
+			INSERT INTO usage_recent (test_id, ts, cpu_usage,
+						  mem_usage)
+				VALUES (p_test, p_ts[i], p_cpu[i], p_mem[i]);
 			IF p_cpu[i] > t.threshold THEN
 				d_above := d_above +
 					gap_us(coalesce(d_last, t.start_time),
@@ -278,8 +293,9 @@ BEGIN
 		ELSE
 			CONTINUE WHEN usage_stored(p_test, p_ts[i]) IS NOT NULL;
 			a := usage_around(p_test, p_ts[i]);
-			INSERT INTO usage_recent (test_id, ts, cpu_usage)
-				VALUES (p_test, p_ts[i], p_cpu[i]);
+			INSERT INTO usage_recent (test_id, ts, cpu_usage,
+						  mem_usage)
+				VALUES (p_test, p_ts[i], p_cpu[i], p_mem[i]);
 			IF p_cpu[i] > t.threshold THEN
 				d_above := d_above +
 					gap_us(coalesce(a.prev, t.start_time),
@@ -295,6 +311,11 @@ BEGIN
 		stored := stored + 1;
 		d_sum := d_sum + p_cpu[i];
 		d_max := greatest(d_max, p_cpu[i]);
+		IF p_mem[i] IS NOT NULL THEN
+			d_mem_n := d_mem_n + 1;
+			d_mem_sum := d_mem_sum + p_mem[i];
+			d_mem_max := greatest(d_mem_max, p_mem[i]);
+		END IF;
 		IF i = n THEN
 			above := p_cpu[i] > t.threshold;
 		END IF;
@@ -304,6 +325,9 @@ BEGIN
 		UPDATE tests SET samples = samples + stored,
 			cpu_sum = cpu_sum + d_sum,
 			cpu_max = greatest(cpu_max, d_max),
+			mem_samples = mem_samples + d_mem_n,
+			mem_sum = mem_sum + d_mem_sum,
+			mem_max = greatest(mem_max, d_mem_max),
 			above_us = above_us + d_above,
 			last_ts = d_last,
 			recent = recent + stored
@@ -322,12 +346,26 @@ BEGIN
 END
 $$;
 
+-- usage_add of schemas 1-7, samples without memory: the workers of the
+-- previous release call it during a rolling upgrade. Drop it in a later
+-- release.
+CREATE OR REPLACE FUNCTION usage_add(p_user bigint, p_test bigint,
+				     p_ts timestamptz[],
+				     p_cpu double precision[],
+				     OUT status text, OUT stored integer,
+				     OUT above boolean)
+LANGUAGE sql AS $$
+	SELECT * FROM usage_add_mem(p_user, p_test, p_ts, p_cpu, NULL)
+$$;
+
 -- Up to p_limit samples of p_test after p_after (all when NULL), oldest
--- first. Reads only the chunks that can hold them: walks the chunks in
+-- first, with their mem_usage (NULL where a sample has none). Reads only the chunks that can hold them: walks the chunks in
 -- order, counting, until p_limit samples are certain.
-CREATE OR REPLACE FUNCTION usage_read(p_test bigint, p_after timestamptz,
-				      p_limit integer)
-RETURNS TABLE (ts timestamptz, cpu_usage double precision)
+CREATE OR REPLACE FUNCTION usage_read_mem(p_test bigint,
+					  p_after timestamptz,
+					  p_limit integer)
+RETURNS TABLE (ts timestamptz, cpu_usage double precision,
+	       mem_usage double precision)
 LANGUAGE plpgsql STABLE AS $$
 DECLARE
 	after timestamptz := coalesce(p_after, '-infinity');
@@ -352,18 +390,28 @@ BEGIN
 	END LOOP;
 
 	RETURN QUERY
-	SELECT s.ts, s.cpu_usage FROM (
-		(SELECT u.ts, u.cpu_usage FROM usage_recent u
+	SELECT s.ts, s.cpu_usage, s.mem_usage FROM (
+		(SELECT u.ts, u.cpu_usage, u.mem_usage FROM usage_recent u
 		 WHERE u.test_id = p_test AND u.ts > after
 		 ORDER BY u.ts LIMIT p_limit)
 		UNION ALL
-		SELECT e.ts, e.cpu
-		FROM usage_chunk u, unnest(u.ts, u.cpu) AS e (ts, cpu)
+		SELECT e.ts, e.cpu, e.mem
+		FROM usage_chunk u,
+		     unnest(u.ts, u.cpu, u.mem) AS e (ts, cpu, mem)
 		WHERE u.test_id = p_test AND u.last_ts > after
 		AND u.last_ts <= upto AND e.ts > after
 	) s
 	ORDER BY s.ts LIMIT p_limit;
 END
+$$;
+
+-- usage_read of schemas 4-7, without memory: the workers of the previous
+-- release call it during a rolling upgrade. Drop it in a later release.
+CREATE OR REPLACE FUNCTION usage_read(p_test bigint, p_after timestamptz,
+				      p_limit integer)
+RETURNS TABLE (ts timestamptz, cpu_usage double precision)
+LANGUAGE sql STABLE AS $$
+	SELECT r.ts, r.cpu_usage FROM usage_read_mem(p_test, p_after, p_limit) r
 $$;
 
 -- ---- tests ----------------------------------------------------------------

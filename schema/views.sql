@@ -13,10 +13,10 @@
 -- in chunks.
 DROP VIEW IF EXISTS usage;
 CREATE VIEW usage AS
-SELECT test_id, ts, cpu_usage FROM usage_recent
+SELECT test_id, ts, cpu_usage, mem_usage FROM usage_recent
 UNION ALL
-SELECT c.test_id, s.ts, s.cpu_usage
-FROM usage_chunk c, unnest(c.ts, c.cpu) AS s (ts, cpu_usage);
+SELECT c.test_id, s.ts, s.cpu_usage, s.mem_usage
+FROM usage_chunk c, unnest(c.ts, c.cpu, c.mem) AS s (ts, cpu_usage, mem_usage);
 
 -- For administrators using psql; docs/admin.md has the queries they serve.
 
@@ -42,7 +42,10 @@ SELECT
 			coalesce(t.end_time, now()) - t.start_time), 1)
 	END AS above_pct,
 	t.cpu_max AS peak_cpu,
-	CASE WHEN t.samples > 0 THEN t.cpu_sum / t.samples END AS mean_cpu
+	CASE WHEN t.samples > 0 THEN t.cpu_sum / t.samples END AS mean_cpu,
+	t.mem_max AS peak_mem,
+	CASE WHEN t.mem_samples > 0 THEN t.mem_sum / t.mem_samples END
+		AS mean_mem
 FROM tests t
 JOIN users u ON u.id = t.user_id;
 

@@ -58,8 +58,9 @@ sub run {
 		start_time => ts($t{start})});
 	is($r->{status}, 201, "create $t{name}") or diag $r->{content};
 	my $id = $r->{json}{id};
-	my @batch = map { {timestamp => ts($t{start} + $_->[0] * $S), cpu_usage => $_->[1]} }
-		@{ $t{samples} };
+	# [seconds, cpu_usage, mem_usage (none when undef)]
+	my @batch = map { {timestamp => ts($t{start} + $_->[0] * $S), cpu_usage => $_->[1],
+		defined $_->[2] ? (mem_usage => $_->[2]) : ()} } @{ $t{samples} };
 	$per_day{ substr $_->{timestamp}, 0, 10 }++ for @batch;
 	$r = $u->api(POST => "test/$id/usage", \@batch);
 	is($r->{status}, 200, "samples of $t{name}") or diag $r->{content};
@@ -73,7 +74,7 @@ sub run {
 # Above 0.5 for 2 s of 4 (50 %: not "most of the time"); samples sent out
 # of order, two days ago.
 my $half = run(alice => name => 'half', start => $now - 2 * $DAY,
-	samples => [[3, 0.8], [1, 0.9], [4, 0.1], [2, 0.2]], end_s => 4);
+	samples => [[3, 0.8, 0.4], [1, 0.9], [4, 0.1, 0.6], [2, 0.2, 0.5]], end_s => 4);
 # Above for all of its 10 s.
 my $busy = run(alice => name => 'busy', start => $now - 600 * $S,
 	samples => [map { [$_, 0.95] } 1 .. 10], end_s => 10);
@@ -170,6 +171,15 @@ my %checks = (
 		is_deeply(rows($sql), [], 'the repair recipe rebuilds them');
 		my $t = $user{alice}->api(GET => "test/$half")->{json};
 		is($t->{time_above_threshold}, 2, 'the API agrees: 2 s above threshold');
+		$s->psql("UPDATE tests SET mem_max = 0.1, mem_samples = 4 WHERE id = $half");
+		is_deeply(ids(rows($sql)), [$half], 'it finds spoiled memory figures');
+		(my $fix = $repair) =~ s/:id\b/$half/g;
+		$s->psql($fix);
+		is_deeply(rows($sql), [], '... and the repair rebuilds them');
+		$t = $user{alice}->api(GET => "test/$half")->{json};
+		is("$t->{max_mem_usage} $t->{mean_mem_usage}", '0.6 0.5', 'the API agrees: memory 0.6 at most, 0.5 on average');
+		is($s->psql("SELECT peak_mem || ' ' || mean_mem FROM test_summary WHERE id = $half"), '0.6 0.5',
+			'and test_summary');
 	},
 	'Who is connected' => sub {
 		my $r = shift;

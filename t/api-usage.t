@@ -1,5 +1,6 @@
 # Usage samples: single and batch POST, retries, stopped tests, the
-# time_above_threshold sum, read-back and CSV (SPEC 2 and 3).
+# time_above_threshold sum, read-back and CSV (SPEC 2 and 3); mem_usage
+# with them (SPEC 6.3).
 use strict;
 use warnings;
 
@@ -24,7 +25,11 @@ sub new_test {
 	return $r->{json}{id};
 }
 sub post { my ($id, $body, @h) = @_; $u->api(POST => "test/$id/usage", $body, @h) }
-sub sample { my ($us, $cpu) = @_; return {cpu_usage => $cpu, timestamp => ts($us)} }
+# sample($us, $cpu[, $mem]): a sample object, with mem_usage when $mem is defined.
+sub sample {
+	my ($us, $cpu, $mem) = @_;
+	return {cpu_usage => $cpu, timestamp => ts($us), defined $mem ? (mem_usage => $mem) : ()};
+}
 sub get { $u->api(GET => "test/$_[0]")->{json} }
 sub samples_of {
 	my ($id, $q) = @_;
@@ -122,6 +127,52 @@ is_error(post($t1, '"0.5"'), 400, 'invalid_json', 'a JSON string body');
 is_error(post($t1, '0.5'), 400, 'invalid_json', 'a JSON number body');
 is_error(post($t1, ''), 400, 'invalid_json', 'an empty body');
 is(get($t1)->{samples}, $n, 'no refused sample was stored');
+
+# mem_usage (SPEC 6.3): optional, 0-1, as strict as cpu_usage, in a single
+# sample and in a batch, with and without a token.
+for my $bad ([-0.0001, '-0.0001'], [1.0001, '1.0001'], ['0.5', 'a string'], [undef, 'null'],
+    [JSON::PP::true, 'true'], [[0.5], 'an array'], [{}, 'an object']) {
+	is_error(post($t1, {cpu_usage => 0.5, mem_usage => $bad->[0], timestamp => $ts}), 400, 'invalid_field',
+		"mem_usage $bad->[1] refused", field => 'mem_usage');
+	is_error(post($t1, [sample($S0 + 101 * $SEC, 0.5, 0.5), {cpu_usage => 0.5, mem_usage => $bad->[0],
+		timestamp => $ts}]), 400, 'invalid_field', "... and in a batch", field => '[1].mem_usage');
+	is($s->api(POST => "test/$t1/usage", {cpu_usage => 0.5, mem_usage => $bad->[0], timestamp => $ts})
+		->{status}, 401, '... and without a token 401');
+}
+for my $bad ('1e400', '-1e400', '99999999999999999999', '1e-400x', '"NaN"') {
+	is_error(post($t1, qq({"cpu_usage":0.5,"mem_usage":$bad,"timestamp":"$ts"})), 400,
+		[qw(invalid_json invalid_field)], "mem_usage $bad refused");
+}
+for my $bad ('NaN', 'Infinity', '-Infinity', 'nan') {
+	is_error(post($t1, qq({"cpu_usage":0.5,"mem_usage":$bad,"timestamp":"$ts"})), 400,
+		[qw(invalid_json invalid_field)], "mem_usage $bad refused");
+}
+is_error(post($t1, {mem_usage => 0.5, timestamp => $ts}), 400, 'invalid_field',
+	'mem_usage without cpu_usage refused', field => 'cpu_usage');
+is(get($t1)->{samples}, $n, 'no refused mem_usage was stored');
+is(get($t1)->{max_mem_usage}, undef, 'a test without memory: max_mem_usage null');
+ok(exists get($t1)->{mean_mem_usage} && !defined get($t1)->{mean_mem_usage},
+	'... and mean_mem_usage null');
+ok(!grep({ exists $_->{mem_usage} } @{ samples_of($t1) }), '... and its samples have no mem_usage');
+{
+	my $tm = new_test();
+	is(post($tm, sample($S0 + $SEC, 0.5, 0))->{status}, 201, 'mem_usage 0 accepted');
+	is(post($tm, sample($S0 + 2 * $SEC, 0.5, 1))->{status}, 201, 'mem_usage 1 accepted');
+	is(post($tm, {cpu_usage => 0.5, mem_usage => 0.25, timestamp => ts($S0 + 3 * $SEC)})->{status}, 201,
+		'mem_usage 0.25 accepted');
+	is(post($tm, sample($S0 + 4 * $SEC, 0.5))->{status}, 201, 'a version-1 sample after them: 201');
+	is(post($tm, sample($S0 + 3 * $SEC, 0.5, 0.9))->{status}, 200, 'a repeat with another mem_usage: 200');
+	my $g = get($tm);
+	is($g->{max_mem_usage}, 1, 'max_mem_usage');
+	ok(abs($g->{mean_mem_usage} - 1.25 / 3) < 1e-12, 'mean_mem_usage over the samples that have one')
+		or diag "got $g->{mean_mem_usage}";
+	is_deeply([map { $_->{mem_usage} } @{ samples_of($tm) }], [0, 1, 0.25, undef],
+		'read-back: mem_usage as sent, the repeat ignored');
+	ok(!exists samples_of($tm)->[3]{mem_usage}, '... and omitted where absent');
+	my $c = $u->api(GET => "test/$tm/usage", undef, Accept => 'text/csv')->{content};
+	is_deeply([map { (split /,/, $_, -1)[3] } (split /\r\n/, $c)], ['mem_usage', 0, 1, 0.25, ''],
+		'CSV: mem_usage column, empty where absent');
+}
 
 # --- batches -------------------------------------------------------------------------
 
@@ -233,21 +284,25 @@ while (@all < 400) {
 	my $us = $S0 + int(rand(600 * $SEC));
 	next if $seen{$us}++;
 	my $cpu = rand() < 0.15 ? $thr : 0 + sprintf('%.2f', rand());
-	push @all, [$us, $cpu];
+	# Most with a mem_usage below 0.9, some without (version 1).
+	push @all, [$us, $cpu, rand() < 0.7 ? 0 + sprintf('%.3f', 0.9 * rand()) : undef];
 }
 my @order = shuffle @all;
 my ($stored, $received) = (0, 0);
-my @statuses;
+my (@statuses, @sent);
 while (@order) {
 	if (rand() < 0.3) {
 		my $x = shift @order;
+		push @sent, $x;
 		$r = post($t5, sample(@$x));
 		push @statuses, $r->{status};
 		$stored++ if $r->{status} == 201;
 	} else {
 		my @chunk = splice @order, 0, 1 + int rand 40;
-		# and a few repeats of samples sent before
-		push @chunk, $all[int rand @all] for 1 .. int rand 3;
+		# and a few repeats of samples sent before, with another
+		# mem_usage (stored is stored: it must count for nothing)
+		push @chunk, map { [@$_[0, 1], 1] } grep { defined } $sent[int rand @sent] for 1 .. int rand 3;
+		push @sent, @chunk;
 		$r = post($t5, [map { sample(@$_) } shuffle @chunk]);
 		push @statuses, $r->{status};
 		$stored += $r->{json}{stored} // 0;
@@ -265,6 +320,15 @@ is($t->{max_cpu_usage}, max(map { $_->[1] } @all), 'random arrival: max_cpu_usag
 my $mean = sum(map { $_->[1] } @all) / @all;
 ok(abs($t->{mean_cpu_usage} - $mean) < 1e-9, 'random arrival: mean_cpu_usage')
 	or diag "got $t->{mean_cpu_usage}, want $mean";
+my @mems = grep { defined } map { $_->[2] } @all;
+is($t->{max_mem_usage}, max(@mems), 'random arrival: max_mem_usage (repeats ignored)');
+my $mean_mem = sum(@mems) / @mems;
+ok(abs($t->{mean_mem_usage} - $mean_mem) < 1e-9,
+	'random arrival: mean_mem_usage over the ' . @mems . ' samples with one')
+	or diag "got $t->{mean_mem_usage}, want $mean_mem";
+my %mem_of = map { $_->[0] => $_->[2] } @all;
+is_deeply({map { parse_ts($_->{timestamp}) => $_->{mem_usage} } @{ samples_of($t5, '?limit=10000') }},
+	\%mem_of, 'random arrival: each sample read back with its mem_usage or none');
 
 # the same samples, one by one in reverse order, in another test
 my $t6 = new_test(threshold => $thr);
@@ -353,13 +417,14 @@ $r = $u->api(GET => "test/$t5/usage?limit=5", undef, Accept => 'text/csv');
 is($r->{status}, 200, 'CSV: 200');
 is(lc($r->{headers}{'content-type'} // ''), 'text/csv; charset=utf-8', 'CSV: content type');
 my @lines = split /\r?\n/, $r->{content};
-is($lines[0], 'timestamp,cpu_usage,above_threshold', 'CSV: header line');
+is($lines[0], 'timestamp,cpu_usage,above_threshold,mem_usage', 'CSV: header line');
 is(scalar @lines, 6, 'CSV: one row per sample');
 my @rows = map { [split /,/] } @lines[1 .. $#lines];
 is_deeply([map { parse_ts($_->[0]) } @rows], [map { $_->[0] } @sorted[0 .. 4]], 'CSV: timestamps');
 is_deeply([map { 0 + $_->[1] } @rows], [map { $_->[1] } @sorted[0 .. 4]], 'CSV: values');
 is_deeply([map { $_->[2] } @rows], [map { $_->[1] > $thr ? 'true' : 'false' } @sorted[0 .. 4]],
 	'CSV: above_threshold as true/false');
+is_deeply([map { $_->[3] // '' } @rows], [map { $_->[2] // '' } @sorted[0 .. 4]], 'CSV: mem_usage');
 $r = $u->api(GET => "test/$t5/usage?limit=3&after=" . ts($sorted[4][0]), undef,
 	Accept => 'text/csv');
 @lines = split /\r?\n/, $r->{content};
@@ -456,19 +521,20 @@ is($s->psql("SELECT count(*) FROM usage WHERE test_id = $tp"), 307, 'packed: the
 # Random batches against SQL (usage_add directly, as the tracker calls it):
 # in order, far out of order, repeats, inside batches too; every few calls the
 # stored samples, the figures, the chunk shapes and the paged read-back are
-# checked against what was sent.
+# checked against what was sent. Memory too: most samples with a mem_usage,
+# some without, and every fifth call through schema 7's usage_add (none).
 my $tq = new_test(threshold => 0.5);
 my $prop = <<'SQL';
-CREATE TEMP TABLE sent (ts timestamptz PRIMARY KEY, cpu float8);
+CREATE TEMP TABLE sent (ts timestamptz PRIMARY KEY, cpu float8, mem float8);
 DO $$
 DECLARE
-	it int; k int; b int; tss timestamptz[]; cpus float8[]; x timestamptz; r record;
+	it int; k int; b int; tss timestamptz[]; cpus float8[]; mems float8[]; x timestamptz; r record;
 	bad bigint; want bigint; got bigint; t0 timestamptz := '__START__';
 BEGIN
 	PERFORM setseed(__SEED__);
 	FOR it IN 1 .. 300 LOOP
 		b := 1 + (random() * random() * 40)::int;
-		tss := '{}'; cpus := '{}';
+		tss := '{}'; cpus := '{}'; mems := '{}';
 		FOR k IN 1 .. b LOOP
 			IF random() < 0.7 THEN
 				x := t0 + ((it * 10 + k) * 500000::bigint + (random() * 1000)::int) * interval '1 us';
@@ -479,11 +545,17 @@ BEGIN
 				SELECT coalesce((SELECT s.ts FROM sent s ORDER BY random() LIMIT 1), x) INTO x;
 			END IF;
 			tss := tss || x; cpus := cpus || random();
+			mems := mems || CASE WHEN random() < 0.8 THEN random() END;
 		END LOOP;
-		SELECT * INTO r FROM usage_add(__USER__, __TEST__, tss, cpus);
+		IF it % 5 = 0 THEN
+			mems := NULL;
+			SELECT * INTO r FROM usage_add(__USER__, __TEST__, tss, cpus);
+		ELSE
+			SELECT * INTO r FROM usage_add_mem(__USER__, __TEST__, tss, cpus, mems);
+		END IF;
 		IF r.status <> 'ok' THEN RAISE EXCEPTION 'call %: status %', it, r.status; END IF;
 		FOR k IN 1 .. b LOOP
-			INSERT INTO sent VALUES (tss[k], cpus[k]) ON CONFLICT DO NOTHING;
+			INSERT INTO sent VALUES (tss[k], cpus[k], mems[k]) ON CONFLICT DO NOTHING;
 		END LOOP;
 		IF r.above IS DISTINCT FROM ((SELECT s.cpu FROM sent s WHERE s.ts = tss[b]) > 0.5) THEN
 			RAISE EXCEPTION 'call %: above wrong', it;
@@ -494,11 +566,19 @@ BEGIN
 		IF bad > 0 THEN RAISE EXCEPTION 'call %: % samples stored twice', it, bad; END IF;
 		SELECT count(*) INTO bad FROM sent s
 			FULL JOIN (SELECT * FROM usage WHERE test_id = __TEST__) u ON u.ts = s.ts
-			WHERE u.ts IS NULL OR s.ts IS NULL OR u.cpu_usage <> s.cpu;
+			WHERE u.ts IS NULL OR s.ts IS NULL OR u.cpu_usage <> s.cpu
+			OR u.mem_usage IS DISTINCT FROM s.mem;
 		IF bad > 0 THEN RAISE EXCEPTION 'call %: % samples differ from what was sent', it, bad; END IF;
 		IF (SELECT samples FROM tests WHERE id = __TEST__) <> (SELECT count(*) FROM sent) THEN
 			RAISE EXCEPTION 'call %: samples count', it;
 		END IF;
+		SELECT count(*) INTO bad FROM tests t, (SELECT count(mem) n, sum(mem) total, max(mem) peak FROM sent) s
+			WHERE t.id = __TEST__ AND (t.mem_samples <> s.n OR t.mem_max IS DISTINCT FROM s.peak
+			OR abs(t.mem_sum - coalesce(s.total, 0)) > 1e-9 * greatest(s.n, 1));
+		IF bad > 0 THEN RAISE EXCEPTION 'call %: memory figures', it; END IF;
+		SELECT count(*) INTO bad FROM usage_chunk c WHERE c.test_id = __TEST__
+			AND (c.mem IS NULL) <> (SELECT bool_and(s.mem IS NULL) FROM sent s WHERE s.ts = ANY (c.ts));
+		IF bad > 0 THEN RAISE EXCEPTION 'call %: % chunks with a mem array of no memory, or none', it, bad; END IF;
 		IF (SELECT recent FROM tests WHERE id = __TEST__)
 		   <> (SELECT count(*) FROM usage_recent WHERE test_id = __TEST__) THEN
 			RAISE EXCEPTION 'call %: recent count', it;
@@ -516,6 +596,10 @@ BEGIN
 		IF (SELECT array_agg(ts ORDER BY ts) FROM sent)
 		   <> (SELECT array_agg(ts) FROM usage_read(__TEST__, NULL, 100000)) THEN
 			RAISE EXCEPTION 'call %: read-back', it;
+		END IF;
+		IF (SELECT array_agg(mem ORDER BY ts) FROM sent)
+		   IS DISTINCT FROM (SELECT array_agg(mem_usage) FROM usage_read_mem(__TEST__, NULL, 100000)) THEN
+			RAISE EXCEPTION 'call %: read-back of mem_usage', it;
 		END IF;
 		SELECT s.ts INTO x FROM sent s ORDER BY random() LIMIT 1;
 		IF (SELECT array_agg(ts ORDER BY ts) FROM (SELECT ts FROM sent WHERE ts > x ORDER BY ts LIMIT 37) q)

@@ -93,8 +93,16 @@ is(six('SELECT count(*) FROM usage'), 250 + 35 + 50 + 70, 'schema 6: 405 samples
 is(six('SELECT count(*) FROM usage_recent'), 10 + 35 + 70, '... 115 of them not packed yet');
 
 is($s->init_db(TRACKER_DATABASE_URL => url('six')), 0, 'init-db upgrades schema 6');
-is(six('SELECT max(version) FROM schema_migrations'), 7, '... to schema 7');
+is(six('SELECT max(version) FROM schema_migrations'), 8, '... to schema 8');
 is(six($q{$_}), $before{$_}, "... the same $_") for sort keys %q;
+# Schema 8: no sample of before has a memory figure, nor a test.
+is(six(q{SELECT count(*) FILTER (WHERE mem_usage IS NOT NULL) || ':' || count(*) FROM usage}), '0:405',
+	'... every sample without mem_usage (NULL)');
+is(six('SELECT count(*) FROM usage_chunk WHERE mem IS NOT NULL'), 0, '... every chunk without a mem array');
+is(six(q{SELECT string_agg(concat_ws(':', mem_samples, mem_sum, coalesce(mem_max::text, 'null')), ',')
+	FROM tests}), '0:0:null,0:0:null,0:0:null', '... every test without memory figures');
+is(six(q{SELECT count(*) FROM test_summary WHERE peak_mem IS NULL AND mean_mem IS NULL}), 3,
+	'... and test_summary says none');
 is(six(q{SELECT test_stop(user_id, id, '2024-01-03Z') FROM tests WHERE name = 'b'}), 'already_stopped',
 	"... schema 6's test_stop still answers (workers of the previous release)");
 is(six(q{SELECT test_stop(user_id, id, '2023-01-01Z') FROM tests WHERE name = 'c'}), 'before_start',
@@ -111,6 +119,18 @@ six(q{UPDATE tests SET end_time = NULL WHERE name = 'c'});
 my $n = six(q{SELECT (usage_add(u.id, t.id, ARRAY['2024-01-01Z'::timestamptz + interval '22 s'],
 	ARRAY[0.5::float8])).stored } . "$for WHERE t.name = 'c'");
 is($n, 1, 'the upgraded database stores a new sample');
+# usage_add of schema 7 (old workers) calls usage_add_mem, without memory;
+# then one with memory, before and after what is stored, and a batch
+# mixing samples with and without.
+is(six(qq{SELECT (usage_add_mem(u.id, t.id, ARRAY['2024-01-01Z'::timestamptz + interval '30 s',
+	'2024-01-01Z'::timestamptz + interval '100 ms', '2024-01-01Z'::timestamptz + interval '31 s'],
+	ARRAY[0.5, 0.5, 0.5]::float8[], ARRAY[0.25, NULL, 0.75]::float8[])).stored $for WHERE t.name = 'c'}), 3,
+	'usage_add_mem stores samples with and without mem_usage');
+is(six(qq{SELECT concat_ws(':', mem_samples, mem_sum, mem_max) FROM tests WHERE name = 'c'}), '2:1:0.75',
+	'... and keeps the test\'s memory figures over those that have one');
+is(six(q{SELECT string_agg(coalesce(mem_usage::text, '-'), ',' ORDER BY ts) FROM usage u JOIN tests t
+	ON t.id = u.test_id WHERE t.name = 'c' AND ts >= '2024-01-01Z'::timestamptz + interval '22 s'}), '-,0.25,0.75',
+	'... stored with the samples, NULL where absent');
 
 # The same schema as a fresh database's: nothing an upgrade leaves behind
 # or lacks (the functions of schema 6 included, now from functions.sql).
@@ -209,6 +229,11 @@ like(chunk(400, 500, 121), qr/usage_chunk_size/, 'a chunk of chunk_size() + 1 sa
 like(eval { $s->psql(qq{INSERT INTO usage_chunk (test_id, first_ts, last_ts, ts, cpu)
 	VALUES ($t, '2030-01-01Z', '2030-01-01Z', ARRAY['2030-01-01Z'::timestamptz], ARRAY[0.1, 0.2])}); '' } // $@,
 	qr/usage_chunk_size/, 'a chunk with more cpu values than timestamps is refused');
+like(eval { $s->psql(qq{INSERT INTO usage_chunk (test_id, first_ts, last_ts, ts, cpu, mem)
+	VALUES ($t, '2030-01-01Z', '2030-01-01Z', ARRAY['2030-01-01Z'::timestamptz], ARRAY[0.1], ARRAY[0.1, 0.2])}); '' }
+	// $@, qr/usage_chunk_mem_size/, 'a chunk with more mem values than timestamps is refused');
+like(eval { $s->psql(qq{INSERT INTO usage_recent (test_id, ts, cpu_usage, mem_usage) VALUES ($t, now(), 0.5, 1.5)});
+	'' } // $@, qr/usage_recent_mem_usage_check/, 'a mem_usage above 1 is refused');
 like(eval { $s->psql(q{INSERT INTO usage_recent (test_id, ts, cpu_usage) VALUES (999999, now(), 0.5)}); '' } // $@,
 	qr/usage_recent_test_id_fkey/, 'a sample of no test is refused (the foreign key)');
 is($s->psql(q{SELECT reloptions FROM pg_class WHERE relname = 'tests'}), '{fillfactor=50}',
