@@ -69,6 +69,7 @@ struct sender {
 	bool fetch;	   /* stopped earlier: GET the test for the summary */
 	bool gave_up;	   /* a refusal retrying cannot cure */
 	bool warned;	   /* the tracker being unreachable was reported */
+	bool no_mem;	   /* a tracker older than mem_usage: CPU only */
 	struct buf result; /* the test object from stop (or GET) */
 };
 
@@ -215,6 +216,9 @@ request_next(struct sender *s)
 			const struct sample *x = &s->q[s->head + i];
 			buf_printf(&s->body, "%s{\"cpu_usage\":%.6f,",
 				   i ? "," : "", x->cpu);
+			if (x->has_mem && !s->no_mem)
+				buf_printf(&s->body, "\"mem_usage\":%.6f,",
+					   x->mem);
 			buf_puts(&s->body, "\"timestamp\":");
 			json_put_time(&s->body, x->stamp);
 			buf_puts(&s->body, "}");
@@ -369,6 +373,32 @@ request_succeeded(struct sender *s)
 	return 0;
 }
 
+/* Whether the tracker refused a batch for its mem_usage: a tracker older
+ * than SPEC 6.3 answers 400 "unknown field ... mem_usage". */
+static bool
+refused_mem(const struct sender *s, long code)
+{
+	static const char field[] = "mem_usage";
+	return s->inflight == REQ_USAGE && code == 400 && !s->no_mem &&
+	       s->answer.body.p &&
+	       memmem(s->answer.body.p, s->answer.body.len, field,
+		      sizeof field - 1);
+}
+
+/* Send the samples again without memory, and from now on (once). */
+static void
+drop_mem(struct sender *s)
+{
+	if (!s->quiet)
+		fprintf(stderr,
+			"grasshopper: tracker %s does not take "
+			"mem_usage (an older version); sending CPU "
+			"only\n",
+			s->server);
+	s->no_mem = true;
+	s->retry_at = 0;
+}
+
 /* Whether a failed request may still have been carried out: anything but
  * a connection never made, or a tracker saying it did nothing. */
 static bool
@@ -409,6 +439,8 @@ request_done(struct sender *s, CURLcode rc)
 		char why[64];
 		snprintf(why, sizeof why, "HTTP %ld", code);
 		request_retry(s, why);
+	} else if (refused_mem(s, code)) {
+		drop_mem(s);
 	} else {
 		request_refused(s, code);
 	}

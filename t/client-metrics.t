@@ -1,9 +1,10 @@
 # grasshopper's figures beyond CPU (SPEC 6.3, the client's side): the
 # command's CPU seconds and max RSS as wait4 counts them (children it
 # waited for included), the machine's peak memory, the GitHub Actions step
-# summary, spool files with memory that still replay, and the requests
-# unchanged: until the tracker takes the new fields, it must accept every
-# request the client makes.
+# summary, spool files with memory that still replay; the samples' memory
+# sent to the tracker (mem_usage), directly and by --replay, and once
+# without it to a tracker that refuses the field (an older version); every
+# request the client makes accepted by this tracker.
 use strict;
 use warnings;
 
@@ -12,7 +13,8 @@ use IO::Socket::INET;
 use POSIX qw(mkfifo);
 use Test::More;
 use GH::Client qw(gh_run slurp summary_fields);
-use GH::Stack qw(json_decode json_encode);
+use GH::Stack qw(json_decode json_encode parse_ts);
+use List::Util qw(max);
 
 my $GH = ($ENV{GH_BUILDDIR} || '.') . '/grasshopper';
 plan skip_all => "no client at $GH" unless -x $GH;
@@ -83,6 +85,17 @@ ok($sum && defined $sum->{mem}, 'the summary has the peak memory') or diag $r->{
 my ($lo, $hi) = sort { $a <=> $b } $before, $after;
 ok($sum->{mem} > 0 && $sum->{mem} <= 100 && $sum->{mem} >= $lo - 5,
 	sprintf('%.1f%% in use at the peak, with %.1f%% before and %.1f%% after', $sum->{mem}, $before, $after));
+# mem_usage of a test's samples as the tracker has them: {us => value or undef}.
+sub mem_of {
+	my $ss = $u->api(GET => "test/$_[0]/usage")->{json}{samples} || [];
+	return {map { parse_ts($_->{timestamp}) => $_->{mem_usage} } @$ss};
+}
+my $mt = $u->api(GET => "test/$sum->{id}")->{json};
+my $mem = mem_of($sum->{id});
+ok(%$mem && !grep({ !defined } values %$mem), 'every sample arrived with its mem_usage (' . keys(%$mem) . ')');
+is($mt->{max_mem_usage}, max(values %$mem), "the test's max_mem_usage is its samples' peak");
+is(sprintf('%.1f', 100 * ($mt->{max_mem_usage} // 0)), $sum->{mem},
+	"the summary line's peak memory is the test's max_mem_usage");
 
 # --- the GitHub Actions step summary ---------------------------------------
 
@@ -177,6 +190,8 @@ $sum = summary($r);
 ok($sum && defined $sum->{mem} && defined $sum->{user}, 'its summary has the memory and the command from the file')
 	or diag $r->{stderr};
 is($sum && $u->api(GET => "test/$sum->{id}")->{json}{samples}, scalar @xs, 'every sample arrived');
+is_deeply($sum && mem_of($sum->{id}), {map { parse_ts($_->{timestamp}) => $_->{mem_usage} } @xs},
+	'... each with the mem_usage of the spool file');
 
 open $fh, '>', "$tmp/old.jsonl" or die;
 print $fh json_encode({grasshopper_spool => 1, server => $s->url, test_id => undef,
@@ -191,11 +206,78 @@ is($r->{status}, 0, 'a spool file from before memory still replays');
 $sum = summary($r);
 ok($sum && !defined $sum->{mem} && !defined $sum->{user}, 'without memory or command figures')
 	or diag $r->{stderr};
+is($sum && $u->api(GET => "test/$sum->{id}")->{json}{max_mem_usage}, undef, '... and the test has none');
+
+# --- a tracker that refuses mem_usage (older than SPEC 6.3) -----------------
+
+# A stand-in for it, on one kept-alive connection at a time: creates test
+# 7, refuses a batch naming mem_usage as such a tracker does (400
+# invalid_field, unknown field), takes the others, stops; every request's
+# first line and body go to $log, one line each.
+my $log = "$tmp/old-tracker.log";
+my $old = IO::Socket::INET->new(LocalAddr => '127.0.0.1', LocalPort => 0, Proto => 'tcp', Listen => 5, ReuseAddr => 1)
+	or die "listen: $!";
+my $old_url = 'http://127.0.0.1:' . $old->sockport;
+my $old_pid = fork // die "fork: $!";
+if (!$old_pid) {
+	open my $lf, '>>', $log or die "$log: $!";
+	$lf->autoflush(1);
+	my $n = 0;
+	while (my $c = $old->accept) {
+		while (1) {
+			my $head = '';
+			while ($head !~ /\r\n\r\n/) { my $got = sysread($c, $head, 4096, length $head) or last }
+			last unless $head =~ /^(\S+) (\S+)/;
+			my ($method, $path) = ($1, $2);
+			my ($len) = $head =~ /^Content-Length: (\d+)/mi;
+			my ($body) = $head =~ /\r\n\r\n(.*)/s;
+			syswrite($c, "HTTP/1.1 100 Continue\r\n\r\n") if $head =~ /^Expect: 100/mi && length($body) < ($len // 0);
+			while (length($body) < ($len // 0)) { sysread($c, $body, 65536, length $body) or last }
+			print $lf "$method $path $body\n";
+			my ($code, $out);
+			if ($path =~ m{/usage$} && $body =~ /mem_usage/) {
+				($code, $out) = (400, '{"error":"invalid_field","message":"[0].unknown field \"mem_usage\""}');
+			} elsif ($path =~ m{/usage$}) {
+				my $k = () = $body =~ /cpu_usage/g;
+				$n += $k;
+				($code, $out) = (200, qq({"id":7,"received":$k,"stored":$k}));
+			} elsif ($path =~ m{/test$}) {
+				($code, $out) = (201, '{"id":7}');
+			} else {
+				($code, $out) = (200, qq({"id":7,"name":"old","description":"","threshold":0.5,"active":false,)
+					. qq("start_time":"2026-01-01T00:00:00Z","end_time":"2026-01-01T00:00:01Z","duration":1,)
+					. qq("time_above_threshold":0,"samples":$n,"max_cpu_usage":0.5,"mean_cpu_usage":0.5}));
+			}
+			syswrite($c, "HTTP/1.1 $code X\r\nContent-Type: application/json; charset=utf-8\r\n"
+				. 'Content-Length: ' . length($out) . "\r\n\r\n$out");
+		}
+		close $c;
+	}
+	exit 0;
+}
+close $old;
+$r = gh(args => ['-i', '0.1', 'sleep', '0.5'], server => $old_url);
+is($r->{status}, 0, 'a tracker refusing mem_usage: the command\'s status');
+my @said = $r->{stderr} =~ /does not take mem_usage/g;
+is(scalar @said, 1, '... said once') or diag $r->{stderr};
+unlike($r->{stderr}, qr/refused/, '... and nothing refused for good');
+my @reqs = split /\n/, slurp($log);
+my @usage = grep { m{^POST /api/v1/test/7/usage } } @reqs;
+is(scalar(grep { /mem_usage/ } @usage), 1, '... one batch with mem_usage, the one refused');
+ok(@usage >= 2 && $usage[0] =~ /mem_usage/, '... the first; the others without it');
+my $sent = () = join('', grep { !/mem_usage/ } @usage) =~ /cpu_usage/g;
+$sum = summary($r);
+ok($sum && $sum->{samples} == $sent && (!defined $sum->{taken} || $sum->{taken} == $sent),
+	"... every sample arrived without it ($sent)") or diag $r->{stderr};
+ok(grep({ m{^POST /api/v1/test/7/stop } } @reqs), '... and the test was stopped');
+kill 'TERM', $old_pid;
+waitpid $old_pid, 0;
 
 # --- the requests are version 1's -------------------------------------------
 
 # The tracker refuses unknown fields (400): it took every request of every
-# run above, so none carried mem_usage, tags or the command's resources.
+# run above (their samples carried mem_usage), so none carried tags or the
+# command's resources yet.
 my @log = split /\n/, slurp($s->dir . '/access.log');
 my @client = grep { m{"(?:POST|GET) /api/v1/test(?:/\d+(?:/usage|/stop)?)?"} } @log;
 ok((grep { m{"POST /api/v1/test/\d+/usage" 2} } @client) && (grep { m{"POST /api/v1/test/\d+/stop" 2} } @client),
