@@ -133,9 +133,9 @@ check_text(const char *s, size_t min, size_t max)
 }
 
 /* An array literal "{a,b,...}": return its element count, checking each
- * with check (a timestamp or a cpu_usage). */
+ * (a timestamp, or a cpu_usage or mem_usage; NULL too when nulls). */
 static size_t
-check_array(const char *s, bool times)
+check_array(const char *s, bool times, bool nulls)
 {
 	size_t n = 0, len = strlen(s);
 	FUZZ_ASSERT(len >= 2 && s[0] == '{' && s[len - 1] == '}');
@@ -145,7 +145,7 @@ check_array(const char *s, bool times)
 	     el = strtok_r(NULL, ",", &save), n++) {
 		if (times) {
 			check_time(el);
-		} else {
+		} else if (!(nulls && strcmp(el, "NULL") == 0)) {
 			char *end;
 			double d = strtod(el, &end);
 			FUZZ_ASSERT(*end == '\0' && isfinite(d) && d >= 0 &&
@@ -223,9 +223,12 @@ db_exec(struct db *db, enum stmt s, const char *const params[], PGresult **res)
 	case STMT_USAGE_ADD: {
 		check_int(params[0], USER, USER);
 		check_int(params[1], TEST_ID, TEST_ID);
-		size_t nt = check_array(params[2], true);
-		size_t nc = check_array(params[3], false);
+		size_t nt = check_array(params[2], true, false);
+		size_t nc = check_array(params[3], false, false);
 		FUZZ_ASSERT(nt == nc && nt >= 1 && nt <= 1000);
+		/* mem_usage: NULL when no sample has one, else one each. */
+		FUZZ_ASSERT(!params[4] ||
+			    check_array(params[4], false, true) == nt);
 		break;
 	}
 	case STMT_USAGE_LIST:
