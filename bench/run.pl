@@ -26,6 +26,9 @@
 #                         before the one that added schema/005_tokens.sql,
 #                         i.e. the tracker without the revocation check;
 #                         "none" skips it
+#   BENCH_MEM             1 (default): each round also runs the POSTs with
+#                         a mem_usage in every sample (SPEC 6.3), next to
+#                         the ones without; 0 skips that run
 #
 # The cluster is made durable before anything is measured: fsync,
 # synchronous_commit and full_page_writes on (ALTER SYSTEM + restart; the
@@ -305,6 +308,15 @@ my $baseline_post = sub {
 	$s->start_tracker;
 	$s->wait_healthy or die "the tracker is not healthy again\n";
 };
+# The POSTs with memory: the same wrk run, every sample with a mem_usage.
+my $MEM = $ENV{BENCH_MEM} // 1;
+my $mem_post = sub {
+	my ($round) = @_;
+	note "round $round/$ROUNDS: wrk: the same POSTs, every sample with mem_usage...";
+	push @{ $rounds{mem} }, wrk(conns => $CONNS, path => '/', script => "$srcdir/bench/usage-post.lua",
+		env => {BENCH_TOKEN => $token, BENCH_TESTS => join(',', @tests),
+			BENCH_BASE_US => now_us(), BENCH_THREADS => $THREADS, BENCH_MEM => 1});
+};
 for my $round (1 .. $ROUNDS) {
 	for my $c ($INFLIGHT, 16) {
 		note "round $round/$ROUNDS: pgbench -M prepared, $c clients, ${SECS}s...";
@@ -316,6 +328,7 @@ for my $round (1 .. $ROUNDS) {
 	# The baseline's run is next to this build's, before it in even rounds
 	# and after it in odd ones, so drift over the run favours neither.
 	$baseline_post->($round) if $BASE_BIN && $round % 2 == 0;
+	$mem_post->($round) if $MEM && $round % 2 == 0;
 	note "round $round/$ROUNDS: wrk: durable usage POSTs, $CONNS connections, "
 		. scalar(@tests) . " tests...";
 	my $before = $s->psql('SELECT count(*) FROM usage');
@@ -348,6 +361,7 @@ for my $round (1 .. $ROUNDS) {
 	($wal_records, $wal_syncs, $wal_sync_ms, $wal_writes) = split /\|/,
 		$s->psql(q{SELECT wal_records, wal_sync, wal_sync_time, wal_write FROM pg_stat_wal});
 	$baseline_post->($round) if $BASE_BIN && $round % 2 == 1;
+	$mem_post->($round) if $MEM && $round % 2 == 1;
 }
 sub median {
 	my @v = sort { $a <=> $b } grep { defined } @_;
@@ -376,6 +390,8 @@ for my $r (@{ $rounds{post} }) {
 }
 my $base_ratio = $BASE_BIN ? median(map { ($rounds{base}[$_]{rps} // 0) > 0
 	? ($rounds{post}[$_]{rps} // 0) / $rounds{base}[$_]{rps} : undef } 0 .. $ROUNDS - 1) : undef;
+my $mem_ratio = $MEM ? median(map { ($rounds{post}[$_]{rps} // 0) > 0
+	? ($rounds{mem}[$_]{rps} // 0) / $rounds{post}[$_]{rps} : undef } 0 .. $ROUNDS - 1) : undef;
 my ($ua_mean) = $stmts =~ /^\d+\|([\d.]+)\|\d+\|SELECT status, stored, above FROM usage_add/m;
 
 # ---------------------------------------------------------------------------
@@ -474,6 +490,11 @@ my @rows = (
 		$f2->(median(map { $_->{p99} } @{ $rounds{base} }))),
 	 defined $base_ratio ? sprintf('%.2f', $base_ratio) : 'n/a', '>= 0.90',
 	 defined $base_ratio && $base_ratio >= 0.90 ? 'met' : 'NOT met'] : ()),
+	($MEM ? ['the same, every sample with mem_usage', $f0->(median(map { $_->{rps} } @{ $rounds{mem} })),
+	 sprintf('the POSTs without (version 1), rounds alternating; p99 %s ms',
+		$f2->(median(map { $_->{p99} } @{ $rounds{mem} }))),
+	 defined $mem_ratio ? sprintf('%.2f', $mem_ratio) : 'n/a', '>= 0.90',
+	 defined $mem_ratio && $mem_ratio >= 0.90 ? 'met' : 'NOT met'] : ()),
 	['the same', $f0->($post->{rps}), 'nginx return 204: ' . $f0->($res{ng204}{rps}) . ' req/s',
 	 $ratio->($post->{rps}, $res{ng204}{rps}), 'report', ''],
 	['the same', $f0->($post->{rps}),
@@ -528,6 +549,11 @@ printf "each round, this build / baseline %s: POSTs/s %s; ratio %s; non-2xx %s\n
 	join(' / ', map { $ratio->($rounds{post}[$_]{rps}, $rounds{base}[$_]{rps}) } 0 .. $ROUNDS - 1),
 	join(' / ', map { $_->{non2xx} } @{ $rounds{base} })
 	if $BASE_BIN;
+printf "each round, with mem_usage / without: POSTs/s %s; ratio %s; non-2xx %s\n",
+	join(' / ', map { $f0->($rounds{mem}[$_]{rps}) . ' vs ' . $f0->($rounds{post}[$_]{rps}) } 0 .. $ROUNDS - 1),
+	join(' / ', map { $ratio->($rounds{mem}[$_]{rps}, $rounds{post}[$_]{rps}) } 0 .. $ROUNDS - 1),
+	join(' / ', map { $_->{non2xx} } @{ $rounds{mem} })
+	if $MEM;
 printf "nginx 204: %d non-2xx; floor: %d requests (all 404 by design)\n",
 	$res{ng204}{non2xx}, $res{floor}{requests} // 0;
 printf "loading %d samples in usage_add calls of 1000 took %.1f s\n", $BIG, $load_secs;

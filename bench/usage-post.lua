@@ -3,7 +3,9 @@
 --
 -- Environment: BENCH_TOKEN (bearer token), BENCH_TESTS (comma-separated
 -- test ids, all the token's own), BENCH_BASE_US (first timestamp, in
--- microseconds since the epoch), BENCH_THREADS (wrk's -t).
+-- microseconds since the epoch), BENCH_THREADS (wrk's -t), BENCH_MEM (1:
+-- every sample with a mem_usage, as a client of SPEC 6.3 sends it; else
+-- none, as a version-1 client).
 --
 -- Timestamps are globally unique and increase: thread k of n uses
 -- base + k, base + k + n, base + k + 2n, ... (microseconds), and each request
@@ -16,6 +18,7 @@ local counter = 0
 local nthreads = tonumber(os.getenv("BENCH_THREADS") or "1")
 local base = tonumber(os.getenv("BENCH_BASE_US"))
 local token = os.getenv("BENCH_TOKEN")
+local with_mem = os.getenv("BENCH_MEM") == "1"
 local tests = {}
 for id in string.gmatch(os.getenv("BENCH_TESTS") or "", "%d+") do
 	tests[#tests + 1] = id
@@ -54,6 +57,12 @@ function request()
 	local test = mine[(n % #mine) + 1]
 	local us = base + (n * nthreads + (tid or 0))
 	local cpu = (n % 100) / 100
-	local body = string.format('{"cpu_usage":%.2f,"timestamp":"%s"}', cpu, rfc3339(us))
+	local body
+	if with_mem then
+		body = string.format('{"cpu_usage":%.2f,"mem_usage":%.6f,"timestamp":"%s"}',
+			cpu, 0.3 + (n % 97) / 1000, rfc3339(us))
+	else
+		body = string.format('{"cpu_usage":%.2f,"timestamp":"%s"}', cpu, rfc3339(us))
+	end
 	return wrk.format("POST", "/api/v1/test/" .. test .. "/usage", headers, body)
 end

@@ -12,7 +12,7 @@ my $alice = $s->user;
 my $bob = $s->user;
 my $TS_RE = qr/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d{6})?Z$/;
 my @FIELDS = qw(id name description threshold active start_time end_time duration
-	time_above_threshold samples max_cpu_usage mean_cpu_usage);
+	time_above_threshold samples max_cpu_usage mean_cpu_usage max_mem_usage mean_mem_usage);
 
 sub create { $alice->api(POST => 'test', @_) }
 sub get { my ($id, $u) = @_; ($u || $alice)->api(GET => "test/$id") }
@@ -51,6 +51,8 @@ ok(is_num($t->{time_above_threshold}) && $t->{time_above_threshold} == 0,
 ok(is_num($t->{samples}) && $t->{samples} == 0, 'samples 0');
 ok(!defined $t->{max_cpu_usage} && !defined $t->{mean_cpu_usage},
 	'max and mean null without samples');
+ok(!defined $t->{max_mem_usage} && !defined $t->{mean_mem_usage}, '... and so are the memory figures');
+ok(!grep({ !exists $f->{$_} } @FIELDS), 'create answers the whole test object');
 
 # An empty body means {}.
 is_json_ok($alice->api(POST => 'test'), 201, 'create with no body at all');
