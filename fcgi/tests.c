@@ -28,6 +28,17 @@ col_double(PGresult *res, int row, int col)
 	return strtod(PQgetvalue(res, row, col), NULL);
 }
 
+/* Add a figure's peak and mean over its n samples to o: null when n is 0
+ * (max is then NULL in the row, read as 0 and not used). */
+static void
+peak_mean_add(struct json_object *o, const char *max_key, const char *mean_key,
+	      int64_t n, double max, double sum)
+{
+	json_object_object_add(o, max_key, n ? json_double(max) : NULL);
+	json_object_object_add(o, mean_key,
+			       n ? json_double(sum / (double)n) : NULL);
+}
+
 struct json_object *
 test_json(PGresult *res, int row, int64_t now_us)
 {
@@ -57,23 +68,13 @@ test_json(PGresult *res, int row, int64_t now_us)
 	json_object_object_add(o, "time_above_threshold",
 			       json_seconds(col_int(res, row, TC_ABOVE_US)));
 	json_object_object_add(o, "samples", json_object_new_int64(samples));
-	json_object_object_add(
-	    o, "max_cpu_usage",
-	    samples ? json_double(col_double(res, row, TC_CPU_MAX)) : NULL);
-	json_object_object_add(
-	    o, "mean_cpu_usage",
-	    samples ? json_double(col_double(res, row, TC_CPU_SUM) /
-				  (double)samples)
-		    : NULL);
-	int64_t mem_samples = col_int(res, row, TC_MEM_SAMPLES);
-	json_object_object_add(
-	    o, "max_mem_usage",
-	    mem_samples ? json_double(col_double(res, row, TC_MEM_MAX)) : NULL);
-	json_object_object_add(
-	    o, "mean_mem_usage",
-	    mem_samples ? json_double(col_double(res, row, TC_MEM_SUM) /
-				      (double)mem_samples)
-			: NULL);
+	peak_mean_add(o, "max_cpu_usage", "mean_cpu_usage", samples,
+		      col_double(res, row, TC_CPU_MAX),
+		      col_double(res, row, TC_CPU_SUM));
+	peak_mean_add(o, "max_mem_usage", "mean_mem_usage",
+		      col_int(res, row, TC_MEM_SAMPLES),
+		      col_double(res, row, TC_MEM_MAX),
+		      col_double(res, row, TC_MEM_SUM));
 	return o;
 }
 
