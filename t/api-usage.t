@@ -188,6 +188,25 @@ $r = post($t2, \@thousand);
 is_json_ok($r, 200, 'batch of 1000: 200');
 is_deeply([@{ $r->{json} }{qw(received stored)}], [1000, 1000], 'batch of 1000: all stored');
 is(get($t2)->{samples}, 1001, '1001 samples');
+{
+	# A huge amount of memory figures: 1000, each written with 700
+	# digits (about 0.7 MB, under the 1 MiB body), then the same with the
+	# last one past 1 (1.0001 and 696 zeros: 1.000...01 would be the
+	# double 1, and taken).
+	my $tm = new_test();
+	my $long = '0.' . ('3' x 700);
+	my $body = '[' . join(',', map { sprintf '{"cpu_usage":0.5,"mem_usage":%s,"timestamp":"%s"}', $long,
+		ts($S0 + $_ * $SEC) } 1 .. 1000) . ']';
+	$r = post($tm, $body);
+	is_json_ok($r, 200, 'batch of 1000 mem_usage of 700 digits: 200');
+	ok(abs((get($tm)->{max_mem_usage} // 0) - 1 / 3) < 1e-15, '... read as the number they are');
+	(my $past = $body) =~ s/$long(?=,"timestamp":"[^"]+"\}\]$)/1.0001${\ ('0' x 696)}/;
+	isnt($past, $body, '(the last one made 1.0001000...)');
+	s/"timestamp":"\K2024/2025/g for $past;
+	is_error(post($tm, $past), 400, 'invalid_field', '... and with the last past 1: refused whole',
+		field => '[999].mem_usage');
+	is(get($tm)->{samples}, 1000, '... nothing of it stored');
+}
 my @more = map { sample($S0 + (2000 + $_) * $SEC, 0.5) } 1 .. 1001;
 is_error(post($t2, \@more), 400, 'invalid_field', 'batch of 1001 refused');
 is_error(post($t2, []), 400, 'invalid_field', 'empty batch refused');
