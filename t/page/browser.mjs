@@ -366,7 +366,7 @@ async function main() {
 	const [download] = await Promise.all([page.waitForEvent("download"), page.click("#csv")]);
 	is(download.suggestedFilename(), `grasshopper-run-${runA}.csv`, "CSV: the file's name");
 	const csv = (await readFile(await download.path(), "utf8")).split("\r\n").filter((l) => l);
-	is(csv[0], "timestamp,cpu_usage,above_threshold", "CSV: the header");
+	is(csv[0], "timestamp,cpu_usage,above_threshold,mem_usage", "CSV: the header");
 	is(csv.length - 1, VALUES.length, "CSV: one row per sample");
 	const rows = csv.slice(1).map((l) => l.split(","));
 	check("CSV: the samples as sent", rows.every(([ts, v, a], i) =>
