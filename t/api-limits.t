@@ -12,7 +12,7 @@ use utf8;
 
 use Test::More;
 use Time::HiRes qw(sleep time);
-use GH::Stack qw(is_error is_json_ok ts now_us);
+use GH::Stack qw(is_error is_json_ok ts now_us slurp);
 
 my $s = GH::Stack->new(workers => 2)->start;
 
@@ -156,7 +156,7 @@ sub refuses {
 		sleep 0.02;
 	}
 	unless (defined $code) { kill 'TERM', $pid; waitpid $pid, 0 }
-	my $out = GH::Stack::_slurp($log) // '';
+	my $out = slurp($log) // '';
 	my ($k) = keys %$env;
 	ok(defined $code && $code != 0 && $out =~ $want, "serve refuses $k=$env->{$k}")
 		or diag $out;

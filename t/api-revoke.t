@@ -11,7 +11,7 @@ use POSIX qw(WNOHANG);
 use Socket qw(SOCK_STREAM);
 use Test::More;
 use Time::HiRes qw(sleep time);
-use GH::Stack qw(is_error is_json_ok);
+use GH::Stack qw(is_error is_json_ok slurp json_decode json_encode);
 
 my $WORKERS = 3;
 # The clients below send as fast as the pool answers (thousands a second
@@ -64,7 +64,7 @@ sub fcgi {
 sub token_checks {
 	my $jti = shift;
 	my %by;
-	my @lines = split /\n/, GH::Stack::_slurp($pglog) // '';
+	my @lines = split /\n/, slurp($pglog) // '';
 	for my $i (0 .. $#lines - 1) {
 		next unless $lines[$i] =~ /^\[(\d+)\] .*execute token_check/;
 		my $pid = $1;
@@ -117,7 +117,7 @@ sub revoked_within {
 		# on a loaded machine: up to a minute).
 		my @seen;
 		for (my $k = $i; time < $t0 + 60; $k++) {
-			my $done = GH::Stack::_slurp($returned);
+			my $done = slurp($returned);
 			last if defined $done && time > $t0 + $done + $limit + 0.3 * $slow;
 			my $name = $names[$k % @names];
 			my $st = $i == 5 ? fcgi(GET => 'test', $token{$name})
@@ -222,11 +222,11 @@ sub revoke {
 		my $r = $u->api($m, $path, $body);
 		delete $r->{json};
 		open my $fh, '>', $answer or die;
-		print $fh GH::Stack::json_encode($r);
+		print $fh json_encode($r);
 		close $fh;
 	};
 }
-sub answer { GH::Stack::json_decode(GH::Stack::_slurp($answer) // '{}') }
+sub answer { json_decode(slurp($answer) // '{}') }
 revoked_within('DELETE /tokens/:id', revoke(DELETE => "tokens/$named->{id}", undef, $alice),
 	'the named token' => $named->{token});
 $r = answer();
@@ -418,7 +418,7 @@ kill 'TERM', $pid2;
 my $gone = 0;
 for (1 .. 200 * $slow) { last if ($gone = waitpid($pid2, WNOHANG)) > 0; sleep 0.05 }
 ok($gone > 0 && $? == 0, 'host 2 stopped cleanly on SIGTERM');
-my $logs = join '', map { GH::Stack::_slurp($s->dir . "/$_") // '' } 'tracker.log', 'access.log';
+my $logs = join '', map { slurp($s->dir . "/$_") // '' } 'tracker.log', 'access.log';
 ok(index($logs, (split /\./, $fresh->{json}{token})[2]) < 0, 'tokens do not appear in the logs');
 $s->stop;
 done_testing;

@@ -6,7 +6,7 @@ use warnings;
 use POSIX ();
 use Test::More;
 use Time::HiRes qw(sleep time);
-use GH::Stack qw(is_error is_json_ok ts parse_ts json_decode);
+use GH::Stack qw(is_error is_json_ok ts parse_ts json_decode json_encode slurp alive);
 
 # A request waits TRACKER_DB_WAIT for a database that went away; 1 s here
 # keeps the outage rounds short (the section "the database comes back"
@@ -22,7 +22,7 @@ sub counts {
 	return $s->psql('SELECT (SELECT count(*) FROM users) || \' \' || '
 		. '(SELECT count(*) FROM tests) || \' \' || (SELECT count(*) FROM usage)');
 }
-sub log_text { GH::Stack::_slurp($s->dir . '/tracker.log') // '' }
+sub log_text { slurp($s->dir . '/tracker.log') // '' }
 
 # --- PostgreSQL stops -------------------------------------------------------------------
 
@@ -127,7 +127,7 @@ $before = length log_text();
 $t0 = time;
 $w = $s->kill_worker('TERM');
 my $gone = time - $t0;
-ok(!GH::Stack::_alive($w), sprintf('a worker sent SIGTERM exits (in %.1f s)', $gone));
+ok(!alive($w), sprintf('a worker sent SIGTERM exits (in %.1f s)', $gone));
 cmp_ok($gone, '<', 4, '... within a few seconds, though idle');
 @w2 = $s->wait_workers(2, 5);    # the master has reaped it (and logged it) by then
 like(substr(log_text(), $before), qr/worker $w exited with status 0/, '... with status 0');
@@ -158,7 +158,7 @@ if ($child == 0) {
 	$s->reconnect;
 	my $r = $u->api(POST => "test/$tid/usage", [map { sample($_, 0.7) } 500 .. 999]);
 	open my $fh, '>', $out;
-	print $fh GH::Stack::json_encode({status => $r->{status}, json => $r->{json}});
+	print $fh json_encode({status => $r->{status}, json => $r->{json}});
 	close $fh;
 	POSIX::_exit(0);
 }
@@ -173,14 +173,14 @@ my @workers = $s->worker_pids;
 $t0 = time;
 ok($s->signal_tracker('TERM'), 'SIGTERM sent to the master');
 waitpid $child, 0;
-my $res = eval { json_decode(GH::Stack::_slurp($out)) } || {};
+my $res = eval { json_decode(slurp($out)) } || {};
 is($res->{status}, 200, 'the in-flight request completed (200)');
 is_deeply([@{ $res->{json} || {} }{qw(received stored)}], [500, 500], '... and stored its 500 samples');
 my $exit = $s->wait_tracker(20);
 ok(defined $exit, sprintf 'the master exited %.1f s after SIGTERM', time - $t0);
 is($exit, 0, 'the master exited with status 0');
 sleep 0.2;
-ok(!grep({ GH::Stack::_alive($_) } @workers), 'no worker is left');
+ok(!grep({ alive($_) } @workers), 'no worker is left');
 waitpid $locker, 0;
 
 $s->start_tracker;
@@ -207,7 +207,7 @@ for my $c (['sample', POST => "test/$tid/usage", sample(2000, 0.9)],
 		my $t = time;
 		my $r = $u->api(@req);
 		open my $fh, '>', $file;
-		print $fh GH::Stack::json_encode({status => $r->{status}, json => $r->{json},
+		print $fh json_encode({status => $r->{status}, json => $r->{json},
 			secs => time - $t});
 		close $fh;
 		POSIX::_exit(0);
@@ -220,7 +220,7 @@ ok($s->start_postgres, 'PostgreSQL started 1.5 s later');
 my %got;
 for my $name (sort keys %waiting) {
 	waitpid $waiting{$name}[0], 0;
-	$got{$name} = eval { json_decode(GH::Stack::_slurp($waiting{$name}[1])) } || {};
+	$got{$name} = eval { json_decode(slurp($waiting{$name}[1])) } || {};
 	cmp_ok($got{$name}{secs} // 0, '>=', 1, "$name: waited for the database");
 }
 is_deeply([$got{sample}{status}, $got{sample}{json}{above_threshold}], [201, JSON::PP::true()],

@@ -19,7 +19,7 @@ use warnings;
 
 use Test::More;
 use Time::HiRes qw(sleep time);
-use GH::Stack qw(is_error ts now_us);
+use GH::Stack qw(is_error ts now_us slurp);
 
 my $WORKERS = 2;
 my $AT_ONCE = 12;        # hostile bodies in flight together ...
@@ -28,7 +28,7 @@ my $IDLE_SLACK_KIB = 4096;     # after a burst: at most this over idle
 my $PEAK_SLACK_KIB = 32768;    # during one (12 x 1 MiB bodies in flight)
 
 my $s = GH::Stack->new(workers => $WORKERS)->start;
-my $image = GH::Stack::_slurp($s->tracker_bin) // '';
+my $image = slurp($s->tracker_bin) // '';
 my $sanitized = index($image, '__asan_init') >= 0 || index($image, '__tsan_init') >= 0;
 my $rss_ok = !$sanitized && !$s->wrapper;
 
@@ -106,7 +106,7 @@ for my $r (@routes) {
 # --- many at once ---------------------------------------------------------
 
 sub rss_kib {
-	my $st = GH::Stack::_slurp("/proc/$_[0]/status") // return undef;
+	my $st = slurp("/proc/$_[0]/status") // return undef;
 	return $st =~ /^VmRSS:\s+(\d+)\s+kB/m ? $1 : undef;
 }
 sub rss_all { my %r = map { $_ => rss_kib($_) // 0 } @_; \%r }
@@ -155,7 +155,7 @@ sub watch {
 	open my $fh, '>', "$file.stop";
 	close $fh;
 	waitpid $pid, 0;
-	my %peak = map { split /=/ } split /,/, GH::Stack::_slurp($file) // '';
+	my %peak = map { split /=/ } split /,/, slurp($file) // '';
 	unlink $file, "$file.stop";
 	return (\%peak, @res);
 }

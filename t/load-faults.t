@@ -32,7 +32,7 @@ use POSIX qw(WNOHANG);
 use Test::More;
 use Time::HiRes qw(sleep time);
 use GH::Client qw(gh_run);
-use GH::Stack qw(ts now_us json_encode json_decode);
+use GH::Stack qw(ts now_us json_encode json_decode slurp);
 
 my $GH = ($ENV{GH_BUILDDIR} || '.') . '/grasshopper';
 plan skip_all => "no client at $GH" unless -x $GH;
@@ -53,7 +53,7 @@ my $ROUND_EACH = 500;       # ... of this many requests each
 # The rounds below send one user's requests as fast as 16 clients can,
 # far beyond a real user's rate: no per-user limit here (t/api-limits.t).
 my $s = GH::Stack->new(workers => $WORKERS, env => {TRACKER_USER_RATE => 0})->start;
-my $image = GH::Stack::_slurp($s->tracker_bin) // '';
+my $image = slurp($s->tracker_bin) // '';
 my $asan = index($image, '__asan_init') >= 0 || index($image, '__tsan_init') >= 0;
 my $wrapped = !!$s->wrapper;
 my $tmp = tempdir('gh-load-XXXXXX', TMPDIR => 1, CLEANUP => 1);
@@ -90,7 +90,7 @@ sub req {
 }
 
 sub rss_kib {
-	my $st = GH::Stack::_slurp("/proc/$_[0]/status") // return undef;
+	my $st = slurp("/proc/$_[0]/status") // return undef;
 	return $st =~ /^VmRSS:\s+(\d+)\s+kB/m ? $1 : undef;
 }
 
@@ -268,7 +268,7 @@ while (%kids && time < $wait_until) {
 	my $pid = waitpid -1, WNOHANG;
 	if ($pid > 0 && $kids{$pid}) {
 		my ($kind, $i, $out) = @{ delete $kids{$pid} };
-		$res{$kind}[$i] = eval { json_decode(GH::Stack::_slurp($out) // '') } || {died => 'no result'};
+		$res{$kind}[$i] = eval { json_decode(slurp($out) // '') } || {died => 'no result'};
 	} else {
 		sleep 0.1;
 	}

@@ -9,7 +9,7 @@ use File::Temp ();
 use IO::Socket::INET;
 use Test::More;
 use Time::HiRes qw(sleep time);
-use GH::Stack qw(is_json_ok);
+use GH::Stack qw(is_json_ok slurp free_port);
 
 my $s = GH::Stack->new->start;
 my $u = $s->user;
@@ -33,7 +33,7 @@ sub run {
 		kill 'TERM', $pid;
 		waitpid $pid, 0;
 	}
-	return ($code, GH::Stack::_slurp($log) // '');
+	return ($code, slurp($log) // '');
 }
 
 # --- commands ------------------------------------------------------------------------
@@ -108,7 +108,7 @@ for my $c (
 }
 
 # 32 bytes of 16 distinct values are enough; TRACKER_LISTEN as HOST:PORT.
-my $port = GH::Stack::_free_port();
+my $port = free_port();
 my ($pid, $log) = $s->spawn_tracker({TRACKER_JWT_SECRET => join('', 'a' .. 'p') x 2,
 	TRACKER_LISTEN => "127.0.0.1:$port"}, 'serve');
 my $conn;
@@ -134,7 +134,7 @@ sub policies {
 	my %p;
 	for my $w ($s->worker_pids) {
 		for my $st (glob "/proc/$w/task/*/stat") {
-			my ($rest) = (GH::Stack::_slurp($st) // '') =~ /\) (.*)/s or next;
+			my ($rest) = (slurp($st) // '') =~ /\) (.*)/s or next;
 			$p{(split ' ', $rest)[38]}++;
 		}
 	}
@@ -339,9 +339,9 @@ for my $c (['CREATE TABLE mine (i int)', 'CREATE TABLE'],
 }
 
 is($s->init_db(TRACKER_DB_SERVICE_ROLE => 'no_such_role'), 1, 'init-db refuses a service role that does not exist');
-like(GH::Stack::_slurp($s->dir . '/setup.log'), qr/TRACKER_DB_SERVICE_ROLE: no role no_such_role$/m, '... and says so');
+like(slurp($s->dir . '/setup.log'), qr/TRACKER_DB_SERVICE_ROLE: no role no_such_role$/m, '... and says so');
 is($s->init_db(TRACKER_DB_SERVICE_ROLE => 'postgres'), 1, 'init-db refuses to grant to the owner (or a superuser)');
-like(GH::Stack::_slurp($s->dir . '/setup.log'), qr/TRACKER_DB_SERVICE_ROLE: postgres is the owner/, '... and says so');
+like(slurp($s->dir . '/setup.log'), qr/TRACKER_DB_SERVICE_ROLE: postgres is the owner/, '... and says so');
 
 # A table a later migration adds is granted too, without the migration
 # saying so: init-db grants on everything, every time.

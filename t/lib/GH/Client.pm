@@ -8,13 +8,14 @@ use Exporter 'import';
 use POSIX qw(WNOHANG);
 use Test::More ();
 use Time::HiRes qw(sleep time);
-use GH::Stack qw(parse_ts);
+use GH::Util qw(parse_ts);
 
 our @EXPORT_OK = qw(gh_run tiles_ok wait_for slurp);
 
 my $runs = 0;
 
-sub slurp { open my $fh, '<', $_[0] or return ''; local $/; <$fh> // '' }
+# slurp($file): GH::Util::slurp, but '' for a file that cannot be read.
+sub slurp { GH::Util::slurp($_[0]) // '' }
 
 # gh_run(bin => PATH, tmp => DIR, server => URL, token => JWT,
 #        spool => DIR, outputs => \@all, args => [...], env => {...},

@@ -17,6 +17,11 @@ package GH::Stack;
 #
 # Teardown also happens in END/DESTROY when a test dies; the directory is
 # removed on success and kept (and its logs shown) on failure.
+#
+# Test files call only public names (no leading underscore).  Exported on
+# request: the assertions is_error, is_json_ok, is_num, is_bool, fresh, and
+# GH::Util's slurp, alive, free_port, ts, parse_ts, now_us, json_encode,
+# json_decode (described in t/lib/GH/Util.pm).
 
 use strict;
 use warnings;
@@ -38,8 +43,11 @@ use Scalar::Util qw(refaddr);
 use Time::HiRes qw(sleep time);
 use Test::More ();
 
+use GH::Util qw(slurp append_file json_encode json_decode ts parse_ts now_us
+    alive free_port random_hex random_base64 spawn run_logged);
+
 our @EXPORT_OK = qw(is_error is_json_ok is_num is_bool fresh
-    ts parse_ts now_us json_encode json_decode);
+    ts parse_ts now_us json_encode json_decode slurp alive free_port);
 
 my $PGBIN = '/usr/lib/postgresql/15/bin';
 my $PGPORT = 5432;    # only names the socket file in our private directory
@@ -111,7 +119,7 @@ our $VG_BEGIN = 'VALGRIND-ERROR-BEGIN';
 sub memcheck {
 	return undef if $ENV{GH_NO_VALGRIND};
 	my $bin = ($ENV{GH_BUILDDIR} || _repo_root()) . '/grasshopper-tracker';
-	my $image = _slurp($bin) // return undef;
+	my $image = slurp($bin) // return undef;
 	return undef if index($image, '__asan_init') >= 0 || index($image, '__tsan_init') >= 0;
 	my ($vg) = grep { -x "$_/valgrind" } split /:/, $ENV{PATH} // '';
 	return undef unless $vg;
@@ -204,7 +212,7 @@ sub _fail_start {
 sub _init_secret {
 	my $self = shift;
 	my $file = "$self->{dir}/jwt-secret";
-	my $kept = $self->{persistent} && -s $file ? _slurp($file) : '';
+	my $kept = $self->{persistent} && -s $file ? slurp($file) : '';
 	$kept =~ s/\n\z//;
 	# One an older script/server made in hex may have too few distinct
 	# bytes for the tracker now: then it is made again.
@@ -214,7 +222,7 @@ sub _init_secret {
 	} else {
 		# base64, not hex: the tracker wants 16 distinct bytes, which
 		# random hex (16 symbols) would miss now and then.
-		$self->{secret} = _random_base64(48);
+		$self->{secret} = random_base64(48);
 		if ($self->{persistent} || $self->{secret_file}) {
 			my $old = umask 0077;
 			open my $fh, '>', $file or croak "$file: $!";
@@ -227,51 +235,19 @@ sub _init_secret {
 	$self->{secret_path} = $file if $self->{persistent} || $self->{secret_file};
 }
 
-sub _random_base64 {
-	my $n = shift;
-	open my $fh, '<:raw', '/dev/urandom' or croak "/dev/urandom: $!";
-	read($fh, my $buf, $n) == $n or croak "short read from /dev/urandom";
-	return MIME::Base64::encode_base64($buf, '');
-}
-
-sub _random_hex {
-	my $n = shift;
-	open my $fh, '<:raw', '/dev/urandom' or croak "/dev/urandom: $!";
-	read($fh, my $buf, $n) == $n or croak "short read from /dev/urandom";
-	return unpack 'H*', $buf;
-}
-
 # ---------------------------------------------------------------------------
 # Processes
 
-# Fork and exec @cmd in its own process group (so a terminal's Ctrl-C reaches
-# only us and we stop things in order), output appended to $log.
+# _spawn($log, \%env, @cmd), _run(\%env, @cmd): GH::Util's spawn and
+# run_logged in the stack's directory, _run logging to setup.log.
 sub _spawn {
-	my ($self, $log, $env, @cmd) = @_;
-	my $pid = fork // croak "fork: $!";
-	if ($pid == 0) {
-		setpgrp(0, 0);
-		delete $ENV{$_} for grep /^TRACKER_/, keys %ENV;
-		$ENV{$_} = $env->{$_} for keys %$env;
-		chdir $self->{dir};
-		open STDIN, '<', '/dev/null';
-		open STDOUT, '>>', $log or POSIX::_exit(126);
-		open STDERR, '>&', \*STDOUT;
-		exec { $cmd[0] } @cmd
-			or do { print STDERR "exec $cmd[0]: $!\n"; POSIX::_exit(127) };
-	}
-	return $pid;
+	my ($self, @rest) = @_;
+	return spawn($self->{dir}, @rest);
 }
 
-# Run @cmd to completion, output appended to the setup log; returns the exit
-# status (0 on success).
 sub _run {
-	my ($self, $env, @cmd) = @_;
-	my $log = "$self->{dir}/setup.log";
-	_append($log, "\$ @cmd\n");
-	my $pid = $self->_spawn($log, $env, @cmd);
-	waitpid $pid, 0;
-	return $? >> 8 || $? & 127;
+	my ($self, @rest) = @_;
+	return run_logged($self->{dir}, "$self->{dir}/setup.log", @rest);
 }
 
 # The PostgreSQL tools, through runuser when we are root (initdb refuses).
@@ -300,7 +276,7 @@ sub _init_postgres {
 		'-A', 'trust', '-N', '-U', 'postgres', '-E', 'UTF8',
 		'--locale=C')) == 0
 		or $self->_fail_start('initdb failed');
-	_append("$self->{pgdata}/postgresql.conf", <<"EOF");
+	append_file("$self->{pgdata}/postgresql.conf", <<"EOF");
 
 # grasshopper private cluster
 listen_addresses = ''
@@ -311,7 +287,7 @@ max_connections = 64
 EOF
 	# A test's throwaway cluster need not survive a crash; the data that
 	# script/server keeps under var/ must.
-	_append("$self->{pgdata}/postgresql.conf", <<"EOF") unless $self->{persistent};
+	append_file("$self->{pgdata}/postgresql.conf", <<"EOF") unless $self->{persistent};
 fsync = off
 full_page_writes = off
 synchronous_commit = off
@@ -355,7 +331,7 @@ sub restart_postgres {
 # workers and lets the old ones finish their connections.
 sub reload_nginx {
 	my $self = shift;
-	my $master = _slurp("$self->{dir}/nginx.pid") // '';
+	my $master = slurp("$self->{dir}/nginx.pid") // '';
 	$master =~ s/\s+//g;
 	return $master =~ /^\d+$/ && $self->{nginx_pid} && $master == $self->{nginx_pid}
 		&& kill 'HUP', $master;
@@ -392,7 +368,7 @@ sub psql {
 	my $out = <$fh> // '';
 	close $fh;
 	if ($?) {
-		my $err = -e $errf ? _slurp($errf) : '';
+		my $err = -e $errf ? slurp($errf) : '';
 		croak "psql failed ($sql): $err";
 	}
 	$out =~ s/\s+\z//;
@@ -530,7 +506,7 @@ sub stop_tracker {
 	}
 	# Workers must not outlive their master.
 	my $deadline = time + 5 * $self->{slow};
-	while (my @left = grep { _alive($_) } @workers) {
+	while (my @left = grep { alive($_) } @workers) {
 		if (time > $deadline) {
 			$self->{orphans} = [@left];
 			kill 'KILL', @left;
@@ -548,19 +524,12 @@ sub restart_tracker {
 	return $st;
 }
 
-sub _alive {
-	my $pid = shift;
-	return 0 unless kill 0, $pid;
-	my $stat = _slurp("/proc/$pid/stat") // return 0;
-	return $stat !~ /\)\s+Z\s/;    # a zombie is not alive
-}
-
 # _ppids: pid => ppid for every process.
 sub _ppids {
 	my %pp;
 	opendir my $d, '/proc' or return %pp;
 	for my $pid (grep /^\d+$/, readdir $d) {
-		my $stat = _slurp("/proc/$pid/stat") // next;
+		my $stat = slurp("/proc/$pid/stat") // next;
 		# comm may contain spaces and parentheses: split after the last ')'
 		my ($rest) = $stat =~ /\)\s+(.*)\z/s or next;
 		my (undef, $ppid) = split ' ', $rest;
@@ -574,7 +543,7 @@ sub worker_pids {
 	my $self = shift;
 	my $master = $self->{tracker_pid} or return ();
 	my %pp = _ppids();
-	my @w = sort { $a <=> $b } grep { $pp{$_} == $master && _alive($_) } keys %pp;
+	my @w = sort { $a <=> $b } grep { $pp{$_} == $master && alive($_) } keys %pp;
 	return @w;
 }
 
@@ -606,7 +575,7 @@ sub kill_worker {
 sub wait_gone {
 	my ($self, $timeout, @pids) = @_;
 	my $deadline = time + $timeout * $self->{slow};
-	while (grep { _alive($_) } @pids) {
+	while (grep { alive($_) } @pids) {
 		return 0 if time > $deadline;
 		sleep 0.01;
 	}
@@ -616,21 +585,9 @@ sub wait_gone {
 # ---------------------------------------------------------------------------
 # nginx
 
-sub _free_port {
-	for (1 .. 100) {
-		my $port = 20000 + int rand 30000;
-		my $sock = IO::Socket::INET->new(LocalAddr => '127.0.0.1',
-			LocalPort => $port, Proto => 'tcp', Listen => 1,
-			ReuseAddr => 1) or next;
-		close $sock;
-		return $port;
-	}
-	croak "no free port found";
-}
-
 sub _write_nginx_conf {
 	my $self = shift;
-	my $tpl = _slurp("$self->{srcdir}/nginx/grasshopper.conf.in")
+	my $tpl = slurp("$self->{srcdir}/nginx/grasshopper.conf.in")
 		// croak "no nginx template in $self->{srcdir}/nginx";
 	my %v = (
 		PREFIX => $self->{dir},
@@ -652,7 +609,7 @@ sub _start_nginx {
 	my $self = shift;
 	my $fixed = defined $self->{port};
 	for my $try (1 .. 5) {
-		$self->{port} = _free_port() unless $fixed;
+		$self->{port} = free_port() unless $fixed;
 		$self->_write_nginx_conf;
 		unlink "$self->{dir}/nginx.pid";
 		my $log = "$self->{dir}/error.log";
@@ -676,7 +633,7 @@ sub _start_nginx {
 		kill 'KILL', -$pid if $pid;
 		waitpid $pid, 0 if $pid;
 		# Lost a race for the port: forget the [emerg] and try another.
-		my $err = _slurp($log) // '';
+		my $err = slurp($log) // '';
 		last if $fixed || $err !~ /bind\(\) to .* failed/;
 		rename $log, "$log.try$try";
 	}
@@ -813,7 +770,7 @@ sub parallel {
 	my @res;
 	for my $k (@kids) {
 		waitpid $k->[0], 0;
-		my $got = eval { $JSON->decode(_slurp($k->[1]) // '') };
+		my $got = eval { $JSON->decode(slurp($k->[1]) // '') };
 		push @res, $got ? $got->[0] : undef;
 		unlink $k->[1];
 	}
@@ -837,8 +794,8 @@ sub login {
 my $user_seq = 0;
 sub user {
 	my ($self, %o) = @_;
-	my $name = $o{username} // sprintf 'u%d_%d_%s', $$, ++$user_seq, _random_hex(3);
-	my $pass = $o{password} // 'pw-' . _random_hex(8);
+	my $name = $o{username} // sprintf 'u%d_%d_%s', $$, ++$user_seq, random_hex(3);
+	my $pass = $o{password} // 'pw-' . random_hex(8);
 	my $r = $self->register($name, $pass);
 	croak "register $name: $r->{status} $r->{content}" unless $r->{status} == 201;
 	my $id = $r->{json}{id};
@@ -894,7 +851,7 @@ sub jwt_claims {
 
 sub _tail {
 	my ($file, $n) = @_;
-	my $text = _slurp($file) // return "($file: missing)";
+	my $text = slurp($file) // return "($file: missing)";
 	my @l = split /\n/, $text;
 	@l = @l[-$n .. -1] if @l > $n;
 	return join "\n", "--- $file (last lines) ---", @l;
@@ -905,11 +862,11 @@ sub _tail {
 # init-db in setup.log, spawn_tracker's spawn-*.log), as two lists.
 sub log_problems {
 	my $self = shift;
-	my $elog = _slurp("$self->{dir}/error.log") // '';
+	my $elog = slurp("$self->{dir}/error.log") // '';
 	my @ng = grep /\[(?:alert|emerg)\]/, split /\n/, $elog;
 	my @san;
 	for my $f ('tracker.log', 'setup.log', map { s{.*/}{}r } sort glob "$self->{dir}/spawn-*.log") {
-		my $text = _slurp("$self->{dir}/$f") // next;
+		my $text = slurp("$self->{dir}/$f") // next;
 		push @san, map { "$f: $_" } _reports($text);
 	}
 	return (\@ng, \@san);
@@ -1011,23 +968,6 @@ END {
 # ---------------------------------------------------------------------------
 # Helpers for test files (exported on request)
 
-sub _slurp {
-	my $f = shift;
-	open my $fh, '<:raw', $f or return undef;
-	local $/;
-	return scalar <$fh>;
-}
-
-sub _append {
-	my ($f, $text) = @_;
-	open my $fh, '>>', $f or croak "$f: $!";
-	print $fh $text;
-	close $fh;
-}
-
-sub json_encode { $JSON->encode($_[0]) }
-sub json_decode { $JSON->decode($_[0]) }
-
 # fresh($res): the body decoded again, so type checks (is_num) see the
 # values as JSON gave them, before any test stringified them.
 sub fresh { my $r = shift; return eval { $JSON->decode($r->{content}) } }
@@ -1084,56 +1024,6 @@ sub is_error {
 		or $tb->diag(join('; ', @why) . "\n  body: " . substr($res->{content}, 0, 300));
 	return !@why;
 }
-
-# Timestamps as integer microseconds since the epoch (UTC), years 1-9999.
-sub _days_from_civil {
-	my ($y, $m, $d) = @_;
-	$y -= $m <= 2;
-	my $era = int(($y >= 0 ? $y : $y - 399) / 400);
-	my $yoe = $y - $era * 400;
-	my $doy = int((153 * ($m + ($m > 2 ? -3 : 9)) + 2) / 5) + $d - 1;
-	my $doe = $yoe * 365 + int($yoe / 4) - int($yoe / 100) + $doy;
-	return $era * 146097 + $doe - 719468;
-}
-
-sub _civil_from_days {
-	my $z = shift() + 719468;
-	my $era = int(($z >= 0 ? $z : $z - 146096) / 146097);
-	my $doe = $z - $era * 146097;
-	my $yoe = int(($doe - int($doe / 1460) + int($doe / 36524) - int($doe / 146096)) / 365);
-	my $y = $yoe + $era * 400;
-	my $doy = $doe - (365 * $yoe + int($yoe / 4) - int($yoe / 100));
-	my $mp = int((5 * $doy + 2) / 153);
-	my $d = $doy - int((153 * $mp + 2) / 5) + 1;
-	my $m = $mp + ($mp < 10 ? 3 : -9);
-	return ($y + ($m <= 2), $m, $d);
-}
-
-# parse_ts($str): RFC 3339 → microseconds, or undef.
-sub parse_ts {
-	my $s = shift // return undef;
-	my ($y, $mo, $d, $h, $mi, $se, $frac, $z, $sign, $oh, $om) = $s =~
-		/^(\d{4})-(\d\d)-(\d\d)[Tt](\d\d):(\d\d):(\d\d)(?:\.(\d{1,6}))?(?:([Zz])|([+-])(\d\d):(\d\d))?$/
-		or return undef;
-	my $us = ((_days_from_civil($y, $mo, $d) * 24 + $h) * 60 + $mi) * 60 + $se;
-	$us = $us * 1_000_000 + ($frac ? substr($frac . '00000', 0, 6) : 0);
-	$us -= ($sign eq '+' ? 1 : -1) * ($oh * 3600 + $om * 60) * 1_000_000 if $sign;
-	return $us;
-}
-
-# ts($us): microseconds → "YYYY-MM-DDTHH:MM:SS.ffffffZ".
-sub ts {
-	my $us = shift;
-	my $frac = $us % 1_000_000;
-	my $s = ($us - $frac) / 1_000_000;
-	my $sod = $s % 86400;
-	my $days = ($s - $sod) / 86400;
-	my ($y, $m, $d) = _civil_from_days($days);
-	return sprintf '%04d-%02d-%02dT%02d:%02d:%02d.%06dZ', $y, $m, $d,
-		int($sod / 3600), int($sod % 3600 / 60), $sod % 60, $frac;
-}
-
-sub now_us { int(Time::HiRes::time() * 1_000_000) }
 
 # ---------------------------------------------------------------------------
 
