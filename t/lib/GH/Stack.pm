@@ -28,15 +28,11 @@ use warnings;
 
 use Carp qw(croak);
 use Cwd qw(abs_path getcwd);
-use Digest::SHA qw(hmac_sha256 hmac_sha384 hmac_sha512);
 use Exporter qw(import);
 use File::Basename qw(dirname);
 use File::Path qw(make_path remove_tree);
 use File::Temp qw(tempdir);
-use HTTP::Tiny;
 use IO::Socket::INET;
-use JSON::PP ();
-use MIME::Base64 qw(encode_base64url decode_base64url);
 use POSIX qw(WNOHANG);
 use Scalar::Util qw(refaddr);
 use Time::HiRes qw(sleep time);
@@ -46,12 +42,13 @@ use GH::Assert qw(is_error is_json_ok is_num is_bool fresh);
 use GH::Util qw(slurp append_file json_encode json_decode ts parse_ts now_us
     alive free_port random_hex random_base64 spawn run_logged);
 
+use parent 'GH::API';
+
 our @EXPORT_OK = qw(is_error is_json_ok is_num is_bool fresh
     ts parse_ts now_us json_encode json_decode slurp alive free_port);
 
 my $PGBIN = '/usr/lib/postgresql/15/bin';
 my $PGPORT = 5432;    # only names the socket file in our private directory
-my $JSON = JSON::PP->new->utf8->canonical->allow_nonref;
 my %LIVE;             # refaddr => stack not yet stopped, for END
 
 $SIG{PIPE} = 'IGNORE';
@@ -153,6 +150,7 @@ sub wrapper { $_[0]{wrapper} }    # what the tracker runs under (valgrind...), o
 sub dir { $_[0]{dir} }
 sub srcdir { $_[0]{srcdir} }
 sub secret { $_[0]{secret} }
+sub host { $_[0]{host} }
 sub port { $_[0]{port} }
 sub url { "http://$_[0]{host}:$_[0]{port}" }
 # database_url: as the owner of the schema (init-db, the superuser here);
@@ -673,180 +671,6 @@ sub wait_healthy {
 }
 
 # ---------------------------------------------------------------------------
-# HTTP
-
-# reconnect: a new HTTP client (a forked child must not share the parent's
-# kept-alive connection).
-sub reconnect {
-	my $self = shift;
-	$self->{http} = HTTP::Tiny->new(
-		timeout => 60 * $self->{slow},
-		keep_alive => 1,
-		agent => 'grasshopper-e2e/1',
-	);
-}
-
-# api($method, $path, $body, %headers) → {status, headers, content, json,
-# elapsed}.  $path without a leading '/' is relative to /api/v1/.  A
-# reference body is sent as JSON (with Content-Type: application/json), a
-# string as it is.
-sub api {
-	my ($self, $method, $path, $body, %h) = @_;
-	$path = "/api/v1/$path" unless $path =~ m{^/};
-	my %opt = (headers => {%h});
-	if (ref $body) {
-		$opt{content} = $JSON->encode($body);
-		$opt{headers}{'Content-Type'} //= 'application/json';
-	} elsif (defined $body) {
-		$opt{content} = $body;
-	}
-	my $t0 = Time::HiRes::time();
-	my $r = $self->{http}->request($method, $self->url . $path, \%opt);
-	my $res = {
-		status => $r->{status},
-		headers => $r->{headers},
-		content => $r->{content} // '',
-		elapsed => Time::HiRes::time() - $t0,
-		reason => $r->{reason},
-	};
-	$res->{json} = eval { $JSON->decode($res->{content}) };
-	return $res;
-}
-
-# raw($bytes): send a hand-made request on a fresh connection and read the
-# answer until the server closes; → same shape as api().
-sub raw {
-	my ($self, $req) = @_;
-	my $sock = IO::Socket::INET->new(PeerAddr => $self->{host},
-		PeerPort => $self->{port}, Proto => 'tcp', Timeout => 30)
-		or croak "connect: $!";
-	binmode $sock;
-	my $off = 0;
-	while ($off < length $req) {
-		my $n = syswrite $sock, $req, 65536, $off;
-		last unless $n;    # the server may answer and close early
-		$off += $n;
-	}
-	shutdown $sock, 1;
-	my $buf = '';
-	local $SIG{ALRM} = sub { die "raw: timeout\n" };
-	alarm 30;
-	while (sysread $sock, my $chunk, 65536) { $buf .= $chunk }
-	alarm 0;
-	my ($head, $content) = split /\r\n\r\n/, $buf, 2;
-	my ($status) = ($head // '') =~ m{^HTTP/\d\.\d (\d+)};
-	my %hdr;
-	for (split /\r\n/, $head // '') {
-		next unless /^([^:]+):\s*(.*)$/;
-		$hdr{lc $1} = $2;
-	}
-	my $res = {status => $status // 0, headers => \%hdr,
-		content => $content // '', sent => $off};
-	$res->{json} = eval { $JSON->decode($res->{content}) };
-	return $res;
-}
-
-# parallel($n, $code): run $code->($i) for $i in 1..$n in $n child
-# processes at once (each with its own connection); returns their results
-# (JSON-encodable values) in order.  A child that dies returns undef.
-sub parallel {
-	my ($self, $n, $code) = @_;
-	my @kids;
-	for my $i (1 .. $n) {
-		my $out = "$self->{dir}/parallel-$$-$i.json";
-		unlink $out;
-		my $pid = fork // croak "fork: $!";
-		if ($pid == 0) {
-			$self->reconnect;
-			my $r = eval { $code->($i) };
-			if (open my $fh, '>', $out) {
-				print $fh $JSON->encode([$r]);
-				close $fh;
-			}
-			POSIX::_exit(0);
-		}
-		push @kids, [$pid, $out];
-	}
-	my @res;
-	for my $k (@kids) {
-		waitpid $k->[0], 0;
-		my $got = eval { $JSON->decode(slurp($k->[1]) // '') };
-		push @res, $got ? $got->[0] : undef;
-		unlink $k->[1];
-	}
-	return @res;
-}
-
-# register($username, $password, %more) → api response.
-sub register {
-	my ($self, $user, $pass, %more) = @_;
-	return $self->api(POST => 'users', {username => $user, password => $pass, %more});
-}
-
-# login($username, $password) → api response.
-sub login {
-	my ($self, $user, $pass) = @_;
-	return $self->api(POST => 'auth', {username => $user, password => $pass});
-}
-
-# user(%opt): a fresh user, registered and logged in: a GH::Stack::User with
-# {id, username, password, token}.  Croaks if either step fails.
-my $user_seq = 0;
-sub user {
-	my ($self, %o) = @_;
-	my $name = $o{username} // sprintf 'u%d_%d_%s', $$, ++$user_seq, random_hex(3);
-	my $pass = $o{password} // 'pw-' . random_hex(8);
-	my $r = $self->register($name, $pass);
-	croak "register $name: $r->{status} $r->{content}" unless $r->{status} == 201;
-	my $id = $r->{json}{id};
-	$r = $self->login($name, $pass);
-	croak "login $name: $r->{status} $r->{content}" unless $r->{status} == 200;
-	return GH::Stack::User->new($self, id => $id, username => $name,
-		password => $pass, token => $r->{json}{token});
-}
-
-# as($token): a GH::Stack::User for an arbitrary token.
-sub as {
-	my ($self, $token, %more) = @_;
-	return GH::Stack::User->new($self, token => $token, %more);
-}
-
-# jwt(\%payload, key => SECRET, alg => 'HS256', header => \%h,
-#     raw_header => JSON, raw_payload => JSON): a signed token.  The key
-# defaults to the stack's secret; alg 'none' gives an empty signature.
-sub jwt {
-	my ($self, $payload, %o) = @_;
-	my $alg = $o{alg} // 'HS256';
-	my $key = exists $o{key} ? $o{key} : $self->{secret};
-	my $h = $o{raw_header} // $JSON->encode($o{header} // {alg => $alg, typ => 'JWT'});
-	my $p = $o{raw_payload} // $JSON->encode($payload);
-	my $input = encode_base64url($h) . '.' . encode_base64url($p);
-	my %mac = (HS256 => \&hmac_sha256, HS384 => \&hmac_sha384, HS512 => \&hmac_sha512);
-	my $sig = $alg eq 'none' ? '' : encode_base64url($mac{$alg}->($input, $key));
-	return "$input.$sig";
-}
-
-# token_row($user_id, $exp, $name): a row in tokens for a token the test
-# signs itself with jwt() (put its id in the jti claim: a token without a
-# row is revoked); $exp in epoch seconds, default an hour from now, $name
-# undef for a session.  Returns the id as a string.
-sub token_row {
-	my ($self, $user, $exp, $name) = @_;
-	$exp //= int(time) + 3600;
-	$user =~ /^\d+$/ && $exp =~ /^-?\d+$/ or croak "token_row: bad user or exp";
-	my $n = defined $name ? "'" . ($name =~ s/'/''/gr) . "'" : 'NULL';
-	return $self->psql("INSERT INTO tokens (user_id, name, expires_at) "
-		. "VALUES ($user, $n, to_timestamp($exp)) RETURNING id");
-}
-
-# jwt_claims($token): the decoded payload of a token (no verification).
-sub jwt_claims {
-	my (undef, $token) = @_;
-	my (undef, $p) = split /\./, $token;
-	return eval { $JSON->decode(decode_base64url($p)) };
-}
-
-# ---------------------------------------------------------------------------
 # Teardown
 
 sub _tail {
@@ -963,31 +787,6 @@ END {
 	for my $s (values %LIVE) {
 		$s->stop(implicit => 1, failed => $died != 0);
 	}
-}
-
-# ---------------------------------------------------------------------------
-
-package GH::Stack::User;
-
-use Scalar::Util qw(weaken);
-
-sub new {
-	my ($class, $stack, %f) = @_;
-	my $self = bless {%f, stack => $stack}, $class;
-	weaken $self->{stack};
-	return $self;
-}
-
-sub id { $_[0]{id} }
-sub username { $_[0]{username} }
-sub password { $_[0]{password} }
-sub token { $_[0]{token} }
-
-# api(...): the stack's api() with this user's bearer token.
-sub api {
-	my ($self, $method, $path, $body, %h) = @_;
-	return $self->{stack}->api($method, $path, $body,
-		Authorization => "Bearer $self->{token}", %h);
 }
 
 1;
