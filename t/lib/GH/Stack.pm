@@ -40,15 +40,13 @@ use Test::More ();
 
 use GH::Assert qw(is_error is_json_ok is_num is_bool fresh);
 use GH::Util qw(slurp append_file json_encode json_decode ts parse_ts now_us
-    alive free_port random_hex random_base64 spawn run_logged);
+    alive free_port random_hex random_base64 spawn run_logged as_root);
 
-use parent 'GH::API';
+use parent qw(GH::Postgres GH::API);
 
 our @EXPORT_OK = qw(is_error is_json_ok is_num is_bool fresh
     ts parse_ts now_us json_encode json_decode slurp alive free_port);
 
-my $PGBIN = '/usr/lib/postgresql/15/bin';
-my $PGPORT = 5432;    # only names the socket file in our private directory
 my %LIVE;             # refaddr => stack not yet stopped, for END
 
 $SIG{PIPE} = 'IGNORE';
@@ -153,19 +151,6 @@ sub secret { $_[0]{secret} }
 sub host { $_[0]{host} }
 sub port { $_[0]{port} }
 sub url { "http://$_[0]{host}:$_[0]{port}" }
-# database_url: as the owner of the schema (init-db, the superuser here);
-# service_database_url: as the role `serve` runs as, which init-db grants
-# reading and writing the tables but not changing them (SPEC 6.1).
-sub database_url {
-	my $self = shift;
-	"host=$self->{pgdir} port=$PGPORT dbname=$self->{dbname} user=postgres";
-}
-our $SERVICE_ROLE = 'grasshopper_service';
-sub service_role { $SERVICE_ROLE }
-sub service_database_url {
-	my $self = shift;
-	"host=$self->{pgdir} port=$PGPORT dbname=$self->{dbname} user=$SERVICE_ROLE";
-}
 # tracker_bin($path): the tracker binary the stack runs (the build's by
 # default); with $path, the one the next start_tracker runs (make bench
 # compares builds on one stack).
@@ -174,8 +159,6 @@ sub tracker_bin {
 	$self->{tracker_bin} = shift if @_;
 	return $self->{tracker_bin} // "$self->{builddir}/grasshopper-tracker";
 }
-
-sub _as_root { $> == 0 }
 
 # start: PostgreSQL, schema, tracker, nginx; returns $self once the health
 # check answers 200 through nginx.
@@ -248,82 +231,6 @@ sub _run {
 	return run_logged($self->{dir}, "$self->{dir}/setup.log", @rest);
 }
 
-# The PostgreSQL tools, through runuser when we are root (initdb refuses).
-sub _pg_cmd {
-	my ($self, $tool, @args) = @_;
-	my @cmd = ("$PGBIN/$tool", @args);
-	unshift @cmd, 'runuser', '-u', 'nobody', '--' if _as_root();
-	return @cmd;
-}
-
-sub _init_postgres {
-	my $self = shift;
-	make_path($self->{pgdir});
-	if (_as_root()) {
-		my (undef, undef, $uid, $gid) = getpwnam('nobody')
-			or croak "no user nobody to run PostgreSQL as";
-		chown $uid, $gid, $self->{pgdir};
-		chown $uid, $gid, "$self->{pgdir}/postgres.log"
-			if -e "$self->{pgdir}/postgres.log";
-	}
-	# Trust authentication, so only the cluster's user (and root) may enter
-	# the directory of its socket.
-	chmod 0700, $self->{pgdir};
-	return if -e "$self->{pgdata}/PG_VERSION";
-	$self->_run({}, $self->_pg_cmd('initdb', '-D', $self->{pgdata},
-		'-A', 'trust', '-N', '-U', 'postgres', '-E', 'UTF8',
-		'--locale=C')) == 0
-		or $self->_fail_start('initdb failed');
-	append_file("$self->{pgdata}/postgresql.conf", <<"EOF");
-
-# grasshopper private cluster
-listen_addresses = ''
-unix_socket_directories = '$self->{pgdir}'
-port = $PGPORT
-shared_buffers = 32MB
-max_connections = 64
-EOF
-	# A test's throwaway cluster need not survive a crash; the data that
-	# script/server keeps under var/ must.
-	append_file("$self->{pgdata}/postgresql.conf", <<"EOF") unless $self->{persistent};
-fsync = off
-full_page_writes = off
-synchronous_commit = off
-EOF
-}
-
-sub start_postgres {
-	my $self = shift;
-	# A cluster left running by a crashed persistent run: stop it first.
-	if ($self->{persistent} &&
-	    $self->_run({}, $self->_pg_cmd('pg_ctl', 'status', '-D', $self->{pgdata})) == 0) {
-		$self->_run({}, $self->_pg_cmd('pg_ctl', 'stop', '-m', 'fast', '-w', '-D', $self->{pgdata}));
-	}
-	$self->_run({}, $self->_pg_cmd('pg_ctl', 'start', '-w', '-t', 60,
-		'-D', $self->{pgdata}, '-l', "$self->{pgdir}/postgres.log")) == 0
-		or $self->_fail_start('pg_ctl start failed');
-	$self->{pg_running} = 1;
-	return 1;
-}
-
-sub stop_postgres {
-	my ($self, $mode) = @_;
-	return 1 unless $self->{pg_running};
-	my $rc = $self->_run({}, $self->_pg_cmd('pg_ctl', 'stop', '-w', '-t', 60,
-		'-m', $mode || 'fast', '-D', $self->{pgdata}));
-	$self->{pg_running} = 0 if $rc == 0;
-	return $rc == 0;
-}
-
-# restart_postgres($mode): `pg_ctl restart -m $mode` (default fast) while
-# everything else runs; true when pg_ctl succeeded.
-sub restart_postgres {
-	my ($self, $mode) = @_;
-	return $self->_run({}, $self->_pg_cmd('pg_ctl', 'restart', '-w', '-t', 60,
-		'-m', $mode || 'fast', '-D', $self->{pgdata},
-		'-l', "$self->{pgdir}/postgres.log")) == 0;
-}
-
 # reload_nginx: SIGHUP to nginx's master (the one nginx.pid names, which
 # must be ours); true when sent. nginx rereads nginx.conf, starts new
 # workers and lets the old ones finish their connections.
@@ -333,54 +240,6 @@ sub reload_nginx {
 	$master =~ s/\s+//g;
 	return $master =~ /^\d+$/ && $self->{nginx_pid} && $master == $self->{nginx_pid}
 		&& kill 'HUP', $master;
-}
-
-sub _create_database {
-	my $self = shift;
-	my $exists = $self->psql("SELECT 1 FROM pg_database WHERE datname = '$self->{dbname}'",
-		db => 'postgres');
-	$self->psql("CREATE DATABASE $self->{dbname}", db => 'postgres')
-		unless $exists eq '1';
-	# The service's login role: no superuser, owns nothing (trust
-	# authentication in this private cluster: no password).
-	$self->psql("DO \$\$BEGIN CREATE ROLE $SERVICE_ROLE LOGIN; "
-		. "EXCEPTION WHEN duplicate_object THEN NULL; END\$\$", db => 'postgres');
-}
-
-# psql($sql, db => NAME, user => ROLE): run SQL as the cluster's superuser
-# (or ROLE); returns the
-# unaligned, tuples-only output (rows joined by "\n", fields by "|").
-# Croaks when psql fails.
-sub psql {
-	my ($self, $sql, %o) = @_;
-	my @cmd = ("$PGBIN/psql", '-X', '-q', '-A', '-t', '-v', 'ON_ERROR_STOP=1',
-		'-h', $self->{pgdir}, '-p', $PGPORT, '-U', $o{user} || 'postgres',
-		'-d', $o{db} || $self->{dbname}, '-c', $sql);
-	my $errf = "$self->{dir}/psql.err";
-	my $pid = open(my $fh, '-|') // croak "fork: $!";
-	if ($pid == 0) {
-		open STDERR, '>', $errf;
-		exec @cmd or POSIX::_exit(127);
-	}
-	local $/;
-	my $out = <$fh> // '';
-	close $fh;
-	if ($?) {
-		my $err = -e $errf ? slurp($errf) : '';
-		croak "psql failed ($sql): $err";
-	}
-	$out =~ s/\s+\z//;
-	return $out;
-}
-
-# psql_async($sql): run psql in the background; returns its pid (reap with
-# waitpid).
-sub psql_async {
-	my ($self, $sql) = @_;
-	return $self->_spawn("$self->{dir}/psql-async.log", {},
-		"$PGBIN/psql", '-X', '-q', '-v', 'ON_ERROR_STOP=1',
-		'-h', $self->{pgdir}, '-p', $PGPORT, '-U', 'postgres',
-		'-d', $self->{dbname}, '-c', $sql);
 }
 
 sub _tracker_env {
@@ -415,7 +274,7 @@ sub _tracker_cmd {
 sub init_db {
 	my ($self, %extra) = @_;
 	my $env = $self->_tracker_env(TRACKER_DATABASE_URL => $self->database_url,
-		TRACKER_DB_SERVICE_ROLE => $SERVICE_ROLE, %extra);
+		TRACKER_DB_SERVICE_ROLE => $self->service_role, %extra);
 	return $self->_run($env, $self->_tracker_cmd('init-db'));
 }
 
@@ -592,7 +451,7 @@ sub _write_nginx_conf {
 		LISTEN => "$self->{host}:$self->{port}",
 		HTML => "$self->{srcdir}/html",
 		FASTCGI => "unix:$self->{sock}",
-		USER => _as_root() ? 'user root;' : '',
+		USER => as_root() ? 'user root;' : '',
 		AUTH_RATE => $self->{auth_rate},
 		AUTH_BURST => $self->{auth_burst},
 		ERRORS => "$self->{srcdir}/nginx/errors.conf",
@@ -768,7 +627,7 @@ sub stop {
 		if ($failed) {
 			$tb->diag(_tail("$self->{dir}/$_", 25))
 				for 'setup.log', 'tracker.log', 'error.log';
-			$tb->diag(_tail("$self->{pgdir}/postgres.log", 10));
+			$tb->diag(_tail($self->pg_log, 10));
 		}
 	} else {
 		remove_tree($self->{dir});

@@ -14,6 +14,7 @@ package GH::Util;
 #   alive($pid)             the process exists and is not a zombie
 #   free_port()             a loopback TCP port free right now
 #   random_hex($n), random_base64($n)     $n random bytes, encoded
+#   as_root()               the tests run as root
 #   spawn($dir, $log, \%env, @cmd), run_logged(...)   see below
 #
 # Timing: every duration a test waits for or limits by goes through
@@ -37,7 +38,7 @@ use Time::HiRes ();
 
 our @EXPORT_OK = qw(slurp append_file json_encode json_decode ts parse_ts
     now_us alive free_port random_hex random_base64 spawn run_logged
-    scale slow);
+    scale slow as_root);
 
 my $JSON = JSON::PP->new->utf8->canonical->allow_nonref;
 
@@ -118,6 +119,8 @@ sub run_logged {
 	waitpid $pid, 0;
 	return $? >> 8 || $? & 127;
 }
+
+sub as_root { $> == 0 }
 
 sub alive {
 	my $pid = shift;
