@@ -15,6 +15,7 @@ package GH::Util;
 #   free_port()             a loopback TCP port free right now
 #   random_hex($n), random_base64($n)     $n random bytes, encoded
 #   as_root()               the tests run as root
+#   repo_root()             the source tree this file is in
 #   spawn($dir, $log, \%env, @cmd), run_logged(...)   see below
 #
 # Timing: every duration a test waits for or limits by goes through
@@ -29,6 +30,8 @@ use strict;
 use warnings;
 
 use Carp qw(croak);
+use Cwd ();
+use File::Basename ();
 use Exporter qw(import);
 use IO::Socket::INET;
 use JSON::PP ();
@@ -38,7 +41,7 @@ use Time::HiRes ();
 
 our @EXPORT_OK = qw(slurp append_file json_encode json_decode ts parse_ts
     now_us alive free_port random_hex random_base64 spawn run_logged
-    scale slow as_root);
+    scale slow as_root repo_root);
 
 my $JSON = JSON::PP->new->utf8->canonical->allow_nonref;
 
@@ -121,6 +124,9 @@ sub run_logged {
 }
 
 sub as_root { $> == 0 }
+
+# The repository root, from this file's location (t/lib/GH/Util.pm).
+sub repo_root { Cwd::abs_path(File::Basename::dirname(__FILE__) . '/../../..') }
 
 sub alive {
 	my $pid = shift;
