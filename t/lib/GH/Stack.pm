@@ -27,23 +27,21 @@ use strict;
 use warnings;
 
 use Carp qw(croak);
-use Cwd qw(abs_path getcwd);
+use Cwd qw(abs_path);
 use Exporter qw(import);
-use File::Basename qw(dirname);
 use File::Path qw(make_path remove_tree);
 use File::Temp qw(tempdir);
-use IO::Socket::INET;
 use POSIX qw(WNOHANG);
 use Scalar::Util qw(refaddr);
 use Time::HiRes qw(sleep time);
 use Test::More ();
 
 use GH::Assert qw(is_error is_json_ok is_num is_bool fresh);
-use GH::Util qw(slurp append_file json_encode json_decode ts parse_ts now_us
-    alive free_port random_hex random_base64 spawn run_logged as_root repo_root);
+use GH::Util qw(slurp json_encode json_decode ts parse_ts now_us alive free_port
+    spawn run_logged repo_root);
 
 use GH::Tracker qw(memcheck default_wrapper);
-use parent qw(GH::Postgres GH::Tracker GH::API);
+use parent qw(GH::Postgres GH::Tracker GH::Nginx GH::API);
 
 our @EXPORT_OK = qw(is_error is_json_ok is_num is_bool fresh
     ts parse_ts now_us json_encode json_decode slurp alive free_port);
@@ -106,9 +104,6 @@ sub slow { $_[0]{slow} }
 
 sub dir { $_[0]{dir} }
 sub srcdir { $_[0]{srcdir} }
-sub host { $_[0]{host} }
-sub port { $_[0]{port} }
-sub url { "http://$_[0]{host}:$_[0]{port}" }
 
 # start: PostgreSQL, schema, tracker, nginx; returns $self once the health
 # check answers 200 through nginx.
@@ -129,7 +124,7 @@ sub start {
 	$self->_create_database;
 	$self->init_db == 0 or $self->_fail_start('grasshopper-tracker init-db failed');
 	$self->start_tracker;
-	$self->_start_nginx;
+	$self->start_nginx;
 	$self->wait_healthy or $self->_fail_start('health check did not answer 200');
 	return $self;
 }
@@ -153,90 +148,6 @@ sub _spawn {
 sub _run {
 	my ($self, @rest) = @_;
 	return run_logged($self->{dir}, "$self->{dir}/setup.log", @rest);
-}
-
-# reload_nginx: SIGHUP to nginx's master (the one nginx.pid names, which
-# must be ours); true when sent. nginx rereads nginx.conf, starts new
-# workers and lets the old ones finish their connections.
-sub reload_nginx {
-	my $self = shift;
-	my $master = slurp("$self->{dir}/nginx.pid") // '';
-	$master =~ s/\s+//g;
-	return $master =~ /^\d+$/ && $self->{nginx_pid} && $master == $self->{nginx_pid}
-		&& kill 'HUP', $master;
-}
-
-# ---------------------------------------------------------------------------
-# nginx
-
-sub _write_nginx_conf {
-	my $self = shift;
-	my $tpl = slurp("$self->{srcdir}/nginx/grasshopper.conf.in")
-		// croak "no nginx template in $self->{srcdir}/nginx";
-	my %v = (
-		PREFIX => $self->{dir},
-		LISTEN => "$self->{host}:$self->{port}",
-		HTML => "$self->{srcdir}/html",
-		FASTCGI => "unix:$self->{sock}",
-		USER => as_root() ? 'user root;' : '',
-		AUTH_RATE => $self->{auth_rate},
-		AUTH_BURST => $self->{auth_burst},
-		ERRORS => "$self->{srcdir}/nginx/errors.conf",
-	);
-	$tpl =~ s/%%(\w+)%%/exists $v{$1} ? $v{$1} : croak "unknown placeholder %%$1%%"/ge;
-	open my $fh, '>', "$self->{dir}/nginx.conf" or croak "nginx.conf: $!";
-	print $fh $tpl;
-	close $fh;
-}
-
-sub _start_nginx {
-	my $self = shift;
-	my $fixed = defined $self->{port};
-	for my $try (1 .. 5) {
-		$self->{port} = free_port() unless $fixed;
-		$self->_write_nginx_conf;
-		unlink "$self->{dir}/nginx.pid";
-		my $log = "$self->{dir}/error.log";
-		my $pid = $self->_spawn("$self->{dir}/nginx.out", {},
-			'nginx', '-p', $self->{dir}, '-c', "$self->{dir}/nginx.conf",
-			'-e', $log);
-		my $deadline = time + 10;
-		while (time < $deadline) {
-			if (waitpid($pid, WNOHANG) > 0) {
-				$pid = undef;
-				last;
-			}
-			if (-s "$self->{dir}/nginx.pid" && IO::Socket::INET->new(
-			    PeerAddr => $self->{host}, PeerPort => $self->{port},
-			    Proto => 'tcp')) {
-				$self->{nginx_pid} = $pid;
-				return 1;
-			}
-			sleep 0.02;
-		}
-		kill 'KILL', -$pid if $pid;
-		waitpid $pid, 0 if $pid;
-		# Lost a race for the port: forget the [emerg] and try another.
-		my $err = slurp($log) // '';
-		last if $fixed || $err !~ /bind\(\) to .* failed/;
-		rename $log, "$log.try$try";
-	}
-	$self->_fail_start('nginx did not start');
-}
-
-sub _stop_nginx {
-	my $self = shift;
-	my $pid = delete $self->{nginx_pid} or return;
-	kill 'QUIT', $pid;
-	my $deadline = time + 10;
-	while (waitpid($pid, WNOHANG) == 0) {
-		if (time > $deadline) {
-			kill 'KILL', -$pid;
-			waitpid $pid, 0;
-			last;
-		}
-		sleep 0.02;
-	}
 }
 
 # wait_healthy($timeout): poll /api/v1/health until 200.
@@ -272,8 +183,7 @@ sub _tail {
 # init-db in setup.log, spawn_tracker's spawn-*.log), as two lists.
 sub log_problems {
 	my $self = shift;
-	my $elog = slurp("$self->{dir}/error.log") // '';
-	my @ng = grep /\[(?:alert|emerg)\]/, split /\n/, $elog;
+	my @ng = $self->nginx_problems;
 	my @san;
 	for my $f ('tracker.log', 'setup.log', map { s{.*/}{}r } sort glob "$self->{dir}/spawn-*.log") {
 		my $text = slurp("$self->{dir}/$f") // next;
@@ -295,7 +205,7 @@ sub stop {
 	my $checks = !$o{implicit};
 	my $tb = Test::More->builder;
 
-	$self->_stop_nginx;
+	$self->stop_nginx;
 	my $st = $self->{tracker_pid} ? $self->stop_tracker : undef;
 	$self->stop_postgres if $self->{pg_running};
 
