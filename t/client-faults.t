@@ -14,7 +14,7 @@ use GH::Client qw(gh_run tiles_ok wait_for slurp);
 use GH::Stack qw(parse_ts json_decode json_encode now_us ts);
 
 my $GH = ($ENV{GH_BUILDDIR} || '.') . '/grasshopper';
-plan skip_all => "no client at $GH" unless -x $GH;
+-x $GH or die "no client at $GH (build first; GH_BUILDDIR)\n";
 
 my $s = GH::Stack->new->start;
 my $u = $s->user;

@@ -18,7 +18,7 @@ use GH::Client qw(gh_run wait_for slurp);
 use GH::Stack qw(json_decode json_encode now_us parse_ts ts);
 
 my $GH = ($ENV{GH_BUILDDIR} || '.') . '/grasshopper';
-plan skip_all => "no client at $GH" unless -x $GH;
+-x $GH or die "no client at $GH (build first; GH_BUILDDIR)\n";
 
 my $s = GH::Stack->new->start;
 my $u = $s->user;
@@ -278,7 +278,10 @@ sub on_terminal {
 }
 
 SKIP: {
-	skip 'no script(1) to make a terminal', 14 unless -x '/usr/bin/script';
+	unless (-x '/usr/bin/script') {
+		diag 'NOT TESTED: login on a terminal: no script(1) (apt-get install bsdutils)';
+		skip 'no script(1) to make a terminal', 14;
+	}
 	unlink $cred;
 	my $prompt = qr/Token for \S+ \(typing is not shown\): /;
 	my ($st, $shown) = on_terminal("$GH login -s " . $s->url, [$prompt, "$token\r"]);

@@ -12,7 +12,7 @@ use GH::Client qw(gh_run tiles_ok wait_for slurp);
 use GH::Stack qw(parse_ts);
 
 my $GH = ($ENV{GH_BUILDDIR} || '.') . '/grasshopper';
-plan skip_all => "no client at $GH" unless -x $GH;
+-x $GH or die "no client at $GH (build first; GH_BUILDDIR)\n";
 
 my $s = GH::Stack->new->start;
 my $u = $s->user;
@@ -237,7 +237,10 @@ ok($r->{elapsed} < 15, 'at once') or diag "took $r->{elapsed} s: $r->{stderr}";
 # On a real terminal (script(1) makes one): Ctrl-C typed there reaches the
 # command, grasshopper reports, and the status is the command's.
 SKIP: {
-	skip 'no script(1) to make a terminal', 3 unless -x '/usr/bin/script';
+	unless (-x '/usr/bin/script') {
+		diag 'NOT TESTED: Ctrl-C on a terminal: no script(1) (apt-get install bsdutils)';
+		skip 'no script(1) to make a terminal', 3;
+	}
 	pipe my $rd, my $wr or die "pipe: $!";
 	my $pid = fork // die "fork: $!";
 	if ($pid == 0) {

@@ -28,9 +28,7 @@ my $IDLE_SLACK_KIB = 4096;     # after a burst: at most this over idle
 my $PEAK_SLACK_KIB = 32768;    # during one (12 x 1 MiB bodies in flight)
 
 my $s = GH::Stack->new(workers => $WORKERS)->start;
-my $image = slurp($s->tracker_bin) // '';
-my $sanitized = index($image, '__asan_init') >= 0 || index($image, '__tsan_init') >= 0;
-my $rss_ok = !$sanitized && !$s->wrapper;
+my $rss_ok = !$s->tracker_sanitized && !$s->wrapper;
 
 my $u = $s->user;
 my $tid = $u->api(POST => 'test', {name => 'hostile'})->{json}{id};

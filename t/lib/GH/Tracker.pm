@@ -15,7 +15,7 @@ package GH::Tracker;
 #   $s->wait_tracker($timeout)
 #   $s->worker_pids, $s->wait_workers($n, $timeout), $s->kill_worker($sig),
 #   $s->wait_gone($timeout, @pids)
-#   $s->secret, $s->wrapper, $s->tracker_bin($path)
+#   $s->secret, $s->wrapper, $s->tracker_bin($path), $s->tracker_sanitized
 #   memcheck(), default_wrapper()      functions (GH::Stack::memcheck too)
 #   sanitizer_reports($log_text)       the sanitizer/valgrind report lines
 
@@ -39,12 +39,21 @@ our @EXPORT_OK = qw(memcheck default_wrapper sanitizer_reports);
 # every definitely lost block is framed by $VG_BEGIN lines in the log
 # (tracker.log, setup.log, spawn-*.log), where stop() looks for them;
 # t/valgrind.supp holds the few proven false positives of libraries.
+# sanitized($binary): built with AddressSanitizer or ThreadSanitizer (which
+# exclude valgrind and make RSS meaningless).
+sub sanitized {
+	my $image = slurp(shift) // return 0;
+	return index($image, '__asan_init') >= 0 || index($image, '__tsan_init') >= 0;
+}
+
+# tracker_sanitized: the stack's tracker binary is sanitized().
+sub tracker_sanitized { sanitized($_[0]->tracker_bin) }
+
 our $VG_BEGIN = 'VALGRIND-ERROR-BEGIN';
 sub memcheck {
 	return undef if $ENV{GH_NO_VALGRIND};
 	my $bin = ($ENV{GH_BUILDDIR} || repo_root()) . '/grasshopper-tracker';
-	my $image = slurp($bin) // return undef;
-	return undef if index($image, '__asan_init') >= 0 || index($image, '__tsan_init') >= 0;
+	return undef if !-e $bin || sanitized($bin);
 	my ($vg) = grep { -x "$_/valgrind" } split /:/, $ENV{PATH} // '';
 	return undef unless $vg;
 	my $supp = ($ENV{GH_SRCDIR} || repo_root()) . '/t/valgrind.supp';
