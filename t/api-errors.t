@@ -244,7 +244,7 @@ sub fcgi {
 		POSIX::_exit(0);
 	}
 	my ($in, $out, $ended, $closed) = ('', '', 0, 0);
-	my $deadline = time + 20 * $s->slow;
+	my $deadline = time + $s->scale(20);
 	while (time < $deadline) {
 		my $rin = '';
 		vec($rin, fileno $c, 1) = 1;

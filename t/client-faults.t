@@ -81,7 +81,7 @@ is(scalar @warn, 1, 'the outage is reported once');
 
 # Under valgrind the tracker takes seconds to stop and start (slow): the
 # client must wait for it longer than its default 5 s at the end.
-$r = gh(args => ['-i', '0.2', 'sleep', '6'], env => {GRASSHOPPER_FLUSH_TIMEOUT => 5 * $s->slow},
+$r = gh(args => ['-i', '0.2', 'sleep', '6'], env => {GRASSHOPPER_FLUSH_TIMEOUT => $s->scale(5)},
 	during => sub { sleep 1.5; $s->stop_tracker; sleep 2; $s->start_tracker });
 delivered_ok($r, 0, 0.2, 'tracker stopped mid-run');
 
@@ -97,7 +97,7 @@ my $before = count_tests();
 $r = gh(args => ['-i', '0.2', '-n', 'offline', '--', 'sh', '-c', 'sleep 1; exit 5'],
 	env => {GRASSHOPPER_SERVER => $dead, GRASSHOPPER_FLUSH_TIMEOUT => 1});
 is($r->{status}, 5, "tracker never reachable: the command's status is unchanged");
-ok($r->{elapsed} < 1 + 1 + 1.5, sprintf('the flush at exit is bounded (%.1f s)', $r->{elapsed}));
+ok($r->{elapsed} < 1 + 1 + $s->scale(1.5), sprintf('the flush at exit is bounded (%.1f s)', $r->{elapsed}));
 my $path = spool_path($r);
 ok($path && -f $path, 'the undelivered samples are in a file whose path is printed')
 	or diag $r->{stderr};
@@ -145,7 +145,7 @@ $r = gh(args => ['-i', '0.1', 'sleep', '2'],
 	env => {GRASSHOPPER_SERVER => 'http://127.0.0.1:' . $stall->sockport,
 		GRASSHOPPER_FLUSH_TIMEOUT => 0.5});
 is($r->{status}, 0, 'a stalled tracker: exit 0');
-ok($r->{elapsed} < 2 + 0.5 + 1.5, sprintf('not held up by it (%.1f s)', $r->{elapsed}));
+ok($r->{elapsed} < 2 + 0.5 + $s->scale(1.5), sprintf('not held up by it (%.1f s)', $r->{elapsed}));
 $path = spool_path($r);
 ($h, $xs) = read_spool($path // '');
 my @ts = map { parse_ts($_->{timestamp}) } @$xs;

@@ -127,7 +127,7 @@ sub warm {
 warm() for 1 .. 2;
 my @pids = $s->worker_pids;
 is(scalar @pids, $WORKERS, "$WORKERS workers");
-sleep 0.5;
+sleep $s->scale(0.5);
 my $idle = rss_all(@pids);
 diag 'idle RSS (KiB): ' . fmt($idle);
 
@@ -202,7 +202,7 @@ is_deeply([grep { $_ != 400 && $_ != 401 } @hostile_st], [], 'every one refused 
 is_deeply([grep { $_ != 200 } @normal_st], [], scalar(@normal_st)
 	. ' normal requests meanwhile, all answered 200');
 is_deeply([$s->worker_pids], \@pids, 'no worker died');
-sleep 0.5;
+sleep $s->scale(0.5);
 my $after = rss_all(@pids);
 diag 'hostile burst: RSS peak (KiB): ' . fmt($peak) . '; after: ' . fmt($after);
 SKIP: {
@@ -235,7 +235,7 @@ my @batch_st = map { @$_ } grep { ref } @got;
 is_deeply(\@batch_st, [(200) x ($AT_ONCE * $ROUNDS)],
 	$AT_ONCE * $ROUNDS . " valid batches of 1000 samples, $AT_ONCE at once: all 200")
 	or diag "statuses: @batch_st";
-sleep 0.5;
+sleep $s->scale(0.5);
 $after = rss_all(@pids);
 diag 'valid batches: RSS peak (KiB): ' . fmt($peak) . '; after: ' . fmt($after);
 SKIP: {

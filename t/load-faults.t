@@ -74,7 +74,7 @@ my $wu = $s->user;    # warm-up
 my $wtid = $wu->api(POST => 'test', {name => 'warm-up', start_time => ts($T0)})->{json}{id};
 
 # An HTTP client for a forked child: its own connections, a short timeout.
-sub http { HTTP::Tiny->new(timeout => 10, keep_alive => 1, agent => 'gh-load/1') }
+sub http { HTTP::Tiny->new(timeout => $s->scale(10), keep_alive => 1, agent => 'gh-load/1') }
 my $URL = $s->url;
 sub req {
 	my ($h, $token, $method, $path, $body) = @_;
@@ -124,7 +124,7 @@ is_deeply([round(3, 200)], [200, 200, 200], '600 warm-up requests, all 2xx');
 
 my $t_start = time;
 my $load_end = $t_start + $LOAD_S;
-my $hard_end = $load_end + $RETRY_GRACE_S;
+my $hard_end = $load_end + $s->scale($RETRY_GRACE_S);
 my %kids;    # pid => [kind, index, result file]
 
 # Classify an answer into the child's tallies; returns 1 for a 2xx.
@@ -262,7 +262,7 @@ my $run = gh_run(bin => $GH, tmp => $tmp, server => $URL, token => $cu->token,
 
 # The children stop by themselves; do not wait forever.
 my %res;
-my $wait_until = $hard_end + 15;
+my $wait_until = $hard_end + $s->scale(15);
 while (%kids && time < $wait_until) {
 	my $pid = waitpid -1, WNOHANG;
 	if ($pid > 0 && $kids{$pid}) {

@@ -65,7 +65,7 @@ local $ENV{GH_CHROMIUM} = $chromium;
 my $pid = open(my $out, '-|') // die "fork: $!";
 if ($pid == 0) {
 	open STDERR, '>&', \*STDOUT;
-	exec 'timeout', '-k', '10', '300', 'node', "$src/t/page/browser.mjs"
+	exec 'timeout', '-k', '10', $s->scale(300), 'node', "$src/t/page/browser.mjs"
 		or die "exec node: $!";
 }
 my $checks = 0;

@@ -35,7 +35,7 @@ use GH::Util qw(slurp json_encode json_decode random_hex);
 sub reconnect {
 	my $self = shift;
 	$self->{http} = HTTP::Tiny->new(
-		timeout => 60 * $self->slow,
+		timeout => $self->scale(60),
 		keep_alive => 1,
 		agent => 'grasshopper-e2e/1',
 	);
@@ -73,7 +73,7 @@ sub api {
 sub raw {
 	my ($self, $req) = @_;
 	my $sock = IO::Socket::INET->new(PeerAddr => $self->host,
-		PeerPort => $self->port, Proto => 'tcp', Timeout => 30)
+		PeerPort => $self->port, Proto => 'tcp', Timeout => $self->scale(30))
 		or croak "connect: $!";
 	binmode $sock;
 	my $off = 0;
@@ -85,7 +85,7 @@ sub raw {
 	shutdown $sock, 1;
 	my $buf = '';
 	local $SIG{ALRM} = sub { die "raw: timeout\n" };
-	alarm 30;
+	alarm POSIX::ceil($self->scale(30));
 	while (sysread $sock, my $chunk, 65536) { $buf .= $chunk }
 	alarm 0;
 	my ($head, $content) = split /\r\n\r\n/, $buf, 2;

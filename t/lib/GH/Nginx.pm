@@ -20,7 +20,7 @@ use Carp qw(croak);
 use IO::Socket::INET;
 use POSIX qw(WNOHANG);
 use Time::HiRes qw(sleep time);
-use GH::Util qw(slurp free_port as_root);
+use GH::Util qw(slurp free_port as_root wait_exit);
 
 sub host { $_[0]{host} }
 
@@ -72,7 +72,7 @@ sub start_nginx {
 		my $pid = $self->_spawn("$self->{dir}/nginx.out", {},
 			'nginx', '-p', $self->{dir}, '-c', "$self->{dir}/nginx.conf",
 			'-e', $log);
-		my $deadline = time + 10;
+		my $deadline = time + $self->scale(10);
 		while (time < $deadline) {
 			if (waitpid($pid, WNOHANG) > 0) {
 				$pid = undef;
@@ -102,15 +102,9 @@ sub stop_nginx {
 	my $self = shift;
 	my $pid = delete $self->{nginx_pid} or return;
 	kill 'QUIT', $pid;
-	my $deadline = time + 10;
-	while (waitpid($pid, WNOHANG) == 0) {
-		if (time > $deadline) {
-			kill 'KILL', -$pid;
-			waitpid $pid, 0;
-			last;
-		}
-		sleep 0.02;
-	}
+	return if defined wait_exit($pid, 10);
+	kill 'KILL', -$pid;
+	waitpid $pid, 0;
 }
 
 # nginx_problems: the [alert] and [emerg] lines of nginx's error.log.

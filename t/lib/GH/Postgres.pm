@@ -89,7 +89,7 @@ sub start_postgres {
 	    $self->_run({}, $self->_pg_cmd('pg_ctl', 'status', '-D', $self->{pgdata})) == 0) {
 		$self->_run({}, $self->_pg_cmd('pg_ctl', 'stop', '-m', 'fast', '-w', '-D', $self->{pgdata}));
 	}
-	$self->_run({}, $self->_pg_cmd('pg_ctl', 'start', '-w', '-t', 60,
+	$self->_run({}, $self->_pg_cmd('pg_ctl', 'start', '-w', '-t', $self->_pg_wait,
 		'-D', $self->{pgdata}, '-l', "$self->{pgdir}/postgres.log")) == 0
 		or $self->_fail_start('pg_ctl start failed');
 	$self->{pg_running} = 1;
@@ -99,7 +99,7 @@ sub start_postgres {
 sub stop_postgres {
 	my ($self, $mode) = @_;
 	return 1 unless $self->{pg_running};
-	my $rc = $self->_run({}, $self->_pg_cmd('pg_ctl', 'stop', '-w', '-t', 60,
+	my $rc = $self->_run({}, $self->_pg_cmd('pg_ctl', 'stop', '-w', '-t', $self->_pg_wait,
 		'-m', $mode || 'fast', '-D', $self->{pgdata}));
 	$self->{pg_running} = 0 if $rc == 0;
 	return $rc == 0;
@@ -109,7 +109,7 @@ sub stop_postgres {
 # everything else runs; true when pg_ctl succeeded.
 sub restart_postgres {
 	my ($self, $mode) = @_;
-	return $self->_run({}, $self->_pg_cmd('pg_ctl', 'restart', '-w', '-t', 60,
+	return $self->_run({}, $self->_pg_cmd('pg_ctl', 'restart', '-w', '-t', $self->_pg_wait,
 		'-m', $mode || 'fast', '-D', $self->{pgdata},
 		'-l', "$self->{pgdir}/postgres.log")) == 0;
 }
@@ -161,6 +161,9 @@ sub psql_async {
 		'-h', $self->{pgdir}, '-p', $PGPORT, '-U', 'postgres',
 		'-d', $self->{dbname}, '-c', $sql);
 }
+
+# _pg_wait: pg_ctl's -t, whole seconds.
+sub _pg_wait { POSIX::ceil($_[0]->scale(60)) }
 
 sub pg_log { "$_[0]{pgdir}/postgres.log" }
 

@@ -20,8 +20,17 @@ package GH::Stack;
 #
 # Test files call only public names (no leading underscore).  Exported on
 # request: GH::Assert's is_error, is_json_ok, is_num, is_bool, fresh, and
-# GH::Util's slurp, alive, free_port, ts, parse_ts, now_us, json_encode,
-# json_decode (described in their modules' headers).
+# GH::Util's slurp, alive, free_port, wait_until, wait_exit, ts, parse_ts,
+# now_us, json_encode, json_decode (described in their modules' headers).
+#
+# Timing: every duration a test waits for or limits by goes through
+# $s->scale($seconds) (GH::Util's scale; wait_until and wait_exit use it):
+# the seconds a native run needs, times $GH_SLOW, times 4 when the tracker
+# runs under a wrapper such as valgrind ($s->slow is the factor).  Methods
+# that take a timeout (wait_tracker, stop_tracker, wait_workers, wait_gone,
+# wait_healthy) take native seconds and scale them themselves.  Not
+# scaled: what the client alone promises (its sampling schedule, the
+# durations it measures, a flush timeout the test sets) and lower bounds.
 
 use strict;
 use warnings;
@@ -38,13 +47,14 @@ use Test::More ();
 
 use GH::Assert qw(is_error is_json_ok is_num is_bool fresh);
 use GH::Util qw(slurp json_encode json_decode ts parse_ts now_us alive free_port
-    spawn run_logged repo_root);
+    spawn run_logged repo_root wait_until wait_exit);
 
 use GH::Tracker qw(memcheck default_wrapper);
 use parent qw(GH::Postgres GH::Tracker GH::Nginx GH::API);
 
 our @EXPORT_OK = qw(is_error is_json_ok is_num is_bool fresh
-    ts parse_ts now_us json_encode json_decode slurp alive free_port);
+    ts parse_ts now_us json_encode json_decode slurp alive free_port
+    wait_until wait_exit);
 
 my %LIVE;             # refaddr => stack not yet stopped, for END
 
@@ -77,7 +87,8 @@ sub new {
 		wrapper => exists $o{wrapper} ? $o{wrapper} : default_wrapper(),
 	}, $class;
 	$self->{env}{TRACKER_TOKEN_TTL} = $o{token_ttl} if defined $o{token_ttl};
-	$self->{slow} = $self->{wrapper} ? 4 : 1;
+	# valgrind: 20-50 times slower than native; waits 4 times as long do.
+	GH::Util::set_slow(4) if $self->{wrapper};
 	if ($self->{persistent}) {
 		make_path($o{dir});
 		$self->{dir} = abs_path($o{dir});
@@ -98,9 +109,10 @@ sub new {
 	return $self;
 }
 
-# slow: how many times slower than native the tracker may be (valgrind:
-# 20-50 times): tests multiply their waits for the tracker by it.
-sub slow { $_[0]{slow} }
+# slow: the factor scale() multiplies by; scale($seconds): a duration to
+# wait for or to allow, scaled for slow runs (see GH::Util's header).
+sub slow { GH::Util::slow() }
+sub scale { GH::Util::scale($_[1]) }
 
 sub dir { $_[0]{dir} }
 sub srcdir { $_[0]{srcdir} }
@@ -153,7 +165,7 @@ sub _run {
 # wait_healthy($timeout): poll /api/v1/health until 200.
 sub wait_healthy {
 	my ($self, $timeout) = @_;
-	my $deadline = time + ($timeout // 30) * $self->{slow};
+	my $deadline = time + $self->scale($timeout // 30);
 	while (time < $deadline) {
 		my $r = $self->api(GET => '/api/v1/health');
 		return 1 if $r->{status} == 200;

@@ -27,7 +27,7 @@ use Exporter qw(import);
 use POSIX qw(WNOHANG);
 use Test::More ();
 use Time::HiRes qw(sleep time);
-use GH::Util qw(slurp alive random_base64 repo_root);
+use GH::Util qw(slurp alive random_base64 repo_root wait_exit);
 
 our @EXPORT_OK = qw(memcheck default_wrapper sanitizer_reports);
 
@@ -163,7 +163,7 @@ sub start_tracker {
 	$self->{tracker_pid} = $self->_spawn("$self->{dir}/tracker.log",
 		$self->_tracker_env(%extra), @cmd);
 	$self->{tracker_status} = undef;
-	my $deadline = time + 30 * $self->{slow};
+	my $deadline = time + $self->scale(30);
 	until (-S $self->{sock}) {
 		if (waitpid($self->{tracker_pid}, WNOHANG) > 0) {
 			$self->{tracker_status} = $?;
@@ -175,7 +175,7 @@ sub start_tracker {
 	}
 	# The pool is ready when every worker has been forked.
 	$self->wait_workers($extra{TRACKER_WORKERS} // $self->{env}{TRACKER_WORKERS}
-		// $self->{workers}, 10 * $self->{slow});
+		// $self->{workers}, 10);
 	return $self->{tracker_pid};
 }
 
@@ -207,17 +207,9 @@ sub signal_tracker {
 sub wait_tracker {
 	my ($self, $timeout) = @_;
 	my $pid = $self->{tracker_pid} or return $self->{tracker_status};
-	my $deadline = time + ($timeout // 30) * $self->{slow};
-	while (1) {
-		my $r = waitpid $pid, WNOHANG;
-		if ($r == $pid || $r == -1) {
-			$self->{tracker_status} = $r == $pid ? $? : -1;
-			delete $self->{tracker_pid};
-			return $self->{tracker_status};
-		}
-		return undef if time > $deadline;
-		sleep 0.02;
-	}
+	my $st = wait_exit($pid, $timeout // 30) // return undef;
+	delete $self->{tracker_pid};
+	return $self->{tracker_status} = $st;
 }
 
 # stop_tracker: SIGTERM, wait; SIGKILL the process group if it hangs.
@@ -237,7 +229,7 @@ sub stop_tracker {
 		return -1;
 	}
 	# Workers must not outlive their master.
-	my $deadline = time + 5 * $self->{slow};
+	my $deadline = time + $self->scale(5);
 	while (my @left = grep { alive($_) } @workers) {
 		if (time > $deadline) {
 			$self->{orphans} = [@left];
@@ -283,7 +275,7 @@ sub worker_pids {
 # the pids (fewer than $n on timeout).
 sub wait_workers {
 	my ($self, $n, $timeout) = @_;
-	my $deadline = time + ($timeout // 10);
+	my $deadline = time + $self->scale($timeout // 10);
 	my @w;
 	while (1) {
 		@w = $self->worker_pids;
@@ -306,7 +298,7 @@ sub kill_worker {
 # counts as dead); returns true if they all went within $timeout seconds.
 sub wait_gone {
 	my ($self, $timeout, @pids) = @_;
-	my $deadline = time + $timeout * $self->{slow};
+	my $deadline = time + $self->scale($timeout);
 	while (grep { alive($_) } @pids) {
 		return 0 if time > $deadline;
 		sleep 0.01;

@@ -17,6 +17,8 @@ package GH::Util;
 #   as_root()               the tests run as root
 #   repo_root()             the source tree this file is in
 #   spawn($dir, $log, \%env, @cmd), run_logged(...)   see below
+#   wait_until($seconds, sub { ... }, $interval)   poll until true
+#   wait_exit($pid, $seconds)   reap a child, → its wait status
 #
 # Timing: every duration a test waits for or limits by goes through
 # scale($seconds) (also $stack->scale): $seconds times the process's slow
@@ -24,7 +26,8 @@ package GH::Util;
 # machine), times 4 once a stack of this process runs the tracker under a
 # wrapper such as valgrind (GH::Stack sets that with set_slow).  Only the
 # slack of a timing check is scaled, never the contract it checks (a
-# flush timeout the test sets, a drift the client promises).
+# flush timeout the test sets, a drift the client promises) nor a lower
+# bound.
 
 use strict;
 use warnings;
@@ -41,7 +44,7 @@ use Time::HiRes ();
 
 our @EXPORT_OK = qw(slurp append_file json_encode json_decode ts parse_ts
     now_us alive free_port random_hex random_base64 spawn run_logged
-    scale slow as_root repo_root);
+    scale slow as_root repo_root wait_until wait_exit);
 
 my $JSON = JSON::PP->new->utf8->canonical->allow_nonref;
 
@@ -88,6 +91,28 @@ sub set_slow {
 # scale($seconds): how long to wait for, or allow, what takes $seconds on
 # a native run.
 sub scale { $_[0] * slow() }
+
+# wait_until($seconds, $code, $interval): call $code every $interval
+# seconds (default 0.05) until it returns true or scale($seconds) have
+# passed; returns its last value.
+sub wait_until {
+	my ($seconds, $code, $interval) = @_;
+	my $deadline = Time::HiRes::time() + scale($seconds);
+	while (1) {
+		my $v = $code->();
+		return $v if $v || Time::HiRes::time() > $deadline;
+		Time::HiRes::sleep($interval // 0.05);
+	}
+}
+
+# wait_exit($pid, $seconds): wait scale($seconds) at most for the child
+# $pid to exit; returns its wait status ($?), -1 when it is not our child,
+# undef when it still runs (the caller decides whether to kill it).
+sub wait_exit {
+	my ($pid, $seconds) = @_;
+	my $r = wait_until($seconds, sub { waitpid $pid, POSIX::WNOHANG() }, 0.02);
+	return $r == $pid ? $? : $r < 0 ? -1 : undef;
+}
 
 # ---------------------------------------------------------------------------
 # Processes and ports
