@@ -18,6 +18,14 @@ package GH::Stack;
 # Teardown also happens in END/DESTROY when a test dies; the directory is
 # removed on success and kept (and its logs shown) on failure.
 #
+# The stack is one object made of parts, each in its own module with its
+# methods listed in its header: GH::Postgres (the cluster, psql),
+# GH::Tracker (init-db, the pool, its workers), GH::Nginx (the front,
+# url) and GH::API (api, raw, user, as, jwt).  This file builds the
+# object (new), starts and stops the whole (start, stop, wait_healthy),
+# reads the logs at teardown (log_problems) and knows dir, srcdir, slow
+# and scale.
+#
 # Test files call only public names (no leading underscore).  Exported on
 # request: GH::Assert's is_error, is_json_ok, is_num, is_bool, fresh, and
 # GH::Util's slurp, alive, free_port, wait_until, wait_exit, ts, parse_ts,
