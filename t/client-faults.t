@@ -62,7 +62,8 @@ sub delivered_ok {
 	ok(!spool_path($r), "$what: nothing left to spool");
 	my $t = test_of($id);
 	my $start = parse_ts($t->{start_time});
-	ok($start >= $r->{start} && $start - $r->{start} < 0.5e6,
+	# The slack: fork and exec of the client on a loaded machine.
+	ok($start >= $r->{start} && $start - $r->{start} < $s->scale(0.5) * 1e6,
 		"$what: the test starts at the client's start time, not when the tracker answered");
 	tiles_ok($t, samples_of($id), $iv, "$what: every sample arrived, once, tiling the run");
 	return $t;
