@@ -328,7 +328,7 @@ revoked_within('the listeners\' backends terminated, then at once a token revoke
 }, 'a named token' => $fn->{token});
 is(answer()->{status}, 204, '... the token was revoked');
 my $back = 0;
-wait_until(5, sub { ($back = $s->psql($listeners)) == $WORKERS + 2 }, 0.1);
+wait_until(10, sub { ($back = $s->psql($listeners)) == $WORKERS + 2 }, 0.1);
 is($back, $WORKERS + 2, 'the listeners are back');
 my $fn2 = $frank->api(POST => 'tokens', {name => 'n2'})->{json};
 is(warm($fn2->{token}, $fn2->{id}), $WORKERS, '... the cache is used again');

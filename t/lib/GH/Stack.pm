@@ -38,7 +38,8 @@ package GH::Stack;
 # that take a timeout (wait_tracker, stop_tracker, wait_workers, wait_gone,
 # wait_healthy) take native seconds and scale them themselves.  Not
 # scaled: what the client alone promises (its sampling schedule, the
-# durations it measures, a flush timeout the test sets) and lower bounds.
+# durations it measures, the bound of a flush timeout it is given) and
+# lower bounds.
 
 use strict;
 use warnings;

@@ -26,7 +26,7 @@ package GH::Util;
 # machine), times 4 once a stack of this process runs the tracker under a
 # wrapper such as valgrind (GH::Stack sets that with set_slow).  Only the
 # slack of a timing check is scaled, never the contract it checks (a
-# flush timeout the test sets, a drift the client promises) nor a lower
+# flush timeout the client is given, a drift it promises) nor a lower
 # bound.
 
 use strict;
