@@ -22,10 +22,15 @@ my $tmp = tempdir('gh-client-XXXXXX', TMPDIR => 1, CLEANUP => 1);
 my @outputs;
 
 # gh(args => [...], env => {...}, during => sub { $pid }, pgrp => 1,
-#    setup => sub { ... }): GH::Client::gh_run with this file's stack.
+#    setup => sub { ... }): GH::Client::gh_run with this file's stack. The
+#    client waits for the tracker at the end as long as scale() says (its
+#    default is 5 s): under valgrind a restarted tracker takes seconds to
+#    answer its first request.
 sub gh {
+	my %o = @_;
 	gh_run(bin => $GH, tmp => $tmp, server => $s->url, token => $u->token,
-		spool => "$tmp/spool", outputs => \@outputs, @_);
+		spool => "$tmp/spool", outputs => \@outputs, @_,
+		env => {GRASSHOPPER_FLUSH_TIMEOUT => $s->scale(5), %{ $o{env} || {} }});
 }
 
 sub summary_id { $_[0]{stderr} =~ /^grasshopper: test (\d+): .*, (\d+) samples?(.*)$/m ? ($1, $2, $3) : () }
@@ -80,9 +85,9 @@ is(scalar @warn, 1, 'the outage is reported once');
 
 # --- stopped mid-run and restarted ----------------------------------------
 
-# Under valgrind the tracker takes seconds to stop and start (slow): the
-# client must wait for it longer than its default 5 s at the end.
-$r = gh(args => ['-i', '0.2', 'sleep', '6'], env => {GRASSHOPPER_FLUSH_TIMEOUT => $s->scale(5)},
+# Under valgrind the tracker takes seconds to stop and start: gh() lets
+# the client wait for it longer than its default 5 s at the end.
+$r = gh(args => ['-i', '0.2', 'sleep', '6'],
 	during => sub { sleep 1.5; $s->stop_tracker; sleep 2; $s->start_tracker });
 delivered_ok($r, 0, 0.2, 'tracker stopped mid-run');
 

@@ -20,10 +20,15 @@ my $tmp = tempdir('gh-client-XXXXXX', TMPDIR => 1, CLEANUP => 1);
 my @outputs;    # everything grasshopper printed, to look for the token
 
 # gh(args => [...], env => {...}, during => sub { $pid }, pgrp => 1,
-#    setup => sub { ... }): GH::Client::gh_run with this file's stack.
+#    setup => sub { ... }): GH::Client::gh_run with this file's stack. The
+#    client waits for the tracker at the end as long as scale() says (its
+#    default is 5 s): under valgrind a restarted tracker takes seconds to
+#    answer its first request.
 sub gh {
+	my %o = @_;
 	gh_run(bin => $GH, tmp => $tmp, server => $s->url, token => $u->token,
-		spool => $tmp, outputs => \@outputs, @_);
+		spool => $tmp, outputs => \@outputs, @_,
+		env => {GRASSHOPPER_FLUSH_TIMEOUT => $s->scale(5), %{ $o{env} || {} }});
 }
 
 # The summary line, parsed: id, duration, above, threshold, pct, peak,
