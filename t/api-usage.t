@@ -386,13 +386,14 @@ is($bob->api(GET => "test/$bt")->{json}{samples}, 0, "bob's test got nothing");
 # these check what the API and the `usage` view answer.
 my $uid = $u->id;
 sub view_count { $s->psql("SELECT count(*) FROM usage WHERE test_id = $_[0]") }
-# Each chunk sorted with first_ts/last_ts its ends, at most 120, no overlap.
+# Each chunk sorted with first_ts/last_ts its ends, at most chunk_size(),
+# no overlap.
 sub chunks_sound {
 	my $id = shift;
 	return $s->psql(qq{SELECT count(*) FROM (
 		SELECT c.first_ts <> c.ts[1] OR c.last_ts <> c.ts[cardinality(c.ts)]
 		    OR c.ts <> (SELECT array_agg(e ORDER BY e) FROM unnest(c.ts) e)
-		    OR cardinality(c.ts) > 120
+		    OR cardinality(c.ts) > chunk_size()
 		    OR c.first_ts <= lag(c.last_ts) OVER (ORDER BY c.last_ts) AS bad
 		FROM usage_chunk c WHERE c.test_id = $id) q WHERE bad});
 }
@@ -419,10 +420,11 @@ $r = post($tp, sample($have[149][0], 0.99));
 is($r->{status}, 200, 'packed: a repeat of a packed sample is 200');
 ok(is_bool($r->{json}{above_threshold}) && !$r->{json}{above_threshold},
 	'... with the stored sample\'s above_threshold (false; 0.99 was not stored)');
-$r = post($tp, [map { sample($have[$_][0], 0.01) } 0, 119, 120, 299]);
+my $chunk = $s->psql('SELECT chunk_size()');    # samples to a chunk
+$r = post($tp, [map { sample($have[$_][0], 0.01) } 0, $chunk - 1, $chunk, 299]);
 is($r->{json}{stored}, 0, 'packed: a batch of repeats (chunk ends) stores nothing');
 # Late samples inside chunks, before the first, between and after: exact.
-my @late = ([$S0 + 250_000, 0.9], [$S0 + 120 * 500_000 + 1, 0.7], [$S0 + 120 * 500_000 - 1, 0.2],
+my @late = ([$S0 + 250_000, 0.9], [$S0 + $chunk * 500_000 + 1, 0.7], [$S0 + $chunk * 500_000 - 1, 0.2],
 	[$S0 + 60 * 500_000 + 250_000, 0.8], [$S0 + 301 * 500_000, 0.6], [$S0 + 1, 0.51]);
 for my $x (@late) {
 	$r = post($tp, sample(@$x));
@@ -436,7 +438,7 @@ is(sprintf('%.0f', $tg->{time_above_threshold} * 1e6), expected_above_us($S0, 0.
 	'packed: time_above_threshold exact with late samples inside chunks');
 is_deeply(all_samples($tp, 7), \@want, 'packed: read-back 7 at a time across chunks and usage_recent');
 is_deeply(all_samples($tp, 10000), \@want, 'packed: read-back in one page');
-is(chunks_sound($tp), 0, 'packed: chunks sorted, at most 120, not overlapping');
+is(chunks_sound($tp), 0, 'packed: chunks sorted, at most chunk_size(), not overlapping');
 # Stopping packs the rest; a late sample before end_time is packed at once.
 $r = $u->api(POST => "test/$tp/stop", {end_time => ts($S0 + 400 * 500_000)});
 is($r->{status}, 200, 'packed: stop');
