@@ -271,6 +271,20 @@ usage_page(struct request *req, const int64_t *after_us, long long limit,
 	return DB_OK;
 }
 
+/* usage_page for the first page of an answer: return 0, or -1 after
+ * answering the error (503/500, or 404 when the test is not the caller's). */
+static int
+first_page(struct request *req, const int64_t *after_us, long long limit,
+	   PGresult **res, int *n)
+{
+	enum db_status st = usage_page(req, after_us, limit, res, n);
+	if (st != DB_OK)
+		respond_db(req, st);
+	else if (*n < 0)
+		respond_error(req, ERR_NOT_FOUND, "no such test");
+	return st != DB_OK || *n < 0 ? -1 : 0;
+}
+
 /* Rows to ask for with `left` still to send (< 0: all). */
 static long long
 page_size(long long left)
@@ -294,15 +308,8 @@ usage_stream(struct request *req, enum usage_format fmt, const int64_t *after,
 	long long left = limit;
 	int n;
 	long long page = page_size(left);
-	enum db_status st = usage_page(req, after, page, &res, &n);
-	if (st != DB_OK) {
-		respond_db(req, st);
+	if (first_page(req, after, page, &res, &n))
 		goto done;
-	}
-	if (n < 0) {
-		respond_error(req, ERR_NOT_FOUND, "no such test");
-		goto done;
-	}
 	bool csv = fmt == FORMAT_CSV;
 	if (respond_stream_begin(req, 200,
 				 csv ? "text/csv; charset=utf-8"
@@ -320,7 +327,7 @@ usage_stream(struct request *req, enum usage_format fmt, const int64_t *after,
 		if (respond_stream_flush(req) || n < page || left == 0)
 			break;
 		page = page_size(left);
-		st = usage_page(req, &last, page, &res, &n);
+		enum db_status st = usage_page(req, &last, page, &res, &n);
 		if (st != DB_OK || n < 0) {
 			log_msg(LOG_ERROR,
 				"usage of test %lld: reading a page failed "
@@ -341,15 +348,8 @@ usage_json(struct request *req, const int64_t *after, long long limit)
 {
 	PGresult *res = NULL;
 	int n;
-	enum db_status st = usage_page(req, after, limit, &res, &n);
-	if (st != DB_OK) {
-		respond_db(req, st);
+	if (first_page(req, after, limit, &res, &n))
 		goto done;
-	}
-	if (n < 0) {
-		respond_error(req, ERR_NOT_FOUND, "no such test");
-		goto done;
-	}
 	struct json_object *samples = json_object_new_array_ext(n);
 	for (int i = 0; i < n; i++)
 		json_object_array_add(samples, sample_json(res, i));
