@@ -223,6 +223,9 @@ sample_json(PGresult *res, int i)
 	return s;
 }
 
+/* The CSV answer's first line: the columns sample_csv writes. */
+#define CSV_HEADER "timestamp,cpu_usage,above_threshold\r\n"
+
 /* Append row i of a usage_list result to out as a CSV line. */
 static void
 sample_csv(PGresult *res, int i, struct buf *out)
@@ -316,7 +319,7 @@ usage_stream(struct request *req, enum usage_format fmt, const int64_t *after,
 				     : "application/x-ndjson"))
 		goto done;
 	if (csv)
-		buf_puts(&req->out, "timestamp,cpu_usage,above_threshold\r\n");
+		buf_puts(&req->out, CSV_HEADER);
 	for (;;) {
 		for (int i = 0; i < n; i++)
 			(csv ? sample_csv : sample_ndjson)(res, i, &req->out);
