@@ -8,7 +8,11 @@
 /* The columns of enum test_col, in order. */
 #define TEST_COLS                                                              \
 	"id, name, description, threshold, ts_us(start_time), "                \
-	"ts_us(end_time), samples, cpu_sum, cpu_max, above_us"
+	"ts_us(end_time), samples, cpu_sum, cpu_max, above_us, user_cpu, "     \
+	"system_cpu, max_rss, tags"
+
+/* Every id is below it: a list without a cursor starts here. */
+#define INT64_MAX_SQL "9223372036854775807"
 
 const struct statement statements[STMT__COUNT] = {
     [STMT_PING] = {"ping", "SELECT 1", 0, REPEAT | NOWAIT},
@@ -61,10 +65,10 @@ const struct statement statements[STMT__COUNT] = {
 			   2, 0},
     /* No row: the user has $6 active tests already (schema 6). */
     [STMT_TEST_CREATE] = {"test_create",
-			  "SELECT " TEST_COLS " FROM test_create($1::bigint, "
-			  "$2::text, $3::text, $4::float8, $5::timestamptz, "
-			  "$6::int)",
-			  6, 0},
+			  "SELECT " TEST_COLS " FROM test_create_tagged("
+			  "$1::bigint, $2::text, $3::text, $4::float8, "
+			  "$5::timestamptz, $6::int, $7::jsonb)",
+			  7, 0},
     [STMT_TEST_GET] = {"test_get",
 		       "SELECT " TEST_COLS " FROM tests "
 		       "WHERE id = $2::bigint AND user_id = $1::bigint",
@@ -76,12 +80,31 @@ const struct statement statements[STMT__COUNT] = {
 			"OR id < $2::bigint) ORDER BY id DESC "
 			"LIMIT $3::int + 1",
 			3, REPEAT},
+    /* The same with a name, and tags ($5, '{}' for none) it holds: read
+     * from tests_user_name (schema/009) in the list's order. */
+    [STMT_TEST_LIST_NAMED] = {"test_list_named",
+			      "SELECT " TEST_COLS " FROM tests "
+			      "WHERE user_id = $1::bigint AND name = $4::text "
+			      "AND tags @> $5::jsonb AND id < coalesce("
+			      "$2::bigint, " INT64_MAX_SQL ") ORDER BY id DESC "
+			      "LIMIT $3::int + 1",
+			      5, REPEAT},
+    /* With tags ($4) and no name: tests_tags (schema/009). */
+    [STMT_TEST_LIST_TAGGED] =
+	{"test_list_tagged",
+	 "SELECT " TEST_COLS " FROM tests "
+	 "WHERE user_id = $1::bigint AND tags @> "
+	 "$4::jsonb AND id < coalesce($2::bigint, " INT64_MAX_SQL
+	 ") ORDER BY id DESC "
+	 "LIMIT $3::int + 1",
+	 4, REPEAT},
     /* The test's columns (NULL for an unknown test), then the status. */
     [STMT_TEST_STOP] = {"test_stop",
-			"SELECT " TEST_COLS ", s.status FROM test_end("
-			"$1::bigint, $2::bigint, $3::timestamptz) s, "
+			"SELECT " TEST_COLS ", s.status FROM test_finish("
+			"$1::bigint, $2::bigint, $3::timestamptz, $4::float8, "
+			"$5::float8, $6::bigint) s, "
 			"LATERAL (SELECT (s.test).*) t",
-			3, 0},
+			6, 0},
     [STMT_USAGE_ADD] = {"usage_add",
 			"SELECT status, stored, above FROM usage_add("
 			"$1::bigint, $2::bigint, $3::timestamptz[], "

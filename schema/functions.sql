@@ -372,12 +372,13 @@ $$;
 -- active tests (SPEC 6.1). A user that no longer exists: the INSERT fails
 -- on the foreign key (23503), as a plain INSERT did. The count reads the
 -- partial index tests_user_active (schema/006), which holds only active
--- tests.
-CREATE OR REPLACE FUNCTION test_create(p_user bigint, p_name text,
-				       p_description text,
-				       p_threshold double precision,
-				       p_start timestamptz,
-				       p_max_active integer)
+-- tests. p_tags: the test's tags (schema/009).
+CREATE OR REPLACE FUNCTION test_create_tagged(p_user bigint, p_name text,
+					      p_description text,
+					      p_threshold double precision,
+					      p_start timestamptz,
+					      p_max_active integer,
+					      p_tags jsonb)
 RETURNS SETOF tests
 LANGUAGE plpgsql AS $$
 BEGIN
@@ -393,18 +394,38 @@ BEGIN
 		RETURN;
 	END IF;
 	RETURN QUERY
-	INSERT INTO tests (user_id, name, description, threshold, start_time)
-	VALUES (p_user, p_name, p_description, p_threshold, p_start)
+	INSERT INTO tests (user_id, name, description, threshold, start_time,
+			   tags)
+	VALUES (p_user, p_name, p_description, p_threshold, p_start, p_tags)
 	RETURNING *;
 END
+$$;
+
+-- test_create of schemas 6-8, without tags: the workers of the previous
+-- release call it during a rolling upgrade. Drop it in a later release.
+CREATE OR REPLACE FUNCTION test_create(p_user bigint, p_name text,
+				       p_description text,
+				       p_threshold double precision,
+				       p_start timestamptz,
+				       p_max_active integer)
+RETURNS SETOF tests
+LANGUAGE sql AS $$
+	SELECT * FROM test_create_tagged(p_user, p_name, p_description,
+					 p_threshold, p_start, p_max_active,
+					 '{}')
 $$;
 
 -- Stop p_user's test p_test at p_end (POST /test/:id/stop, in one call):
 --   status: 'ok', 'not_found', 'already_stopped' or 'before_start'
 --   test:   the test's row after the call (NULL when 'not_found')
-CREATE OR REPLACE FUNCTION test_end(p_user bigint, p_test bigint,
-				    p_end timestamptz,
-				    OUT status text, OUT test tests)
+-- p_user_cpu, p_system_cpu, p_max_rss: the command's own resources, NULL
+-- when not reported (schema/009).
+CREATE OR REPLACE FUNCTION test_finish(p_user bigint, p_test bigint,
+				       p_end timestamptz,
+				       p_user_cpu double precision,
+				       p_system_cpu double precision,
+				       p_max_rss bigint,
+				       OUT status text, OUT test tests)
 LANGUAGE plpgsql AS $$
 BEGIN
 	SELECT * INTO test FROM tests t
@@ -421,10 +442,22 @@ BEGIN
 	END IF;
 	-- The trigger tests_pack_on_stop packs its samples, then the row is
 	-- read as it ends up.
-	UPDATE tests t SET end_time = p_end WHERE t.id = p_test;
+	UPDATE tests t SET end_time = p_end, user_cpu = p_user_cpu,
+		system_cpu = p_system_cpu, max_rss = p_max_rss
+	WHERE t.id = p_test;
 	SELECT * INTO test FROM tests t WHERE t.id = p_test;
 	status := 'ok';
 END
+$$;
+
+-- test_end of schemas 7-8, without the command's resources: the workers
+-- of the previous release call it during a rolling upgrade. Drop it in a
+-- later release.
+CREATE OR REPLACE FUNCTION test_end(p_user bigint, p_test bigint,
+				    p_end timestamptz,
+				    OUT status text, OUT test tests)
+LANGUAGE sql AS $$
+	SELECT * FROM test_finish(p_user, p_test, p_end, NULL, NULL, NULL)
 $$;
 
 -- test_stop of schemas 1-6, which answered only test_end's status: the
