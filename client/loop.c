@@ -102,7 +102,7 @@ run_end(struct run_state *r)
 	    mono_us() - r->smp.prev_mono >= FINAL_SAMPLE_MIN_US)
 		sample(r);
 	stats_end(&r->st, r->smp.prev_stamp);
-	sender_finish(r->snd, r->smp.prev_stamp);
+	sender_finish(r->snd, r->smp.prev_stamp, &r->st.command);
 	r->ended = true;
 	close(r->tfd);
 	r->tfd = -1;
@@ -294,6 +294,7 @@ run(const struct options *o)
 	    .description = o->description,
 	    .threshold = o->threshold,
 	    .start_us = start,
+	    .tags = &o->tags,
 	    .quiet = o->quiet,
 	};
 	r.snd = sender_new(&meta);
@@ -394,7 +395,7 @@ replay(const struct options *o)
 	if (sp.stopped)
 		sender_mark_stopped(snd);
 	else
-		sender_finish(snd, sp.end_us);
+		sender_finish(snd, sp.end_us, &sp.command);
 	flush(snd, sigfd, o->flush_timeout);
 
 	int rc = 0;

@@ -1,9 +1,9 @@
 # grasshopper's figures beyond CPU (SPEC 6.3, the client's side): the
 # command's CPU seconds and max RSS as wait4 counts them (children it
 # waited for included), the machine's peak memory, the GitHub Actions step
-# summary, spool files with memory that still replay, and the requests
-# unchanged: until the tracker takes the new fields, it must accept every
-# request the client makes.
+# summary, spool files with memory that still replay, tags (--tag, detected
+# ones, --no-auto-tags) and the command's figures as the tracker stores
+# them, and every request the client makes accepted.
 use strict;
 use warnings;
 
@@ -177,6 +177,8 @@ $sum = summary($r);
 ok($sum && defined $sum->{mem} && defined $sum->{user}, 'its summary has the memory and the command from the file')
 	or diag $r->{stderr};
 is($sum && $u->api(GET => "test/$sum->{id}")->{json}{samples}, scalar @xs, 'every sample arrived');
+my $cmd = $sum && $u->api(GET => "test/$sum->{id}")->{json}{command};
+ok($cmd && $cmd->{max_rss} > 0 && defined $cmd->{user_cpu}, "the replayed stop reports the file's command figures");
 
 open $fh, '>', "$tmp/old.jsonl" or die;
 print $fh json_encode({grasshopper_spool => 1, server => $s->url, test_id => undef,
@@ -192,10 +194,50 @@ $sum = summary($r);
 ok($sum && !defined $sum->{mem} && !defined $sum->{user}, 'without memory or command figures')
 	or diag $r->{stderr};
 
-# --- the requests are version 1's -------------------------------------------
+# --- tags and the command's figures at the tracker -------------------------
+
+my %ci = (GITHUB_ACTIONS => 'true', GITHUB_REPOSITORY => 'octo/cat', GITHUB_REF_TYPE => 'branch',
+	GITHUB_REF_NAME => 'main', GITHUB_SHA => 'c0ffee', GITHUB_SERVER_URL => 'https://github.com',
+	GITHUB_RUN_ID => '77', GITHUB_HEAD_REF => '');
+$r = gh(args => ['--tag', 'suite=unit', '--tag', 'branch=mine', 'perl', '-e', sprintf($busy, 0.2)],
+	env => \%ci);
+is($r->{status}, 0, 'a run with --tag under a (fake) GitHub Actions job');
+$sum = summary($r);
+my $t = $sum && $u->api(GET => "test/$sum->{id}")->{json};
+my $tags = $t ? $t->{tags} : {};
+is_deeply([@$tags{qw(ci repo commit job_url suite branch)}],
+	['github', 'octo/cat', 'c0ffee', 'https://github.com/octo/cat/actions/runs/77', 'unit', 'mine'],
+	'it lands with the CI tags and its own, --tag over a detected one') or diag explain $tags;
+ok(length($tags->{host} // '') && $tags->{cpus} =~ /^\d/ && $tags->{mem_total} =~ / GiB$/
+	&& length($tags->{kernel} // ''), 'and the machine\'s: host, cpus, mem_total, kernel');
+ok($t && $t->{command} && $t->{command}{user_cpu} + $t->{command}{system_cpu} >= 0.19
+	&& $t->{command}{max_rss} > 0, 'and the command\'s figures, as the summary has them')
+	or diag explain $t->{command};
+is($t && $t->{command}{max_rss}, $t && int($t->{command}{max_rss}), 'max_rss in whole KiB');
+
+$r = gh(args => ['--no-auto-tags', '--tag', 'suite=unit', 'true'], env => \%ci);
+$sum = summary($r);
+is_deeply($sum && $u->api(GET => "test/$sum->{id}")->{json}{tags}, {suite => 'unit'},
+	'--no-auto-tags: only the given tags');
+$r = gh(args => ['--no-auto-tags', '--no-command', '-i', '0.1'], env => \%ci,
+	during => sub { sleep 1; kill 'TERM', $_[0] });
+$sum = summary($r);
+$t = $sum && $u->api(GET => "test/$sum->{id}")->{json};
+ok($t && !%{ $t->{tags} } && !defined $t->{command}, '--no-command: no tags asked for, no command figures')
+	or diag $r->{stderr};
+
+$r = gh(args => [(map { ('--tag', "k$_=v") } 1 .. 32), 'true'], env => \%ci);
+is($r->{status}, 2, '32 tags and the detected ones: a usage error');
+like($r->{stderr}, qr/at most 32 tags, and \d+ were detected/, '... saying how many were detected');
+$r = gh(args => ['--no-auto-tags', (map { ('--tag', "k$_=v") } 1 .. 32), 'true']);
+is($r->{status}, 0, '32 tags without the detected ones: fine');
+$r = gh(args => ['--tag', 'a b=c', 'true']);
+is($r->{status}, 2, 'a bad --tag key: a usage error');
+
+# --- the requests are taken -------------------------------------------------
 
 # The tracker refuses unknown fields (400): it took every request of every
-# run above, so none carried mem_usage, tags or the command's resources.
+# run above.
 my @log = split /\n/, slurp($s->dir . '/access.log');
 my @client = grep { m{"(?:POST|GET) /api/v1/test(?:/\d+(?:/usage|/stop)?)?"} } @log;
 ok((grep { m{"POST /api/v1/test/\d+/usage" 2} } @client) && (grep { m{"POST /api/v1/test/\d+/stop" 2} } @client),
