@@ -357,6 +357,8 @@ list_run(struct request *req, const char *params[3], const char *name,
 		 : "{}";
 	const char *p[] = {params[0], params[1], params[2], name ? name : tags,
 			   tags};
+	if (name && want)
+		return db_exec(req->w->db, STMT_TEST_LIST_NAMED_TAGGED, p, res);
 	if (name)
 		return db_exec(req->w->db, STMT_TEST_LIST_NAMED, p, res);
 	if (want)

@@ -235,12 +235,13 @@ db_exec(struct db *db, enum stmt s, const char *const params[], PGresult **res)
 		break;
 	case STMT_TEST_LIST:
 	case STMT_TEST_LIST_NAMED:
+	case STMT_TEST_LIST_NAMED_TAGGED:
 	case STMT_TEST_LIST_TAGGED:
 		check_int(params[0], USER, USER);
 		if (params[1])
 			check_int(params[1], 1, INT64_MAX);
 		check_int(params[2], 1, 200);
-		if (s == STMT_TEST_LIST_NAMED)
+		if (s == STMT_TEST_LIST_NAMED_TAGGED)
 			check_tags(params[4]);
 		else if (s == STMT_TEST_LIST_TAGGED)
 			check_tags(params[3]);
