@@ -298,6 +298,7 @@ struct spool {
 	bool stopped;
 	int exit_status; /* the command's, -1 for none */
 	struct command_usage command;
+	struct tags tags; /* for the create, when the test is not created */
 	struct sample *samples;
 	size_t n;
 };

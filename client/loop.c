@@ -312,6 +312,7 @@ run(const struct options *o)
 		    .end_us = r.st.end_us,
 		    .exit_status = status,
 		    .command = r.st.command,
+		    .tags = o->tags,
 		};
 		char *path = spool_leftovers(&r, &base);
 		size_t n;
@@ -377,6 +378,7 @@ replay(const struct options *o)
 	    .description = sp.description,
 	    .threshold = sp.threshold,
 	    .start_us = sp.start_us,
+	    .tags = &sp.tags,
 	    .test_id = sp.test_id,
 	    /* The run may have been cut short with its create unanswered. */
 	    .find = sp.test_id == 0,

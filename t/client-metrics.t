@@ -160,7 +160,7 @@ my $closed = do {
 	close $sock;
 	"http://127.0.0.1:$port";
 };
-$r = gh(args => ['-i', '0.1', '-q', 'perl', '-e', sprintf($busy, 0.3)],
+$r = gh(args => ['-i', '0.1', '-q', '--tag', 'suite=spooled', 'perl', '-e', sprintf($busy, 0.3)],
 	env => {GRASSHOPPER_SERVER => $closed, GRASSHOPPER_FLUSH_TIMEOUT => 0});
 my ($spool) = $r->{stderr} =~ /saved in (\S+);/;
 ok($spool && -f $spool, 'no tracker: the samples are spooled') or diag $r->{stderr};
@@ -179,6 +179,9 @@ ok($sum && defined $sum->{mem} && defined $sum->{user}, 'its summary has the mem
 is($sum && $u->api(GET => "test/$sum->{id}")->{json}{samples}, scalar @xs, 'every sample arrived');
 my $cmd = $sum && $u->api(GET => "test/$sum->{id}")->{json}{command};
 ok($cmd && $cmd->{max_rss} > 0 && defined $cmd->{user_cpu}, "the replayed stop reports the file's command figures");
+ok((grep { $_ eq 'suite=spooled' } @{ $h->{tags} || [] }) && (grep { /^host=./ } @{ $h->{tags} || [] }),
+	"the spool's header keeps the tags");
+is($sum && $u->api(GET => "test/$sum->{id}")->{json}{tags}{suite}, 'spooled', 'the replay creates the test with them');
 
 open $fh, '>', "$tmp/old.jsonl" or die;
 print $fh json_encode({grasshopper_spool => 1, server => $s->url, test_id => undef,
