@@ -11,9 +11,6 @@
 	"ts_us(end_time), samples, cpu_sum, cpu_max, above_us, user_cpu, "     \
 	"system_cpu, max_rss, tags"
 
-/* Every id is below it: a list without a cursor starts here. */
-#define INT64_MAX_SQL "9223372036854775807"
-
 const struct statement statements[STMT__COUNT] = {
     [STMT_PING] = {"ping", "SELECT 1", 0, REPEAT | NOWAIT},
     [STMT_USER_CREATE] = {"user_create",
@@ -80,38 +77,13 @@ const struct statement statements[STMT__COUNT] = {
 			"OR id < $2::bigint) ORDER BY id DESC "
 			"LIMIT $3::int + 1",
 			3, REPEAT},
-    /* The same of one name ($4): tests_user_name (schema/009), read in
-     * the list's order. */
-    [STMT_TEST_LIST_NAMED] = {"test_list_named",
-			      "SELECT " TEST_COLS " FROM tests "
-			      "WHERE user_id = $1::bigint AND name = $4::text "
-			      "AND id < coalesce($2::bigint, " INT64_MAX_SQL
-			      ") ORDER BY id DESC LIMIT $3::int + 1",
-			      4, REPEAT},
-    /* Of one name with tags ($5): the same index in the same order, the
-     * tags checked on each row. jsonb_contains is @> that no index
-     * answers: with @> the generic plan ANDs in tests_tags and sorts
-     * every test of the name, several times slower when the tags are
-     * common (bench/tags-filter.pl). */
-    [STMT_TEST_LIST_NAMED_TAGGED] =
-	{"test_list_named_tagged",
-	 "SELECT " TEST_COLS " FROM tests "
-	 "WHERE user_id = $1::bigint "
-	 "AND name = $4::text "
-	 "AND jsonb_contains(tags, $5::jsonb) "
-	 "AND id < coalesce($2::bigint, " INT64_MAX_SQL ") ORDER BY id DESC "
-	 "LIMIT $3::int + 1",
-	 5, REPEAT},
-    /* With tags ($4) and no name: the planner chooses between
-     * tests_tags (schema/009) and reading the user's tests in order. */
-    [STMT_TEST_LIST_TAGGED] =
-	{"test_list_tagged",
-	 "SELECT " TEST_COLS " FROM tests "
-	 "WHERE user_id = $1::bigint AND tags @> "
-	 "$4::jsonb AND id < coalesce($2::bigint, " INT64_MAX_SQL
-	 ") ORDER BY id DESC "
-	 "LIMIT $3::int + 1",
-	 4, REPEAT},
+    /* The same of name $4 and tags $5 (each NULL: any), planned with
+     * their values (schema: test_list_filtered). */
+    [STMT_TEST_LIST_FILTERED] = {"test_list_filtered",
+				 "SELECT " TEST_COLS " FROM test_list_filtered("
+				 "$1::bigint, $2::bigint, $3::int, $4::text, "
+				 "$5::jsonb) ORDER BY id DESC",
+				 5, REPEAT},
     /* The test's columns (NULL for an unknown test), then the status. */
     [STMT_TEST_STOP] = {"test_stop",
 			"SELECT " TEST_COLS ", s.status FROM test_finish("

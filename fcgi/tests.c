@@ -150,8 +150,23 @@ tag_key_error(struct jerr *e, const char *where, const char *key, size_t len)
 		 TAG_KEY_MAX_CHARS);
 }
 
-/* How many members the object body's first "tags" member holds as sent
- * (json-c keeps only the last of a repeated key), or -1. */
+/* Does the JSON text s[0..len) hold the escape \u0000? */
+static bool
+has_nul_escape(const char *s, size_t len)
+{
+	for (size_t i = 0; i + 1 < len; i++)
+		if (s[i] == '\\') {
+			if (s[i + 1] == 'u' && i + 6 <= len &&
+			    memcmp(s + i + 2, "0000", 4) == 0)
+				return true;
+			i++; /* the escaped character */
+		}
+	return false;
+}
+
+/* How many members the body's first "tags" object holds as sent (json-c
+ * keeps only the last of a repeated key), or -1; -2 when a key or value
+ * holds \u0000 (json-c cuts a key short there). */
 static long
 tags_sent(const struct request *req)
 {
@@ -160,6 +175,8 @@ tags_sent(const struct request *req)
 	if (jsonscan_get(req->body, req->body_len, "tags", &v) ||
 	    v.type != JSON_OBJECT || jsonscan(&sc, v.p, v.len, SIZE_MAX))
 		return -1;
+	if (has_nul_escape(v.p, v.len))
+		return -2;
 	return (long)sc.values - 1; /* each a string: one value a member */
 }
 
@@ -197,9 +214,11 @@ tags_check(const struct request *req, struct json_object *o, const char **text,
 			      NULL, e) < 0)
 			return -1;
 	}
-	if (tags_sent(req) != n) {
+	long sent = tags_sent(req);
+	if (sent != n) {
 		snprintf(e->msg, sizeof e->msg,
-			 "tags holds a key more than once");
+			 sent == -2 ? "tags must not contain \\u0000"
+				    : "tags holds a key more than once");
 		return -1;
 	}
 	*text = json_object_to_json_string_ext(tags, JSON_C_TO_STRING_PLAIN);
@@ -333,17 +352,20 @@ query_tags(struct request *req, struct json_object **want)
 			snprintf(e.msg, sizeof e.msg,
 				 "at most %d tag parameters are allowed",
 				 TAGS_MAX);
-			goto bad;
+			r = -1;
+		} else if (query_tag_add(*want, tag, &e) < 0) {
+			r = -1;
 		}
-		if (query_tag_add(*want, tag, &e) < 0)
-			goto bad;
+		if (r < 0) {
+			respond_error(req, ERR_INVALID_FIELD, "%s", e.msg);
+			break;
+		}
+	}
+	if (r < 0) { /* request_query_next has responded, or we have */
+		json_object_put(*want);
+		*want = NULL;
 	}
 	return r;
-bad:
-	respond_error(req, ERR_INVALID_FIELD, "%s", e.msg);
-	json_object_put(*want);
-	*want = NULL;
-	return -1;
 }
 
 /* Run the list statement the filters call for: name (NULL: any) and want
@@ -352,18 +374,13 @@ static enum db_status
 list_run(struct request *req, const char *params[3], const char *name,
 	 struct json_object *want, PGresult **res)
 {
-	const char *tags =
+	if (!name && !want)
+		return db_exec(req->w->db, STMT_TEST_LIST, params, res);
+	const char *p[] = {
+	    params[0], params[1], params[2], name,
 	    want ? json_object_to_json_string_ext(want, JSON_C_TO_STRING_PLAIN)
-		 : "{}";
-	const char *p[] = {params[0], params[1], params[2], name ? name : tags,
-			   tags};
-	if (name && want)
-		return db_exec(req->w->db, STMT_TEST_LIST_NAMED_TAGGED, p, res);
-	if (name)
-		return db_exec(req->w->db, STMT_TEST_LIST_NAMED, p, res);
-	if (want)
-		return db_exec(req->w->db, STMT_TEST_LIST_TAGGED, p, res);
-	return db_exec(req->w->db, STMT_TEST_LIST, p, res);
+		 : NULL};
+	return db_exec(req->w->db, STMT_TEST_LIST_FILTERED, p, res);
 }
 
 void

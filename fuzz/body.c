@@ -234,17 +234,16 @@ db_exec(struct db *db, enum stmt s, const char *const params[], PGresult **res)
 		check_tags(params[6]);
 		break;
 	case STMT_TEST_LIST:
-	case STMT_TEST_LIST_NAMED:
-	case STMT_TEST_LIST_NAMED_TAGGED:
-	case STMT_TEST_LIST_TAGGED:
+	case STMT_TEST_LIST_FILTERED:
 		check_int(params[0], USER, USER);
 		if (params[1])
 			check_int(params[1], 1, INT64_MAX);
 		check_int(params[2], 1, 200);
-		if (s == STMT_TEST_LIST_NAMED_TAGGED)
-			check_tags(params[4]);
-		else if (s == STMT_TEST_LIST_TAGGED)
-			check_tags(params[3]);
+		if (s == STMT_TEST_LIST_FILTERED) {
+			FUZZ_ASSERT(params[3] || params[4]);
+			if (params[4])
+				check_tags(params[4]);
+		}
 		break;
 	case STMT_TEST_GET:
 		check_int(params[0], USER, USER);

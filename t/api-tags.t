@@ -54,10 +54,13 @@ is_error(create('{"tags":{"a":"1","a":"2"}}'), 400, 'invalid_field', 'a duplicat
 is_error(create('{"tags":{"a":"1","b":"2","a":"1"}}'), 400, 'invalid_field',
 	'a duplicate key, same value', field => 'more than once');
 is_error(create('{"tags":{"k":"a\u0000b"}}'), 400, 'invalid_field', 'a value with \u0000');
+is_error(create('{"tags":{"a\u0000b":"x"}}'), 400, 'invalid_field', 'a key with \u0000',
+	field => 'u0000');
+is_json_ok(create('{"tags":{"k":"\\\\u0000"}}'), 201, 'a value of a backslash and u0000: fine');
 my %many = map { ("k$_" => 'v') } 1 .. 500;
 is_error(create({tags => \%many}), 400, 'invalid_json', 'a huge number of tags');
 is_error(create({tags => {k => 'x' x 2_000_000}}), 413, 'too_large', 'a huge value');
-is(count_tests(), $n0 + 3, 'no refused create stored anything');
+is(count_tests(), $n0 + 4, 'no refused create stored anything');
 is_error($s->api(POST => 'test', {tags => {k => 'v'}}), 401, 'unauthorized', 'tags without a token');
 is_error($s->api(POST => 'test', {tags => {%tags32, k33 => 'v'}}), 401, 'unauthorized',
 	'33 tags without a token');
@@ -126,6 +129,8 @@ is_error($carl->api(GET => 'test?tag=v:%FF'), 400, 'invalid_field', 'tag value n
 	field => 'tag');
 is_error($carl->api(GET => 'test?tag=a:1&tag=a:2'), 400, 'invalid_field', 'one key twice',
 	field => 'tag');
+is_error($carl->api(GET => 'test?tag=a:1&tag=b%ZZ'), 400, 'invalid_field',
+	'a malformed tag after a good one (nothing kept: the teardown finds no leak)', field => 'tag');
 my $tq = join '&', map { "tag=k$_:v" } 1 .. 32;
 is_json_ok($carl->api(GET => "test?$tq"), 200, '32 tag parameters');
 is_error($carl->api(GET => "test?$tq&tag=k33:v"), 400, 'invalid_field', '33 tag parameters',
