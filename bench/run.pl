@@ -47,7 +47,7 @@ BEGIN {
 	$ENV{GH_SRCDIR} = $srcdir;
 }
 use lib "$srcdir/t/lib";
-use GH::Stack qw(now_us);
+use GH::Stack qw(now_us ts);
 
 $| = 1;
 my $T0 = time;
@@ -384,7 +384,7 @@ my ($ua_mean) = $stmts =~ /^\d+\|([\d.]+)\|\d+\|SELECT status, stored, above FRO
 note "loading $BIG samples into one test (usage_add calls of 1000, as the API takes them)...";
 my $uid = $u->id;
 my ($small, $big) = map {
-	my $r = $u->api(POST => 'test', {name => "get-$_", start_time => GH::Stack::ts(now_us() - 86400_000_000)});
+	my $r = $u->api(POST => 'test', {name => "get-$_", start_time => ts(now_us() - 86400_000_000)});
 	$r->{status} == 201 or die "POST test: $r->{status}\n";
 	$r->{json}{id};
 } qw(small big);

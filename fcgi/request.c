@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 /* ---- responses ------------------------------------------------------- */
@@ -46,14 +47,20 @@ header_add(struct request *req, const char *name, const char *value)
 }
 
 void
+buf_put_json(struct buf *b, struct json_object *obj)
+{
+	buf_puts(b, json_object_to_json_string_ext(
+			obj, JSON_C_TO_STRING_PLAIN |
+				 JSON_C_TO_STRING_NOSLASHESCAPE));
+}
+
+void
 respond_json(struct request *req, int status, struct json_object *obj)
 {
 	req->status = status;
 	req->content_type = "application/json; charset=utf-8";
 	req->out.len = 0;
-	buf_puts(&req->out, json_object_to_json_string_ext(
-				obj, JSON_C_TO_STRING_PLAIN |
-					 JSON_C_TO_STRING_NOSLASHESCAPE));
+	buf_put_json(&req->out, obj);
 	buf_puts(&req->out, "\n");
 	json_object_put(obj);
 }
@@ -458,12 +465,101 @@ reason(int status)
  * - the answer: errors are a line; the largest valid answer is a page of
  *   READ_LIMIT_MAX samples (usage.c): its rows, the json-c tree it is
  *   written from (a few MiB) and about 1 MiB of JSON, as any valid request
- *   may ask for.
+ *   may ask for; a streamed answer (CSV, NDJSON) holds one such page at a
+ *   time, however many samples it sends.
  * glibc keeps what such a request freed in its arenas, so a worker given
  * a few large requests at once would stay at that size: after a request
  * of more than TRIM_AFTER bytes in or out, malloc_trim gives it back.
  */
 #define TRIM_AFTER (32 * 1024)
+
+/* Write req's status line and headers to out; Content-Length (of req->out)
+ * only when with_length. Return 0, or -1 when the stream is closed. */
+static int
+send_head(const struct request *req, FCGX_Stream *out, bool with_length)
+{
+	/* libfcgi's own printf knows no %zu: format the head ourselves. */
+	struct buf head = {0};
+	buf_printf(&head, "Status: %d %s\r\n", req->status,
+		   reason(req->status));
+	/* A 204 has neither (RFC 9110 8.6). */
+	if (req->content_type)
+		buf_printf(&head, "Content-Type: %s\r\n", req->content_type);
+	if (req->content_type && with_length)
+		buf_printf(&head, "Content-Length: %zu\r\n", req->out.len);
+	buf_printf(&head, "Cache-Control: no-store\r\n%s\r\n",
+		   req->headers.p ? req->headers.p : "");
+	int r = FCGX_PutStr(head.p, (int)head.len, out);
+	buf_free(&head);
+	return r < 0 ? -1 : 0;
+}
+
+/*
+ * A streamed answer goes out as it is made, without Content-Length (nginx
+ * sends it chunked). nginx buffers it as any answer (fastcgi_buffering,
+ * spilling past its buffers to fastcgi_temp_path) while passing on what the
+ * client takes, so the worker writes at the database's pace and its thread
+ * is free once the last page is read, not held until a slow client has
+ * taken a million samples: no "X-Accel-Buffering: no". Memory is bounded
+ * either way (one page here, nginx's buffers there).
+ */
+int
+respond_stream_begin(struct request *req, int status, const char *content_type)
+{
+	req->status = status;
+	req->content_type = content_type;
+	req->streamed = true;
+	if (!req->fcgi_out)
+		return 0; /* outside FastCGI (fuzzing): out keeps it all */
+	if (send_head(req, req->fcgi_out, false) == 0)
+		return 0;
+	req->aborted = true;
+	return -1;
+}
+
+int
+respond_stream_flush(struct request *req)
+{
+	if (!req->fcgi_out || req->aborted)
+		return req->aborted ? -1 : 0;
+	int r = req->out.len
+		    ? FCGX_PutStr(req->out.p, (int)req->out.len, req->fcgi_out)
+		    : 0;
+	req->out.len = 0;
+	/* Whole pieces out now: a stream cut short ends between them. */
+	if (r >= 0)
+		r = FCGX_FFlush(req->fcgi_out);
+	/* Whatever broke the write, the answer must not look complete. */
+	if (r < 0)
+		req->aborted = true;
+	return r < 0 ? -1 : 0;
+}
+
+void
+respond_stream_abort(struct request *req)
+{
+	req->aborted = true;
+	req->out.len = 0;
+}
+
+/*
+ * End a streamed answer that failed after its head so that the client can
+ * tell. FastCGI cannot say so, and nginx (without fastcgi_keep_conn) takes
+ * a closed connection for the answer's end; a record it refuses (version
+ * 0) is an upstream error instead: it logs "upstream sent unsupported
+ * FastCGI protocol version: 0" and closes the client's connection without
+ * the final chunk.
+ */
+static void
+stream_cut(FCGX_Request *fr)
+{
+	static const char refused_record[8] = {0};
+	FCGX_FFlush(fr->out);
+	ssize_t n = write(fr->ipcFd, refused_record, sizeof refused_record);
+	(void)n; /* nginx may be gone already: nothing more to tell */
+	shutdown(fr->ipcFd, SHUT_RDWR);
+	fr->keepConnection = 0;
+}
 
 /* Read up to BODY_MAX bytes of body, whatever CONTENT_LENGTH claims. */
 static void
@@ -503,20 +599,18 @@ request_serve(struct worker *w, FCGX_Request *fr)
 	if (strcmp(req.method, "POST") == 0)
 		read_body(&req, fr->in);
 
+	req.fcgi_out = fr->out;
+
 	request_handle(&req);
 
-	/* libfcgi's own printf knows no %zu: format the head ourselves. */
-	struct buf head = {0};
-	buf_printf(&head, "Status: %d %s\r\n", req.status, reason(req.status));
-	/* A 204 has neither (RFC 9110 8.6). */
-	if (req.content_type)
-		buf_printf(&head, "Content-Type: %s\r\nContent-Length: %zu\r\n",
-			   req.content_type, req.out.len);
-	buf_printf(&head, "Cache-Control: no-store\r\n%s\r\n",
-		   req.headers.p ? req.headers.p : "");
-	FCGX_PutStr(head.p, (int)head.len, fr->out);
-	buf_free(&head);
-	FCGX_PutStr(req.out.p, (int)req.out.len, fr->out);
+	if (req.aborted) {
+		stream_cut(fr);
+	} else if (req.streamed) {
+		respond_stream_flush(&req);
+	} else {
+		send_head(&req, fr->out, true);
+		FCGX_PutStr(req.out.p, (int)req.out.len, fr->out);
+	}
 
 	/* One line per request; never a token, a password or a body. The
 	 * path as %XX where a byte is not printable: no forged log lines. */
@@ -532,7 +626,7 @@ request_serve(struct worker *w, FCGX_Request *fr)
 	log_msg(LOG_ACCESS, "%.16s %s %d %lld", req.method, path.p, req.status,
 		(long long)(mono_us() - t0));
 	buf_free(&path);
-	bool large = req.body_len + req.out.len > TRIM_AFTER;
+	bool large = req.streamed || req.body_len + req.out.len > TRIM_AFTER;
 	request_free(&req);
 	if (large)
 		malloc_trim(0);

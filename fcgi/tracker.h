@@ -288,6 +288,12 @@ struct request {
 	struct buf headers; /* extra "Name: value\r\n" lines */
 	const char *content_type;
 	struct buf out;
+	/* a streamed answer (respond_stream_begin): its head is written, out
+	 * holds what is not sent yet; fcgi_out is the FastCGI stream (NULL
+	 * outside a FastCGI request: out then keeps everything) */
+	void *fcgi_out;
+	bool streamed;
+	bool aborted; /* failed mid-stream: end it without its end */
 };
 
 /* Route and answer req; fills status, headers and out. */
@@ -306,6 +312,21 @@ void respond_error(struct request *req, enum api_error err, const char *fmt,
 		   ...) __attribute__((format(printf, 3, 4)));
 /* Answer for a failed db_exec. */
 void respond_db(struct request *req, enum db_status st);
+/* Append obj as the API writes JSON (compact, "/" as it is). */
+void buf_put_json(struct buf *b, struct json_object *obj);
+/* Start a streamed answer: send the head (status, content_type, no
+ * Content-Length) now; the handler then appends to req->out and calls
+ * respond_stream_flush after each piece. Return 0, or -1 when the client
+ * is gone. */
+int respond_stream_begin(struct request *req, int status,
+			 const char *content_type);
+/* Send what req->out holds and empty it. Return 0, or -1 when the client
+ * is gone (stop streaming). */
+int respond_stream_flush(struct request *req);
+/* A streamed answer failed after its head was sent: the status cannot
+ * change, so the connection is closed without the answer's end (nginx
+ * then omits the final chunk) and the client sees it is cut short. */
+void respond_stream_abort(struct request *req);
 /* Body as a JSON value, {} when empty and allow_empty; NULL after
  * responding 400 otherwise. Caller puts the value. */
 struct json_object *request_json(struct request *req, bool allow_empty);

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #define READ_LIMIT_DEFAULT 1000
 #define READ_LIMIT_MAX 10000
@@ -148,20 +149,227 @@ done:
 	json_object_put(body);
 }
 
-/* Does the Accept header ask for CSV? */
-static bool
-wants_csv(const char *accept)
+/* What a usage read-back answers with. */
+enum usage_format { FORMAT_JSON, FORMAT_CSV, FORMAT_NDJSON };
+
+/* Rows per usage_list call while streaming CSV or NDJSON: a worker holds
+ * one page of rows (and its text) at a time, whatever the test's size. */
+#define STREAM_PAGE 10000
+
+/* One media range of an Accept header (p..end, parameters included) as a
+ * format; -1 when it is none of ours or refused with q=0. */
+static int
+media_format(const char *p, const char *end)
 {
-	return accept && strstr(accept, "text/csv");
+	while (p < end && (*p == ' ' || *p == '\t'))
+		p++;
+	size_t n = strcspn(p, ";, \t");
+	if (n > (size_t)(end - p))
+		n = (size_t)(end - p);
+	for (const char *q = memchr(p, ';', (size_t)(end - p)); q;
+	     q = memchr(q + 1, ';', (size_t)(end - q - 1))) {
+		const char *v = q + 1 + strspn(q + 1, " \t");
+		if ((*v == 'q' || *v == 'Q') && v[1] == '=' &&
+		    strtod(v + 2, NULL) == 0)
+			return -1;
+	}
+	static const struct {
+		const char *type;
+		enum usage_format format;
+	} types[] = {
+	    {"application/x-ndjson", FORMAT_NDJSON},
+	    {"text/csv", FORMAT_CSV},
+	    {"application/json", FORMAT_JSON},
+	    {"application/*", FORMAT_JSON},
+	    {"*/*", FORMAT_JSON},
+	};
+	for (size_t i = 0; i < sizeof types / sizeof *types; i++)
+		if (strlen(types[i].type) == n &&
+		    strncasecmp(p, types[i].type, n) == 0)
+			return (int)types[i].format;
+	return -1;
+}
+
+/* The format the Accept header asks for: the first of its media ranges
+ * that we offer and it does not refuse (q=0), in the order written (other
+ * q-values are not weighed); JSON when none. */
+static enum usage_format
+usage_format(const char *accept)
+{
+	for (const char *p = accept ? accept : ""; *p;) {
+		const char *end = p + strcspn(p, ",");
+		int f = media_format(p, end);
+		if (f >= 0)
+			return (enum usage_format)f;
+		p = *end ? end + 1 : end;
+	}
+	return FORMAT_JSON;
+}
+
+/* One sample of a usage_list result (row i) as the API shows it: the one
+ * place its fields are named, for the JSON array and NDJSON lines. */
+static struct json_object *
+sample_json(PGresult *res, int i)
+{
+	struct json_object *s = json_object_new_object();
+	json_object_object_add(
+	    s, "timestamp",
+	    json_time(strtoll(PQgetvalue(res, i, 0), NULL, 10)));
+	json_object_object_add(
+	    s, "cpu_usage", json_double(strtod(PQgetvalue(res, i, 1), NULL)));
+	json_object_object_add(
+	    s, "above_threshold",
+	    json_object_new_boolean(*PQgetvalue(res, i, 2) == 't'));
+	return s;
+}
+
+/* The CSV answer's first line: the columns sample_csv writes. */
+#define CSV_HEADER "timestamp,cpu_usage,above_threshold\r\n"
+
+/* Append row i of a usage_list result to out as a CSV line. */
+static void
+sample_csv(PGresult *res, int i, struct buf *out)
+{
+	char t[ISOTIME_MAX], c[DOUBLE_MAX];
+	isotime_format(strtoll(PQgetvalue(res, i, 0), NULL, 10), t);
+	format_double(strtod(PQgetvalue(res, i, 1), NULL), c);
+	buf_printf(out, "%s,%s,%s\r\n", t, c,
+		   *PQgetvalue(res, i, 2) == 't' ? "true" : "false");
+}
+
+/* Append row i of a usage_list result to out as an NDJSON line. */
+static void
+sample_ndjson(PGresult *res, int i, struct buf *out)
+{
+	struct json_object *s = sample_json(res, i);
+	buf_put_json(out, s);
+	buf_puts(out, "\n");
+	json_object_put(s);
+}
+
+/* Up to limit samples of the caller's test req->id stamped after
+ * *after_us (all when after_us is NULL) into *res, and their count (0:
+ * none after it) into *n. DB_OK with *n = -1: no such test of theirs. */
+static enum db_status
+usage_page(struct request *req, const int64_t *after_us, long long limit,
+	   PGresult **res, int *n)
+{
+	char user[INT_PARAM_SIZE], id[INT_PARAM_SIZE], l[INT_PARAM_SIZE];
+	char after[ISOTIME_MAX];
+	if (after_us)
+		isotime_format(*after_us, after);
+	const char *params[] = {int_param(user, req->user),
+				int_param(id, req->id), after_us ? after : NULL,
+				int_param(l, limit)};
+	PQclear(*res);
+	*res = NULL;
+	enum db_status st = db_exec(req->w->db, STMT_USAGE_LIST, params, res);
+	if (st != DB_OK)
+		return st;
+	*n = PQntuples(*res);
+	if (*n == 0)
+		*n = -1;
+	else if (PQgetisnull(*res, 0, 0))
+		*n = 0; /* the test, without samples (after `after`) */
+	return DB_OK;
+}
+
+/* usage_page for the first page of an answer: return 0, or -1 after
+ * answering the error (503/500, or 404 when the test is not the caller's). */
+static int
+first_page(struct request *req, const int64_t *after_us, long long limit,
+	   PGresult **res, int *n)
+{
+	enum db_status st = usage_page(req, after_us, limit, res, n);
+	if (st != DB_OK)
+		respond_db(req, st);
+	else if (*n < 0)
+		respond_error(req, ERR_NOT_FOUND, "no such test");
+	return st != DB_OK || *n < 0 ? -1 : 0;
+}
+
+/* Rows to ask for with `left` still to send (< 0: all). */
+static long long
+page_size(long long left)
+{
+	return left >= 0 && left < STREAM_PAGE ? left : STREAM_PAGE;
+}
+
+/*
+ * Answer the samples as CSV or NDJSON, streamed: page by page from the
+ * database (STREAM_PAGE rows, each page after the last one's timestamp),
+ * each written out before the next is read. limit < 0: every sample.
+ * What fails before the head is sent is the usual JSON error; after it, the
+ * stream is cut short (respond_stream_abort) and the failure logged.
+ */
+static void
+usage_stream(struct request *req, enum usage_format fmt, const int64_t *after,
+	     long long limit)
+{
+	PGresult *res = NULL;
+	int64_t last = after ? *after : 0;
+	long long left = limit;
+	int n;
+	long long page = page_size(left);
+	if (first_page(req, after, page, &res, &n))
+		goto done;
+	bool csv = fmt == FORMAT_CSV;
+	if (respond_stream_begin(req, 200,
+				 csv ? "text/csv; charset=utf-8"
+				     : "application/x-ndjson"))
+		goto done;
+	if (csv)
+		buf_puts(&req->out, CSV_HEADER);
+	for (;;) {
+		for (int i = 0; i < n; i++)
+			(csv ? sample_csv : sample_ndjson)(res, i, &req->out);
+		if (n > 0)
+			last = strtoll(PQgetvalue(res, n - 1, 0), NULL, 10);
+		if (left >= 0)
+			left -= n;
+		if (respond_stream_flush(req) || n < page || left == 0)
+			break;
+		page = page_size(left);
+		enum db_status st = usage_page(req, &last, page, &res, &n);
+		if (st != DB_OK || n < 0) {
+			log_msg(LOG_ERROR,
+				"usage of test %lld: reading a page failed "
+				"mid-stream (%s); the answer is cut short",
+				(long long)req->id,
+				st != DB_OK ? "database" : "test deleted");
+			respond_stream_abort(req);
+			break;
+		}
+	}
+done:
+	PQclear(res);
+}
+
+/* Answer one page of samples as {"id", "samples": [...]}. */
+static void
+usage_json(struct request *req, const int64_t *after, long long limit)
+{
+	PGresult *res = NULL;
+	int n;
+	if (first_page(req, after, limit, &res, &n))
+		goto done;
+	struct json_object *samples = json_object_new_array_ext(n);
+	for (int i = 0; i < n; i++)
+		json_object_array_add(samples, sample_json(res, i));
+	struct json_object *o = json_object_new_object();
+	json_object_object_add(o, "id", json_object_new_int64(req->id));
+	json_object_object_add(o, "samples", samples);
+	respond_json(req, 200, o);
+done:
+	PQclear(res);
 }
 
 void
 usage_get(struct request *req)
 {
-	char after[ISOTIME_MAX + 8], lim[16], afterq[ISOTIME_MAX];
+	char after[ISOTIME_MAX + 8], lim[16];
 	long long limit = READ_LIMIT_DEFAULT;
 	int64_t after_us;
-	PGresult *res = NULL;
 
 	int ra = request_query(req, "after", after, sizeof after);
 	if (ra < 0)
@@ -181,58 +389,11 @@ usage_get(struct request *req)
 			      READ_LIMIT_MAX);
 		return;
 	}
-	char user[INT_PARAM_SIZE], id[INT_PARAM_SIZE], l[INT_PARAM_SIZE];
-	if (ra)
-		isotime_format(after_us, afterq);
-	const char *params[] = {int_param(user, req->user),
-				int_param(id, req->id), ra ? afterq : NULL,
-				int_param(l, limit)};
-	enum db_status st = db_exec(req->w->db, STMT_USAGE_LIST, params, &res);
-	if (st != DB_OK) {
-		respond_db(req, st);
-		return;
-	}
-	int n = PQntuples(res);
-	if (n == 0) {
-		respond_error(req, ERR_NOT_FOUND, "no such test");
-		goto done;
-	}
-	if (PQgetisnull(res, 0, 0))
-		n = 0; /* the test, without samples (after `after`) */
-
-	if (wants_csv(req->accept)) {
-		req->status = 200;
-		req->content_type = "text/csv; charset=utf-8";
-		buf_puts(&req->out, "timestamp,cpu_usage,above_threshold\r\n");
-		for (int i = 0; i < n; i++) {
-			char t[ISOTIME_MAX], c[DOUBLE_MAX];
-			isotime_format(strtoll(PQgetvalue(res, i, 0), NULL, 10),
-				       t);
-			format_double(strtod(PQgetvalue(res, i, 1), NULL), c);
-			buf_printf(&req->out, "%s,%s,%s\r\n", t, c,
-				   *PQgetvalue(res, i, 2) == 't' ? "true"
-								 : "false");
-		}
-		goto done;
-	}
-	struct json_object *samples = json_object_new_array_ext(n);
-	for (int i = 0; i < n; i++) {
-		struct json_object *s = json_object_new_object();
-		json_object_object_add(
-		    s, "timestamp",
-		    json_time(strtoll(PQgetvalue(res, i, 0), NULL, 10)));
-		json_object_object_add(
-		    s, "cpu_usage",
-		    json_double(strtod(PQgetvalue(res, i, 1), NULL)));
-		json_object_object_add(
-		    s, "above_threshold",
-		    json_object_new_boolean(*PQgetvalue(res, i, 2) == 't'));
-		json_object_array_add(samples, s);
-	}
-	struct json_object *o = json_object_new_object();
-	json_object_object_add(o, "id", json_object_new_int64(req->id));
-	json_object_object_add(o, "samples", samples);
-	respond_json(req, 200, o);
-done:
-	PQclear(res);
+	enum usage_format fmt = usage_format(req->accept);
+	const int64_t *a = ra ? &after_us : NULL;
+	if (fmt == FORMAT_JSON)
+		usage_json(req, a, limit);
+	else /* NDJSON without a limit: the whole test */
+		usage_stream(req, fmt, a,
+			     fmt == FORMAT_NDJSON && !rl ? -1 : limit);
 }

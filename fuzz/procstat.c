@@ -2,6 +2,8 @@
  * client/sampler.c: stat_parse, the /proc/stat "cpu " line reader, on any
  * bytes; with two readings (split at the first NUL), cpu_busy_fraction of
  * them, which must be a fraction in [0, 1] whatever the counters say.
+ * client/meminfo.c: meminfo_parse of the same bytes, as a /proc/meminfo
+ * text; the memory in use it gives, when it gives one, is in [0, 1] too.
  */
 #include "fuzz.h"
 #include "client.h"
@@ -16,6 +18,12 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	const char *nul = memchr(text, '\0', size);
 	size_t first = nul ? (size_t)(nul - text) : size;
 	struct cpu_times a, b;
+
+	struct meminfo mi;
+	double mem;
+	meminfo_parse(text, size, &mi);
+	if (meminfo_usage(&mi, &mem) == 0)
+		FUZZ_ASSERT(isfinite(mem) && mem >= 0.0 && mem <= 1.0);
 
 	int ra = stat_parse(text, first, &a);
 	if (ra == 0)

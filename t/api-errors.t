@@ -5,7 +5,7 @@ use warnings;
 use utf8;
 
 use Test::More;
-use GH::Stack qw(is_error is_json_ok);
+use GH::Stack qw(is_error is_json_ok slurp);
 
 # Under valgrind when it is available: a malformed request must not make a
 # worker touch memory it does not own (GH_NO_VALGRIND=1 turns this off).
@@ -244,7 +244,7 @@ sub fcgi {
 		POSIX::_exit(0);
 	}
 	my ($in, $out, $ended, $closed) = ('', '', 0, 0);
-	my $deadline = time + 20 * $s->slow;
+	my $deadline = time + $s->scale(20);
 	while (time < $deadline) {
 		my $rin = '';
 		vec($rin, fileno $c, 1) = 1;
@@ -274,7 +274,7 @@ like($out, qr/"error":"too_large"/, '... the whole answer arrives');
 ok($ended && $closed, '... END_REQUEST, then the worker closes the connection');
 
 # the tracker logs one line per request: METHOD PATH STATUS MICROSECONDS
-my $log = GH::Stack::_slurp($s->dir . '/tracker.log') // '';
+my $log = slurp($s->dir . '/tracker.log') // '';
 like($log, qr{^GET /api/v1/health 200 \d+$}m, 'tracker log: "METHOD PATH STATUS MICROSECONDS"');
 unlike($log, qr/\?|Bearer|password1/, 'tracker log: no query string, token or password');
 

@@ -12,7 +12,7 @@ use utf8;
 
 use Test::More;
 use Time::HiRes qw(sleep time);
-use GH::Stack qw(is_error is_json_ok ts now_us);
+use GH::Stack qw(is_error is_json_ok ts now_us slurp wait_exit);
 
 my $s = GH::Stack->new(workers => 2)->start;
 
@@ -149,14 +149,10 @@ is(($all{201} // 0) + ($all{200} // 0), 100 * (1 + 8 + 4 + 1), '... every reques
 sub refuses {
 	my ($env, $want) = @_;
 	my ($pid, $log) = $s->spawn_tracker({TRACKER_LISTEN => $s->dir . '/other.sock', %$env}, 'serve');
-	my $deadline = time + 10 * $s->slow;
-	my $code;
-	while (time < $deadline) {
-		if (waitpid($pid, POSIX::WNOHANG()) == $pid) { $code = $? >> 8; last }
-		sleep 0.02;
-	}
-	unless (defined $code) { kill 'TERM', $pid; waitpid $pid, 0 }
-	my $out = GH::Stack::_slurp($log) // '';
+	my $st = wait_exit($pid, 10);
+	my $code = defined $st ? $st >> 8 : undef;
+	unless (defined $st) { kill 'TERM', $pid; waitpid $pid, 0 }
+	my $out = slurp($log) // '';
 	my ($k) = keys %$env;
 	ok(defined $code && $code != 0 && $out =~ $want, "serve refuses $k=$env->{$k}")
 		or diag $out;

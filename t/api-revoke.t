@@ -11,14 +11,13 @@ use POSIX qw(WNOHANG);
 use Socket qw(SOCK_STREAM);
 use Test::More;
 use Time::HiRes qw(sleep time);
-use GH::Stack qw(is_error is_json_ok);
+use GH::Stack qw(is_error is_json_ok slurp json_decode json_encode wait_until wait_exit);
 
 my $WORKERS = 3;
 # The clients below send as fast as the pool answers (thousands a second
 # with an optimised build), far past the per-user rate limit: that limit is
 # api-limits.t's subject, here it would turn the 200s and 204s into 429s.
 my $s = GH::Stack->new(workers => $WORKERS, env => {TRACKER_USER_RATE => 0})->start;
-my $slow = $s->slow;
 # Every statement in the log with its backend's pid: each worker has one
 # connection (TRACKER_DB_CONNECTIONS=1), so a pid is a worker.
 $s->psql(q{ALTER SYSTEM SET log_min_duration_statement = 0});
@@ -31,7 +30,7 @@ my $pglog = $s->dir . '/pg/postgres.log';
 # It has no nginx of its own: fcgi() speaks FastCGI to its socket.
 my $sock2 = $s->dir . '/host2.sock';
 my ($pid2, $log2) = $s->spawn_tracker({TRACKER_LISTEN => $sock2, TRACKER_WORKERS => 2}, 'serve');
-for (1 .. 300 * $slow) { last if -S $sock2; sleep 0.05 }
+wait_until(15, sub { -S $sock2 });
 ok(-S $sock2, 'a second pool ("host 2") runs on the same database');
 
 # fcgi($method, $path, $token): one request to host 2 → its HTTP status.
@@ -64,7 +63,7 @@ sub fcgi {
 sub token_checks {
 	my $jti = shift;
 	my %by;
-	my @lines = split /\n/, GH::Stack::_slurp($pglog) // '';
+	my @lines = split /\n/, slurp($pglog) // '';
 	for my $i (0 .. $#lines - 1) {
 		next unless $lines[$i] =~ /^\[(\d+)\] .*execute token_check/;
 		my $pid = $1;
@@ -95,10 +94,10 @@ sub warm {
 sub revoked_within {
 	my ($what, $revoke, @tokens) = @_;
 	local $Test::Builder::Level = $Test::Builder::Level + 1;
-	my $limit = 1.0 * $slow;
+	my $limit = $s->scale(1.0);
 	my @names = @tokens[grep { $_ % 2 == 0 } 0 .. $#tokens];
 	my %token = @tokens;
-	my $t0 = time + 1.0 * $slow;    # when the revoking call begins
+	my $t0 = time + $s->scale(1.0);    # when the revoking call begins
 	my $returned = $s->dir . '/revoke-returned';
 	unlink $returned;
 	my @runs = $s->parallel(6, sub {
@@ -116,9 +115,9 @@ sub revoked_within {
 		# Until 0.3 s past the second after the call returned (a slow call
 		# on a loaded machine: up to a minute).
 		my @seen;
-		for (my $k = $i; time < $t0 + 60; $k++) {
-			my $done = GH::Stack::_slurp($returned);
-			last if defined $done && time > $t0 + $done + $limit + 0.3 * $slow;
+		for (my $k = $i; time < $t0 + $s->scale(60); $k++) {
+			my $done = slurp($returned);
+			last if defined $done && time > $t0 + $done + $limit + $s->scale(0.3);
 			my $name = $names[$k % @names];
 			my $st = $i == 5 ? fcgi(GET => 'test', $token{$name})
 				: $s->as($token{$name})->api(GET => 'test')->{status};
@@ -222,11 +221,11 @@ sub revoke {
 		my $r = $u->api($m, $path, $body);
 		delete $r->{json};
 		open my $fh, '>', $answer or die;
-		print $fh GH::Stack::json_encode($r);
+		print $fh json_encode($r);
 		close $fh;
 	};
 }
-sub answer { GH::Stack::json_decode(GH::Stack::_slurp($answer) // '{}') }
+sub answer { json_decode(slurp($answer) // '{}') }
 revoked_within('DELETE /tokens/:id', revoke(DELETE => "tokens/$named->{id}", undef, $alice),
 	'the named token' => $named->{token});
 $r = answer();
@@ -329,7 +328,7 @@ revoked_within('the listeners\' backends terminated, then at once a token revoke
 }, 'a named token' => $fn->{token});
 is(answer()->{status}, 204, '... the token was revoked');
 my $back = 0;
-for (1 .. 50 * $slow) { last if ($back = $s->psql($listeners)) == $WORKERS + 2; sleep 0.1 }
+wait_until(10, sub { ($back = $s->psql($listeners)) == $WORKERS + 2 }, 0.1);
 is($back, $WORKERS + 2, 'the listeners are back');
 my $fn2 = $frank->api(POST => 'tokens', {name => 'n2'})->{json};
 is(warm($fn2->{token}, $fn2->{id}), $WORKERS, '... the cache is used again');
@@ -415,10 +414,8 @@ is_error($s->api(GET => 'auth'), 405, 'method_not_allowed', 'GET /auth: 405');
 # --- nothing crashed, no token in the logs ------------------------------------------------
 
 kill 'TERM', $pid2;
-my $gone = 0;
-for (1 .. 200 * $slow) { last if ($gone = waitpid($pid2, WNOHANG)) > 0; sleep 0.05 }
-ok($gone > 0 && $? == 0, 'host 2 stopped cleanly on SIGTERM');
-my $logs = join '', map { GH::Stack::_slurp($s->dir . "/$_") // '' } 'tracker.log', 'access.log';
+is(wait_exit($pid2, 10), 0, 'host 2 stopped cleanly on SIGTERM');
+my $logs = join '', map { slurp($s->dir . "/$_") // '' } 'tracker.log', 'access.log';
 ok(index($logs, (split /\./, $fresh->{json}{token})[2]) < 0, 'tokens do not appear in the logs');
 $s->stop;
 done_testing;

@@ -5,12 +5,12 @@ use warnings;
 
 use MIME::Base64 qw(encode_base64url);
 use Test::More;
-use GH::Stack qw(is_error is_json_ok json_encode);
+use GH::Stack qw(is_error is_json_ok json_encode slurp);
 
 # Under valgrind when it is available: a malformed request must not make a
 # worker touch memory it does not own (GH_NO_VALGRIND=1 turns this off).
 my $s = GH::Stack->new(wrapper => $ENV{GH_TRACKER_WRAPPER} // GH::Stack::memcheck())->start;
-diag 'tracker under: ' . ($s->{wrapper} // 'nothing');
+diag "tracker under: " . ($s->wrapper // "nothing");
 my $alice = $s->user;
 my $bob = $s->user;
 my $a1 = $alice->api(POST => 'test', {name => 'alice-1'})->{json}{id};
@@ -160,7 +160,7 @@ is($s->login($alice->username, $alice->password)->{status}, 200, 'auth without a
 # --- nothing crashed, tokens are not logged ---------------------------------------------
 
 is_deeply([$s->worker_pids], \@w0, 'no worker died or was replaced');
-my $logs = join '', map { GH::Stack::_slurp($s->dir . "/$_") // '' }
+my $logs = join '', map { slurp($s->dir . "/$_") // '' }
 	'tracker.log', 'access.log', 'error.log';
 ok(index($logs, $alice->token) < 0 && index($logs, $sig) < 0, 'tokens do not appear in the logs');
 

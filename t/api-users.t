@@ -6,7 +6,7 @@ use utf8;
 use Digest::SHA qw(hmac_sha256);
 use MIME::Base64 qw(decode_base64url encode_base64url);
 use Test::More;
-use GH::Stack qw(is_error is_json_ok is_num fresh parse_ts json_decode);
+use GH::Stack qw(is_error is_json_ok is_num fresh parse_ts json_decode slurp);
 
 my $s = GH::Stack->new->start;
 my $TS_RE = qr/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d{6})?Z$/;
@@ -195,7 +195,7 @@ is(scalar(grep { !$seen{$_}++ } @hashes), scalar @hashes, 'hashes are salted (al
 
 # --- logs carry neither passwords nor tokens ---------------------------------
 
-my $logs = join '', map { GH::Stack::_slurp($_) // '' }
+my $logs = join '', map { slurp($_) // '' }
 	map { $s->dir . "/$_" } 'tracker.log', 'access.log', 'error.log', 'pg/postgres.log';
 @leaked = grep { index($logs, $_) >= 0 } @passwords, $tok;
 is(scalar @leaked, 0, 'no password or token in the logs') or diag "leaked: @leaked";

@@ -18,7 +18,7 @@ use GH::Client qw(gh_run wait_for slurp);
 use GH::Stack qw(json_decode json_encode now_us parse_ts ts);
 
 my $GH = ($ENV{GH_BUILDDIR} || '.') . '/grasshopper';
-plan skip_all => "no client at $GH" unless -x $GH;
+-x $GH or die "no client at $GH (build first; GH_BUILDDIR)\n";
 
 my $s = GH::Stack->new->start;
 my $u = $s->user;
@@ -36,7 +36,7 @@ my $cred = "$dir/credentials";
 # with no token and no server unless given.
 sub gh {
 	gh_run(bin => $GH, tmp => $tmp, spool => "$tmp/spool", outputs => \@outputs,
-		@_, env => {GRASSHOPPER_FLUSH_TIMEOUT => 5 * $s->slow,
+		@_, env => {GRASSHOPPER_FLUSH_TIMEOUT => $s->scale(5),
 			XDG_CONFIG_HOME => $ENV{XDG_CONFIG_HOME}, %{ {@_}->{env} || {} }});
 }
 
@@ -262,11 +262,11 @@ sub on_terminal {
 	my $t0 = time;
 	for my $step (@steps) {
 		my ($want, $typed) = @$step;
-		sleep 0.02 until slurp($out) =~ $want || time - $t0 > 20 * $s->slow;
+		sleep 0.02 until slurp($out) =~ $want || time - $t0 > $s->scale(20);
 		syswrite $wr, $typed;
 	}
 	my $st;
-	while (time - $t0 < 30 * $s->slow) {
+	while (time - $t0 < $s->scale(30)) {
 		last if waitpid($pid, WNOHANG) == $pid && defined($st = $?);
 		sleep 0.02;
 	}
@@ -278,7 +278,10 @@ sub on_terminal {
 }
 
 SKIP: {
-	skip 'no script(1) to make a terminal', 14 unless -x '/usr/bin/script';
+	unless (-x '/usr/bin/script') {
+		diag 'NOT TESTED: login on a terminal: no script(1) (apt-get install bsdutils)';
+		skip 'no script(1) to make a terminal', 14;
+	}
 	unlink $cred;
 	my $prompt = qr/Token for \S+ \(typing is not shown\): /;
 	my ($st, $shown) = on_terminal("$GH login -s " . $s->url, [$prompt, "$token\r"]);
@@ -326,7 +329,7 @@ my $fake_url = 'http://127.0.0.1:' . $fake->sockport;
 my $responder = fork // die "fork: $!";
 if ($responder == 0) {
 	$SIG{ALRM} = sub { POSIX::_exit(0) };
-	alarm 120;
+	alarm POSIX::ceil($s->scale(120));
 	while (my $c = $fake->accept) {
 		# The whole request, body too: closing on unread input would
 		# reset the connection under the answer.

@@ -15,7 +15,7 @@ use GH::Client qw(gh_run slurp summary_fields);
 use GH::Stack qw(json_decode json_encode);
 
 my $GH = ($ENV{GH_BUILDDIR} || '.') . '/grasshopper';
-plan skip_all => "no client at $GH" unless -x $GH;
+-x $GH or die "no client at $GH (build first; GH_BUILDDIR)\n";
 
 my $s = GH::Stack->new(env => {TRACKER_USER_RATE => 0})->start;
 my $u = $s->user;

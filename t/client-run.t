@@ -9,10 +9,10 @@ use POSIX qw(WNOHANG);
 use Test::More;
 use Time::HiRes qw(sleep time);
 use GH::Client qw(gh_run tiles_ok wait_for slurp summary_fields);
-use GH::Stack qw(parse_ts);
+use GH::Stack qw(parse_ts wait_until);
 
 my $GH = ($ENV{GH_BUILDDIR} || '.') . '/grasshopper';
-plan skip_all => "no client at $GH" unless -x $GH;
+-x $GH or die "no client at $GH (build first; GH_BUILDDIR)\n";
 
 my $s = GH::Stack->new->start;
 my $u = $s->user;
@@ -20,10 +20,15 @@ my $tmp = tempdir('gh-client-XXXXXX', TMPDIR => 1, CLEANUP => 1);
 my @outputs;    # everything grasshopper printed, to look for the token
 
 # gh(args => [...], env => {...}, during => sub { $pid }, pgrp => 1,
-#    setup => sub { ... }): GH::Client::gh_run with this file's stack.
+#    setup => sub { ... }): GH::Client::gh_run with this file's stack. The
+#    client waits for the tracker at the end as long as scale() says (its
+#    default is 5 s): under valgrind a restarted tracker takes seconds to
+#    answer its first request.
 sub gh {
+	my %o = @_;
 	gh_run(bin => $GH, tmp => $tmp, server => $s->url, token => $u->token,
-		spool => $tmp, outputs => \@outputs, @_);
+		spool => $tmp, outputs => \@outputs, @_,
+		env => {GRASSHOPPER_FLUSH_TIMEOUT => $s->scale(5), %{ $o{env} || {} }});
 }
 
 sub summary { summary_fields($_[0]{stderr}) }
@@ -183,8 +188,8 @@ ok(abs($t->{duration} - 3) < 0.7, "the burner ran about 3 s ($t->{duration})");
 # --no-command runs until SIGTERM or SIGINT, then stops the test: exit 0.
 # (Its test being created shows it is ready for them.)
 sub wait_tests {
-	my $deadline = time + 10;
-	sleep 0.01 while count_tests() < $_[0] && time < $deadline;
+	my $n = shift;
+	wait_until(10, sub { count_tests() >= $n }, 0.01);
 }
 for my $sig (qw(TERM INT)) {
 	$before = count_tests();
@@ -207,7 +212,7 @@ is($r->{status}, 7, 'SIGTERM to grasshopper reaches the command (its trap exits 
 is(slurp("$tmp/term"), "got-term\n", 'the trap ran');
 # (sleep 30 would take 30 s: well under that means it was cut short, even
 # on a loaded machine with a sanitizer build.)
-ok($r->{elapsed} < 15, 'at once') or diag "took $r->{elapsed} s: $r->{stderr}";
+ok($r->{elapsed} < $s->scale(15), 'at once') or diag "took $r->{elapsed} s: $r->{stderr}";
 $r = gh(args => ['sleep', '30'], during => sub { wait_for($_[0], 'sleep'); kill 'HUP', $_[0] });
 is($r->{status}, 129, 'SIGHUP forwarded: the command dies of it, 128 + 1');
 ok(summary($r), 'and grasshopper still reports');
@@ -223,12 +228,15 @@ is($r->{status}, 130, "Ctrl-C (SIGINT to the group) ends the command: 128 + 2");
 ok(summary($r), 'grasshopper outlives it to report');
 # (sleep 30 would take 30 s: well under that means it was cut short, even
 # on a loaded machine with a sanitizer build.)
-ok($r->{elapsed} < 15, 'at once') or diag "took $r->{elapsed} s: $r->{stderr}";
+ok($r->{elapsed} < $s->scale(15), 'at once') or diag "took $r->{elapsed} s: $r->{stderr}";
 
 # On a real terminal (script(1) makes one): Ctrl-C typed there reaches the
 # command, grasshopper reports, and the status is the command's.
 SKIP: {
-	skip 'no script(1) to make a terminal', 3 unless -x '/usr/bin/script';
+	unless (-x '/usr/bin/script') {
+		diag 'NOT TESTED: Ctrl-C on a terminal: no script(1) (apt-get install bsdutils)';
+		skip 'no script(1) to make a terminal', 3;
+	}
 	pipe my $rd, my $wr or die "pipe: $!";
 	my $pid = fork // die "fork: $!";
 	if ($pid == 0) {
@@ -244,7 +252,7 @@ SKIP: {
 	close $rd;
 	my $t0 = time;
 	my $ready = 0;
-	until ($ready || time - $t0 > 10) {
+	until ($ready || time - $t0 > $s->scale(10)) {
 		# A sleep whose parent is grasshopper, somewhere under script.
 		my @todo = ($pid);
 		while (my $p = shift @todo) {
@@ -257,7 +265,7 @@ SKIP: {
 	}
 	syswrite $wr, "\x03";    # Ctrl-C, as typed
 	my $st;
-	while (time - $t0 < 20) {
+	while (time - $t0 < $s->scale(20)) {
 		last if waitpid($pid, WNOHANG) == $pid && defined($st = $?);
 		sleep 0.01;
 	}

@@ -74,8 +74,8 @@ sub bg_wait {
 	return $got ? $got->[0] : undef;
 }
 
-# wait_until($what, $sql): poll until $sql answers a true value.
-sub wait_until {
+# wait_sql($what, $sql): poll until $sql answers a true value.
+sub wait_sql {
 	my ($what, $sql) = @_;
 	my $deadline = time + 10 * $slow;
 	while (time < $deadline) {
@@ -92,7 +92,7 @@ my %holder;
 sub hold {
 	my ($name, $sql) = @_;
 	$holder{$name} = $s->psql_async("/* gh-hold-$name-end */ BEGIN; $sql; SELECT pg_sleep(60); COMMIT;");
-	wait_until("psql holds $name", "SELECT count(*) FROM pg_stat_activity "
+	wait_sql("psql holds $name", "SELECT count(*) FROM pg_stat_activity "
 		. "WHERE query LIKE '%gh-hold-$name-end%' AND wait_event = 'PgSleep'");
 }
 sub holder_pid {
@@ -111,7 +111,7 @@ sub release {
 sub wait_blocked_by {
 	my ($name, $what) = @_;
 	my $pid = holder_pid($name);
-	wait_until($what, "SELECT count(*) FROM pg_stat_activity a "
+	wait_sql($what, "SELECT count(*) FROM pg_stat_activity a "
 		. "WHERE a.application_name = 'grasshopper-tracker' "
 		. "AND $pid = ANY (pg_blocking_pids(a.pid))");
 }

@@ -6,7 +6,7 @@ use warnings;
 use POSIX ();
 use Test::More;
 use Time::HiRes qw(sleep time);
-use GH::Stack qw(is_error is_json_ok ts parse_ts json_decode);
+use GH::Stack qw(is_error is_json_ok ts parse_ts json_decode json_encode slurp alive wait_until);
 
 # A request waits TRACKER_DB_WAIT for a database that went away; 1 s here
 # keeps the outage rounds short (the section "the database comes back"
@@ -22,7 +22,7 @@ sub counts {
 	return $s->psql('SELECT (SELECT count(*) FROM users) || \' \' || '
 		. '(SELECT count(*) FROM tests) || \' \' || (SELECT count(*) FROM usage)');
 }
-sub log_text { GH::Stack::_slurp($s->dir . '/tracker.log') // '' }
+sub log_text { slurp($s->dir . '/tracker.log') // '' }
 
 # --- PostgreSQL stops -------------------------------------------------------------------
 
@@ -36,6 +36,7 @@ ok($s->stop_postgres, 'PostgreSQL stopped');
 my $t0 = time;
 my $r = $s->api(GET => 'health');
 is($r->{status}, 503, 'health: 503 while the database is down');
+# Not scaled: it tells an answer at once from one after TRACKER_DB_WAIT (1 s).
 cmp_ok(time - $t0, '<', 0.9, '... at once: health checks never wait for the database');
 like($r->{headers}{'content-type'} // '', qr{^application/json; charset=utf-8$}i, '... as JSON');
 
@@ -67,13 +68,8 @@ for my $round (1 .. 2) {    # twice, so both workers meet the outage
 is_deeply([$s->worker_pids], \@w0, 'DB down: the same workers are still running');
 
 ok($s->start_postgres, 'PostgreSQL started again');
-my $deadline = time + 15;
 my $st;
-while (time < $deadline) {
-	$st = $s->api(GET => 'health')->{status};
-	last if $st == 200;
-	sleep 0.1;
-}
+wait_until(15, sub { ($st = $s->api(GET => 'health')->{status}) == 200 }, 0.1);
 is($st, 200, 'health: 200 again after the restart');
 my @ok = map { $u->api(GET => "test/$tid")->{status} } 1 .. 10;
 is_deeply(\@ok, [(200) x 10], 'every worker reconnected (10 requests, all 200)');
@@ -106,13 +102,7 @@ ok($s->wait_gone(5, @w1), 'both workers SIGKILLed');
 my @w2 = $s->wait_workers(2, 5);
 is(scalar @w2, 2, 'both workers SIGKILLed: back to 2');
 ok(!grep({ my $p = $_; grep { $_ == $p } @w1 } @w2), '... both replaced');
-$deadline = time + 5;
-$st = 0;
-while (time < $deadline) {
-	$st = $s->api(GET => 'health')->{status};
-	last if $st == 200;
-	sleep 0.05;
-}
+wait_until(5, sub { ($st = $s->api(GET => 'health')->{status}) == 200 });
 is($st, 200, '... and answering');
 @ok = map { $u->api(GET => "test/$tid")->{status} } 1 .. 20;
 is_deeply(\@ok, [(200) x 20], 'the following 20 requests all succeed');
@@ -127,8 +117,8 @@ $before = length log_text();
 $t0 = time;
 $w = $s->kill_worker('TERM');
 my $gone = time - $t0;
-ok(!GH::Stack::_alive($w), sprintf('a worker sent SIGTERM exits (in %.1f s)', $gone));
-cmp_ok($gone, '<', 4, '... within a few seconds, though idle');
+ok(!alive($w), sprintf('a worker sent SIGTERM exits (in %.1f s)', $gone));
+cmp_ok($gone, '<', $s->scale(4), '... within a few seconds, though idle');
 @w2 = $s->wait_workers(2, 5);    # the master has reaped it (and logged it) by then
 like(substr(log_text(), $before), qr/worker $w exited with status 0/, '... with status 0');
 ok(@w2 == 2 && !grep({ $_ == $w } @w2), '... and is replaced');
@@ -143,13 +133,9 @@ my $tables = join ', ', split /\n/, $s->psql(
 	. "WHERE table_schema = 'public' AND table_type = 'BASE TABLE'");
 my $locker = $s->psql_async("BEGIN; LOCK TABLE $tables IN ACCESS EXCLUSIVE MODE; "
 	. "SELECT pg_sleep(3); COMMIT;");
-my $locked = 0;
-$deadline = time + 10;
-while (time < $deadline && !$locked) {
-	$locked = $s->psql("SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%pg_sleep(3)%' "
-		. "AND state = 'active' AND pid <> pg_backend_pid()");
-	sleep 0.05 unless $locked;
-}
+my $locked = wait_until(10, sub {
+	$s->psql("SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%pg_sleep(3)%' "
+		. "AND state = 'active' AND pid <> pg_backend_pid()") });
 ok($locked, 'tables locked by another session');
 
 my $out = $s->dir . '/inflight.json';
@@ -158,29 +144,24 @@ if ($child == 0) {
 	$s->reconnect;
 	my $r = $u->api(POST => "test/$tid/usage", [map { sample($_, 0.7) } 500 .. 999]);
 	open my $fh, '>', $out;
-	print $fh GH::Stack::json_encode({status => $r->{status}, json => $r->{json}});
+	print $fh json_encode({status => $r->{status}, json => $r->{json}});
 	close $fh;
 	POSIX::_exit(0);
 }
-my $waiting = 0;
-$deadline = time + 10;
-while (time < $deadline && !$waiting) {
-	$waiting = $s->psql("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'");
-	sleep 0.02 unless $waiting;
-}
+my $waiting = wait_until(10, sub {
+	$s->psql("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'") }, 0.02);
 ok($waiting, 'a worker is waiting on the lock (request in flight)');
 my @workers = $s->worker_pids;
 $t0 = time;
 ok($s->signal_tracker('TERM'), 'SIGTERM sent to the master');
 waitpid $child, 0;
-my $res = eval { json_decode(GH::Stack::_slurp($out)) } || {};
+my $res = eval { json_decode(slurp($out)) } || {};
 is($res->{status}, 200, 'the in-flight request completed (200)');
 is_deeply([@{ $res->{json} || {} }{qw(received stored)}], [500, 500], '... and stored its 500 samples');
 my $exit = $s->wait_tracker(20);
 ok(defined $exit, sprintf 'the master exited %.1f s after SIGTERM', time - $t0);
 is($exit, 0, 'the master exited with status 0');
-sleep 0.2;
-ok(!grep({ GH::Stack::_alive($_) } @workers), 'no worker is left');
+ok($s->wait_gone(0.2, @workers), 'no worker is left');
 waitpid $locker, 0;
 
 $s->start_tracker;
@@ -207,20 +188,21 @@ for my $c (['sample', POST => "test/$tid/usage", sample(2000, 0.9)],
 		my $t = time;
 		my $r = $u->api(@req);
 		open my $fh, '>', $file;
-		print $fh GH::Stack::json_encode({status => $r->{status}, json => $r->{json},
+		print $fh json_encode({status => $r->{status}, json => $r->{json},
 			secs => time - $t});
 		close $fh;
 		POSIX::_exit(0);
 	}
 	$waiting{$name} = [$pid, $file];
 }
-sleep 1.5;
+my $outage = $s->scale(1.5);    # the requests are in, waiting
+sleep $outage;
 is($s->api(GET => 'health')->{status}, 503, 'health says 503 meanwhile');
-ok($s->start_postgres, 'PostgreSQL started 1.5 s later');
+ok($s->start_postgres, "PostgreSQL started $outage s later");
 my %got;
 for my $name (sort keys %waiting) {
 	waitpid $waiting{$name}[0], 0;
-	$got{$name} = eval { json_decode(GH::Stack::_slurp($waiting{$name}[1])) } || {};
+	$got{$name} = eval { json_decode(slurp($waiting{$name}[1])) } || {};
 	cmp_ok($got{$name}{secs} // 0, '>=', 1, "$name: waited for the database");
 }
 is_deeply([$got{sample}{status}, $got{sample}{json}{above_threshold}], [201, JSON::PP::true()],

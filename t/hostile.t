@@ -19,7 +19,7 @@ use warnings;
 
 use Test::More;
 use Time::HiRes qw(sleep time);
-use GH::Stack qw(is_error ts now_us);
+use GH::Stack qw(is_error ts now_us slurp);
 
 my $WORKERS = 2;
 my $AT_ONCE = 12;        # hostile bodies in flight together ...
@@ -28,9 +28,7 @@ my $IDLE_SLACK_KIB = 4096;     # after a burst: at most this over idle
 my $PEAK_SLACK_KIB = 32768;    # during one (12 x 1 MiB bodies in flight)
 
 my $s = GH::Stack->new(workers => $WORKERS)->start;
-my $image = GH::Stack::_slurp($s->tracker_bin) // '';
-my $sanitized = index($image, '__asan_init') >= 0 || index($image, '__tsan_init') >= 0;
-my $rss_ok = !$sanitized && !$s->wrapper;
+my $rss_ok = !$s->tracker_sanitized && !$s->wrapper;
 
 my $u = $s->user;
 my $tid = $u->api(POST => 'test', {name => 'hostile'})->{json}{id};
@@ -106,7 +104,7 @@ for my $r (@routes) {
 # --- many at once ---------------------------------------------------------
 
 sub rss_kib {
-	my $st = GH::Stack::_slurp("/proc/$_[0]/status") // return undef;
+	my $st = slurp("/proc/$_[0]/status") // return undef;
 	return $st =~ /^VmRSS:\s+(\d+)\s+kB/m ? $1 : undef;
 }
 sub rss_all { my %r = map { $_ => rss_kib($_) // 0 } @_; \%r }
@@ -129,7 +127,7 @@ sub warm {
 warm() for 1 .. 2;
 my @pids = $s->worker_pids;
 is(scalar @pids, $WORKERS, "$WORKERS workers");
-sleep 0.5;
+sleep $s->scale(0.5);
 my $idle = rss_all(@pids);
 diag 'idle RSS (KiB): ' . fmt($idle);
 
@@ -155,7 +153,7 @@ sub watch {
 	open my $fh, '>', "$file.stop";
 	close $fh;
 	waitpid $pid, 0;
-	my %peak = map { split /=/ } split /,/, GH::Stack::_slurp($file) // '';
+	my %peak = map { split /=/ } split /,/, slurp($file) // '';
 	unlink $file, "$file.stop";
 	return (\%peak, @res);
 }
@@ -204,7 +202,7 @@ is_deeply([grep { $_ != 400 && $_ != 401 } @hostile_st], [], 'every one refused 
 is_deeply([grep { $_ != 200 } @normal_st], [], scalar(@normal_st)
 	. ' normal requests meanwhile, all answered 200');
 is_deeply([$s->worker_pids], \@pids, 'no worker died');
-sleep 0.5;
+sleep $s->scale(0.5);
 my $after = rss_all(@pids);
 diag 'hostile burst: RSS peak (KiB): ' . fmt($peak) . '; after: ' . fmt($after);
 SKIP: {
@@ -237,7 +235,7 @@ my @batch_st = map { @$_ } grep { ref } @got;
 is_deeply(\@batch_st, [(200) x ($AT_ONCE * $ROUNDS)],
 	$AT_ONCE * $ROUNDS . " valid batches of 1000 samples, $AT_ONCE at once: all 200")
 	or diag "statuses: @batch_st";
-sleep 0.5;
+sleep $s->scale(0.5);
 $after = rss_all(@pids);
 diag 'valid batches: RSS peak (KiB): ' . fmt($peak) . '; after: ' . fmt($after);
 SKIP: {

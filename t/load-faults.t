@@ -32,10 +32,10 @@ use POSIX qw(WNOHANG);
 use Test::More;
 use Time::HiRes qw(sleep time);
 use GH::Client qw(gh_run);
-use GH::Stack qw(ts now_us json_encode json_decode);
+use GH::Stack qw(ts now_us json_encode json_decode slurp);
 
 my $GH = ($ENV{GH_BUILDDIR} || '.') . '/grasshopper';
-plan skip_all => "no client at $GH" unless -x $GH;
+-x $GH or die "no client at $GH (build first; GH_BUILDDIR)\n";
 
 my $WORKERS = 3;
 my $POSTERS = 6;
@@ -53,8 +53,7 @@ my $ROUND_EACH = 500;       # ... of this many requests each
 # The rounds below send one user's requests as fast as 16 clients can,
 # far beyond a real user's rate: no per-user limit here (t/api-limits.t).
 my $s = GH::Stack->new(workers => $WORKERS, env => {TRACKER_USER_RATE => 0})->start;
-my $image = GH::Stack::_slurp($s->tracker_bin) // '';
-my $asan = index($image, '__asan_init') >= 0 || index($image, '__tsan_init') >= 0;
+my $asan = $s->tracker_sanitized;
 my $wrapped = !!$s->wrapper;
 my $tmp = tempdir('gh-load-XXXXXX', TMPDIR => 1, CLEANUP => 1);
 # Tests start 10 days ago: the rounds' samples reach 5 days past T0, and
@@ -75,7 +74,7 @@ my $wu = $s->user;    # warm-up
 my $wtid = $wu->api(POST => 'test', {name => 'warm-up', start_time => ts($T0)})->{json}{id};
 
 # An HTTP client for a forked child: its own connections, a short timeout.
-sub http { HTTP::Tiny->new(timeout => 10, keep_alive => 1, agent => 'gh-load/1') }
+sub http { HTTP::Tiny->new(timeout => $s->scale(10), keep_alive => 1, agent => 'gh-load/1') }
 my $URL = $s->url;
 sub req {
 	my ($h, $token, $method, $path, $body) = @_;
@@ -90,7 +89,7 @@ sub req {
 }
 
 sub rss_kib {
-	my $st = GH::Stack::_slurp("/proc/$_[0]/status") // return undef;
+	my $st = slurp("/proc/$_[0]/status") // return undef;
 	return $st =~ /^VmRSS:\s+(\d+)\s+kB/m ? $1 : undef;
 }
 
@@ -125,7 +124,7 @@ is_deeply([round(3, 200)], [200, 200, 200], '600 warm-up requests, all 2xx');
 
 my $t_start = time;
 my $load_end = $t_start + $LOAD_S;
-my $hard_end = $load_end + $RETRY_GRACE_S;
+my $hard_end = $load_end + $s->scale($RETRY_GRACE_S);
 my %kids;    # pid => [kind, index, result file]
 
 # Classify an answer into the child's tallies; returns 1 for a 2xx.
@@ -263,12 +262,12 @@ my $run = gh_run(bin => $GH, tmp => $tmp, server => $URL, token => $cu->token,
 
 # The children stop by themselves; do not wait forever.
 my %res;
-my $wait_until = $hard_end + 15;
+my $wait_until = $hard_end + $s->scale(15);
 while (%kids && time < $wait_until) {
 	my $pid = waitpid -1, WNOHANG;
 	if ($pid > 0 && $kids{$pid}) {
 		my ($kind, $i, $out) = @{ delete $kids{$pid} };
-		$res{$kind}[$i] = eval { json_decode(GH::Stack::_slurp($out) // '') } || {died => 'no result'};
+		$res{$kind}[$i] = eval { json_decode(slurp($out) // '') } || {died => 'no result'};
 	} else {
 		sleep 0.1;
 	}

@@ -66,7 +66,7 @@ local $ENV{GH_SLOW} = $s->slow;    # browser.mjs scales its waits by it
 my $pid = open(my $out, '-|') // die "fork: $!";
 if ($pid == 0) {
 	open STDERR, '>&', \*STDOUT;
-	exec 'timeout', '-k', '10', int(300 * $s->slow), 'node', "$src/t/page/browser.mjs"
+	exec 'timeout', '-k', '10', $s->scale(300), 'node', "$src/t/page/browser.mjs"
 		or die "exec node: $!";
 }
 my $checks = 0;

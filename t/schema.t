@@ -11,7 +11,7 @@ use File::Copy ();
 use File::Temp ();
 use Test::More;
 use Time::HiRes qw(time sleep);
-use GH::Stack qw(now_us);
+use GH::Stack qw(now_us wait_until);
 
 my $s = GH::Stack->new->start;
 my $u = $s->user;
@@ -179,7 +179,9 @@ is($s->api(GET => 'health')->{status}, 200, '... while the workers serve');
 # its lock_timeout rather than queue every worker's write behind it, and
 # changes nothing; the service goes on.
 my $holder = $s->psql_async(q{BEGIN; LOCK TABLE tests IN ROW EXCLUSIVE MODE; SELECT pg_sleep(20)});
-sleep 1;
+ok(wait_until(10, sub { $s->psql(q{SELECT count(*) FROM pg_stat_activity
+	WHERE query LIKE '%pg_sleep(20)%' AND state = 'active' AND pid <> pg_backend_pid()}) }),
+	'a writer holds a lock on tests');
 my $t0 = time;
 is($s->init_db, 1, 'init-db with a writer holding tests: exit 1');
 my $waited = time - $t0;

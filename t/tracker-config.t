@@ -9,31 +9,23 @@ use File::Temp ();
 use IO::Socket::INET;
 use Test::More;
 use Time::HiRes qw(sleep time);
-use GH::Stack qw(is_json_ok);
+use GH::Stack qw(is_json_ok slurp free_port wait_until wait_exit);
 
 my $s = GH::Stack->new->start;
 my $u = $s->user;
 
 # run(\%env, $timeout, @args): the exit code, or undef if still running
-# after $timeout seconds times the stack's slow factor (then it is stopped);
-# and the output.
+# after $s->scale($timeout) seconds (then it is stopped); and the output.
 sub run {
 	my ($env, $timeout, @args) = @_;
 	my ($pid, $log) = $s->spawn_tracker($env, @args);
-	my $deadline = time + $timeout * $s->slow;
-	my $code;
-	while (time < $deadline) {
-		if (waitpid($pid, POSIX::WNOHANG()) == $pid) {
-			$code = $? >> 8 || ($? & 127 ? 128 + ($? & 127) : 0);
-			last;
-		}
-		sleep 0.02;
-	}
-	unless (defined $code) {
+	my $st = wait_exit($pid, $timeout);
+	my $code = defined $st ? $st >> 8 || ($st & 127 ? 128 + ($st & 127) : 0) : undef;
+	unless (defined $st) {
 		kill 'TERM', $pid;
 		waitpid $pid, 0;
 	}
-	return ($code, GH::Stack::_slurp($log) // '');
+	return ($code, slurp($log) // '');
 }
 
 # --- commands ------------------------------------------------------------------------
@@ -108,15 +100,11 @@ for my $c (
 }
 
 # 32 bytes of 16 distinct values are enough; TRACKER_LISTEN as HOST:PORT.
-my $port = GH::Stack::_free_port();
+my $port = free_port();
 my ($pid, $log) = $s->spawn_tracker({TRACKER_JWT_SECRET => join('', 'a' .. 'p') x 2,
 	TRACKER_LISTEN => "127.0.0.1:$port"}, 'serve');
-my $conn;
-my $deadline = time + 10 * $s->slow;
-until ($conn || time > $deadline) {
-	$conn = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $port, Proto => 'tcp');
-	sleep 0.05 unless $conn;
-}
+my $conn = wait_until(10, sub {
+	IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $port, Proto => 'tcp') });
 ok($conn, 'a 32-byte secret of 16 distinct bytes is accepted; TRACKER_LISTEN=127.0.0.1:PORT listens');
 close $conn if $conn;
 kill 'TERM', $pid;
@@ -134,7 +122,7 @@ sub policies {
 	my %p;
 	for my $w ($s->worker_pids) {
 		for my $st (glob "/proc/$w/task/*/stat") {
-			my ($rest) = (GH::Stack::_slurp($st) // '') =~ /\) (.*)/s or next;
+			my ($rest) = (slurp($st) // '') =~ /\) (.*)/s or next;
 			$p{(split ' ', $rest)[38]}++;
 		}
 	}
@@ -345,9 +333,9 @@ for my $c (['CREATE TABLE mine (i int)', 'CREATE TABLE'],
 }
 
 is($s->init_db(TRACKER_DB_SERVICE_ROLE => 'no_such_role'), 1, 'init-db refuses a service role that does not exist');
-like(GH::Stack::_slurp($s->dir . '/setup.log'), qr/TRACKER_DB_SERVICE_ROLE: no role no_such_role$/m, '... and says so');
+like(slurp($s->dir . '/setup.log'), qr/TRACKER_DB_SERVICE_ROLE: no role no_such_role$/m, '... and says so');
 is($s->init_db(TRACKER_DB_SERVICE_ROLE => 'postgres'), 1, 'init-db refuses to grant to the owner (or a superuser)');
-like(GH::Stack::_slurp($s->dir . '/setup.log'), qr/TRACKER_DB_SERVICE_ROLE: postgres is the owner/, '... and says so');
+like(slurp($s->dir . '/setup.log'), qr/TRACKER_DB_SERVICE_ROLE: postgres is the owner/, '... and says so');
 
 # A table a later migration adds is granted too, without the migration
 # saying so: init-db grants on everything, every time.

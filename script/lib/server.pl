@@ -4,8 +4,7 @@ use strict;
 use warnings;
 
 use Fcntl qw(:flock);
-use POSIX ();
-use GH::Stack;
+use GH::Stack qw(slurp);
 
 my $root = shift // '.';
 my $var = "$root/var";
@@ -36,7 +35,7 @@ $SIG{INT} = $SIG{TERM} = $SIG{HUP} = sub { $stop = 1 };
 sub tails {
 	for my $log ("$var/error.log", "$var/tracker.log", "$var/setup.log", "$var/pg/postgres.log") {
 		next unless -s $log;
-		my @l = split /\n/, GH::Stack::_slurp($log);
+		my @l = split /\n/, slurp($log);
 		print STDERR "--- $log\n", join("\n", @l[($#l > 9 ? $#l - 9 : 0) .. $#l]), "\n";
 	}
 }
@@ -46,7 +45,7 @@ unless (eval { $s->start; 1 }) {
 	print STDERR "script/server: could not start: $@";
 	tails();
 	print STDERR "script/server: is port $port free? (PORT=... script/server)\n"
-		if (GH::Stack::_slurp("$var/error.log") // '') =~ /bind\(\)/;
+		if (slurp("$var/error.log") // '') =~ /bind\(\)/;
 	$s->stop(implicit => 1);
 	exit 1;
 }
@@ -75,10 +74,9 @@ BANNER
 
 while (!$stop) {
 	sleep 1;
-	my $pid = $s->tracker_pid;
-	if (!$pid || waitpid($pid, POSIX::WNOHANG()) == $pid) {
+	# wait_tracker(0): the tracker's wait status once it has exited.
+	if (!$s->tracker_pid || defined $s->wait_tracker(0)) {
 		print STDERR "script/server: the tracker exited; see var/tracker.log\n";
-		delete $s->{tracker_pid};
 		$s->stop(implicit => 1);
 		exit 1;
 	}

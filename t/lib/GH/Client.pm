@@ -8,19 +8,20 @@ use Exporter 'import';
 use POSIX qw(WNOHANG);
 use Test::More ();
 use Time::HiRes qw(sleep time);
-use GH::Stack qw(parse_ts);
+use GH::Util qw(parse_ts scale);
 
 our @EXPORT_OK = qw(gh_run tiles_ok wait_for slurp summary_fields);
 
 my $runs = 0;
 
-sub slurp { open my $fh, '<', $_[0] or return ''; local $/; <$fh> // '' }
+# slurp($file): GH::Util::slurp, but '' for a file that cannot be read.
+sub slurp { GH::Util::slurp($_[0]) // '' }
 
 # gh_run(bin => PATH, tmp => DIR, server => URL, token => JWT,
 #        spool => DIR, outputs => \@all, args => [...], env => {...},
 #        during => sub { $pid }, pgrp => 1, setup => sub { in the child },
 #        stdin => TEXT (else /dev/null)):
-# run grasshopper to its end (60 s at most) with only the GRASSHOPPER_*
+# run grasshopper to its end (scale(60) s at most) with only the GRASSHOPPER_*
 # variables given (and XDG_CONFIG_HOME, TMP/config unless given); → {status, signal, pid, elapsed, start (us), stdout,
 # stderr}. What it printed is pushed onto @all (to look for the token).
 sub gh_run {
@@ -52,12 +53,13 @@ sub gh_run {
 		exec $o{bin}, @{ $o{args} } or POSIX::_exit(99);
 	}
 	$o{during}->($pid) if $o{during};
-	my $deadline = time + 60;
+	my $limit = scale(60);
+	my $deadline = time + $limit;
 	while (waitpid($pid, WNOHANG) == 0) {
 		if (time > $deadline) {
 			kill 'KILL', $pid;
 			waitpid $pid, 0;
-			Test::More::fail("grasshopper @{ $o{args} } did not end in 60 s");
+			Test::More::fail("grasshopper @{ $o{args} } did not end in $limit s");
 			last;
 		}
 		sleep 0.01;
@@ -90,12 +92,13 @@ sub summary_fields {
 	return \%h;
 }
 
-# wait_for($pid, @names): wait (10 s at most) until process $pid has a
+# wait_for($pid, @names): wait (scale(10) s at most) until process $pid has a
 # child running $names[0], which has one running $names[1], and so on:
 # grasshopper is set up once its command runs.
 sub wait_for {
 	my ($pid, @names) = @_;
-	my $deadline = time + 10;
+	my $limit = scale(10);
+	my $deadline = time + $limit;
 	while (time < $deadline) {
 		my $p = $pid;
 		for my $name (@names) {
@@ -106,7 +109,7 @@ sub wait_for {
 		return 1 if $p;
 		sleep 0.01;
 	}
-	Test::More::fail("no @names under $pid after 10 s");
+	Test::More::fail("no @names under $pid after $limit s");
 	return 0;
 }
 

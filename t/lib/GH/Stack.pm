@@ -17,39 +17,57 @@ package GH::Stack;
 #
 # Teardown also happens in END/DESTROY when a test dies; the directory is
 # removed on success and kept (and its logs shown) on failure.
+#
+# The stack is one object made of parts, each in its own module with its
+# methods listed in its header: GH::Postgres (the cluster, psql),
+# GH::Tracker (init-db, the pool, its workers), GH::Nginx (the front,
+# url) and GH::API (api, raw, user, as, jwt).  This file builds the
+# object (new), starts and stops the whole (start, stop, wait_healthy),
+# reads the logs at teardown (log_problems) and knows dir, srcdir, slow
+# and scale.
+#
+# Test files call only public names (no leading underscore).  Exported on
+# request: GH::Assert's is_error, is_json_ok, is_num, is_bool, fresh, and
+# GH::Util's slurp, alive, free_port, wait_until, wait_exit, ts, parse_ts,
+# now_us, json_encode, json_decode (described in their modules' headers).
+#
+# Timing: every duration a test waits for or limits by goes through
+# $s->scale($seconds) (GH::Util's scale; wait_until and wait_exit use it):
+# the seconds a native run needs, times $GH_SLOW, times 4 when the tracker
+# runs under a wrapper such as valgrind ($s->slow is the factor).  Methods
+# that take a timeout (wait_tracker, stop_tracker, wait_workers, wait_gone,
+# wait_healthy) take native seconds and scale them themselves.  Not
+# scaled: what the client alone promises (its sampling schedule, the
+# durations it measures, the bound of a flush timeout it is given) and
+# lower bounds.
 
 use strict;
 use warnings;
 
-use B ();
 use Carp qw(croak);
-use Cwd qw(abs_path getcwd);
-use Digest::SHA qw(hmac_sha256 hmac_sha384 hmac_sha512);
+use Cwd qw(abs_path);
 use Exporter qw(import);
-use File::Basename qw(dirname);
 use File::Path qw(make_path remove_tree);
 use File::Temp qw(tempdir);
-use HTTP::Tiny;
-use IO::Socket::INET;
-use JSON::PP ();
-use MIME::Base64 qw(encode_base64url decode_base64url);
 use POSIX qw(WNOHANG);
 use Scalar::Util qw(refaddr);
 use Time::HiRes qw(sleep time);
 use Test::More ();
 
-our @EXPORT_OK = qw(is_error is_json_ok is_num is_bool fresh
-    ts parse_ts now_us json_encode json_decode);
+use GH::Assert qw(is_error is_json_ok is_num is_bool fresh);
+use GH::Util qw(slurp json_encode json_decode ts parse_ts now_us alive free_port
+    spawn run_logged repo_root wait_until wait_exit);
 
-my $PGBIN = '/usr/lib/postgresql/15/bin';
-my $PGPORT = 5432;    # only names the socket file in our private directory
-my $JSON = JSON::PP->new->utf8->canonical->allow_nonref;
+use GH::Tracker qw(memcheck default_wrapper);
+use parent qw(GH::Postgres GH::Tracker GH::Nginx GH::API);
+
+our @EXPORT_OK = qw(is_error is_json_ok is_num is_bool fresh
+    ts parse_ts now_us json_encode json_decode slurp alive free_port
+    wait_until wait_exit);
+
 my %LIVE;             # refaddr => stack not yet stopped, for END
 
 $SIG{PIPE} = 'IGNORE';
-
-# The repository root, from this file's location (t/lib/GH/Stack.pm).
-sub _repo_root { abs_path(dirname(__FILE__) . '/../../..') }
 
 # ---------------------------------------------------------------------------
 # Construction
@@ -61,7 +79,7 @@ sub _repo_root { abs_path(dirname(__FILE__) . '/../../..') }
 # memcheck() when $GH_VALGRIND is set), quiet.
 sub new {
 	my ($class, %o) = @_;
-	my $root = _repo_root();
+	my $root = repo_root();
 	my $self = bless {
 		srcdir => $ENV{GH_SRCDIR} || $root,
 		builddir => $ENV{GH_BUILDDIR} || $root,
@@ -78,7 +96,8 @@ sub new {
 		wrapper => exists $o{wrapper} ? $o{wrapper} : default_wrapper(),
 	}, $class;
 	$self->{env}{TRACKER_TOKEN_TTL} = $o{token_ttl} if defined $o{token_ttl};
-	$self->{slow} = $self->{wrapper} ? 4 : 1;
+	# valgrind: 20-50 times slower than native; waits 4 times as long do.
+	GH::Util::set_slow(4) if $self->{wrapper};
 	if ($self->{persistent}) {
 		make_path($o{dir});
 		$self->{dir} = abs_path($o{dir});
@@ -99,77 +118,13 @@ sub new {
 	return $self;
 }
 
-# memcheck: a valgrind wrapper for the tracker when valgrind is installed,
-# the tracker is not built with AddressSanitizer or ThreadSanitizer (they
-# and valgrind exclude each other) and GH_NO_VALGRIND is unset; else undef.  valgrind stays with the
-# workers across fork(2) (they never exec) and checks each process for
-# leaks when it exits, the workers' _exit(2) included.  Every error and
-# every definitely lost block is framed by $VG_BEGIN lines in the log
-# (tracker.log, setup.log, spawn-*.log), where stop() looks for them;
-# t/valgrind.supp holds the few proven false positives of libraries.
-our $VG_BEGIN = 'VALGRIND-ERROR-BEGIN';
-sub memcheck {
-	return undef if $ENV{GH_NO_VALGRIND};
-	my $bin = ($ENV{GH_BUILDDIR} || _repo_root()) . '/grasshopper-tracker';
-	my $image = _slurp($bin) // return undef;
-	return undef if index($image, '__asan_init') >= 0 || index($image, '__tsan_init') >= 0;
-	my ($vg) = grep { -x "$_/valgrind" } split /:/, $ENV{PATH} // '';
-	return undef unless $vg;
-	my $supp = ($ENV{GH_SRCDIR} || _repo_root()) . '/t/valgrind.supp';
-	# --vgdb=no: no gdbserver FIFOs in /tmp, which SIGKILLed workers
-	# would leave behind.
-	return "$vg/valgrind --quiet --error-exitcode=99 --leak-check=full "
-		. '--errors-for-leak-kinds=definite --show-leak-kinds=definite '
-		. "--error-markers=$VG_BEGIN,VALGRIND-ERROR-END --num-callers=30 "
-		. "--vgdb=no --suppressions=$supp";
-}
-
-# default_wrapper: what new() wraps the tracker in unless told: the command
-# in $GH_TRACKER_WRAPPER, else memcheck() when $GH_VALGRIND is set (make
-# check-valgrind), else nothing.
-sub default_wrapper {
-	return $ENV{GH_TRACKER_WRAPPER} if defined $ENV{GH_TRACKER_WRAPPER};
-	return undef unless ($ENV{GH_VALGRIND} // '') !~ /^(|0|no|false)$/i;
-	my $vg = memcheck();
-	Test::More->builder->diag('GH_VALGRIND is set, but the tracker runs without '
-		. 'valgrind (no valgrind in PATH, a sanitizer build, or GH_NO_VALGRIND)')
-		unless $vg;
-	return $vg;
-}
-
-# slow: how many times slower than native the tracker may be (valgrind:
-# 20-50 times): tests multiply their waits for the tracker by it.
-sub slow { $_[0]{slow} }
-sub wrapper { $_[0]{wrapper} }    # what the tracker runs under (valgrind...), or undef
+# slow: the factor scale() multiplies by; scale($seconds): a duration to
+# wait for or to allow, scaled for slow runs (see GH::Util's header).
+sub slow { GH::Util::slow() }
+sub scale { GH::Util::scale($_[1]) }
 
 sub dir { $_[0]{dir} }
 sub srcdir { $_[0]{srcdir} }
-sub secret { $_[0]{secret} }
-sub port { $_[0]{port} }
-sub url { "http://$_[0]{host}:$_[0]{port}" }
-# database_url: as the owner of the schema (init-db, the superuser here);
-# service_database_url: as the role `serve` runs as, which init-db grants
-# reading and writing the tables but not changing them (SPEC 6.1).
-sub database_url {
-	my $self = shift;
-	"host=$self->{pgdir} port=$PGPORT dbname=$self->{dbname} user=postgres";
-}
-our $SERVICE_ROLE = 'grasshopper_service';
-sub service_role { $SERVICE_ROLE }
-sub service_database_url {
-	my $self = shift;
-	"host=$self->{pgdir} port=$PGPORT dbname=$self->{dbname} user=$SERVICE_ROLE";
-}
-# tracker_bin($path): the tracker binary the stack runs (the build's by
-# default); with $path, the one the next start_tracker runs (make bench
-# compares builds on one stack).
-sub tracker_bin {
-	my $self = shift;
-	$self->{tracker_bin} = shift if @_;
-	return $self->{tracker_bin} // "$self->{builddir}/grasshopper-tracker";
-}
-
-sub _as_root { $> == 0 }
 
 # start: PostgreSQL, schema, tracker, nginx; returns $self once the health
 # check answers 200 through nginx.
@@ -190,7 +145,7 @@ sub start {
 	$self->_create_database;
 	$self->init_db == 0 or $self->_fail_start('grasshopper-tracker init-db failed');
 	$self->start_tracker;
-	$self->_start_nginx;
+	$self->start_nginx;
 	$self->wait_healthy or $self->_fail_start('health check did not answer 200');
 	return $self;
 }
@@ -201,507 +156,25 @@ sub _fail_start {
 	croak "$why (stack in $self->{dir})";
 }
 
-sub _init_secret {
-	my $self = shift;
-	my $file = "$self->{dir}/jwt-secret";
-	my $kept = $self->{persistent} && -s $file ? _slurp($file) : '';
-	$kept =~ s/\n\z//;
-	# One an older script/server made in hex may have too few distinct
-	# bytes for the tracker now: then it is made again.
-	my %distinct = map { $_ => 1 } split //, $kept;
-	if (keys %distinct >= 16) {
-		$self->{secret} = $kept;
-	} else {
-		# base64, not hex: the tracker wants 16 distinct bytes, which
-		# random hex (16 symbols) would miss now and then.
-		$self->{secret} = _random_base64(48);
-		if ($self->{persistent} || $self->{secret_file}) {
-			my $old = umask 0077;
-			open my $fh, '>', $file or croak "$file: $!";
-			print $fh "$self->{secret}\n";
-			close $fh;
-			umask $old;
-			chmod 0600, $file;
-		}
-	}
-	$self->{secret_path} = $file if $self->{persistent} || $self->{secret_file};
-}
-
-sub _random_base64 {
-	my $n = shift;
-	open my $fh, '<:raw', '/dev/urandom' or croak "/dev/urandom: $!";
-	read($fh, my $buf, $n) == $n or croak "short read from /dev/urandom";
-	return MIME::Base64::encode_base64($buf, '');
-}
-
-sub _random_hex {
-	my $n = shift;
-	open my $fh, '<:raw', '/dev/urandom' or croak "/dev/urandom: $!";
-	read($fh, my $buf, $n) == $n or croak "short read from /dev/urandom";
-	return unpack 'H*', $buf;
-}
-
 # ---------------------------------------------------------------------------
 # Processes
 
-# Fork and exec @cmd in its own process group (so a terminal's Ctrl-C reaches
-# only us and we stop things in order), output appended to $log.
+# _spawn($log, \%env, @cmd), _run(\%env, @cmd): GH::Util's spawn and
+# run_logged in the stack's directory, _run logging to setup.log.
 sub _spawn {
-	my ($self, $log, $env, @cmd) = @_;
-	my $pid = fork // croak "fork: $!";
-	if ($pid == 0) {
-		setpgrp(0, 0);
-		delete $ENV{$_} for grep /^TRACKER_/, keys %ENV;
-		$ENV{$_} = $env->{$_} for keys %$env;
-		chdir $self->{dir};
-		open STDIN, '<', '/dev/null';
-		open STDOUT, '>>', $log or POSIX::_exit(126);
-		open STDERR, '>&', \*STDOUT;
-		exec { $cmd[0] } @cmd
-			or do { print STDERR "exec $cmd[0]: $!\n"; POSIX::_exit(127) };
-	}
-	return $pid;
+	my ($self, @rest) = @_;
+	return spawn($self->{dir}, @rest);
 }
 
-# Run @cmd to completion, output appended to the setup log; returns the exit
-# status (0 on success).
 sub _run {
-	my ($self, $env, @cmd) = @_;
-	my $log = "$self->{dir}/setup.log";
-	_append($log, "\$ @cmd\n");
-	my $pid = $self->_spawn($log, $env, @cmd);
-	waitpid $pid, 0;
-	return $? >> 8 || $? & 127;
-}
-
-# The PostgreSQL tools, through runuser when we are root (initdb refuses).
-sub _pg_cmd {
-	my ($self, $tool, @args) = @_;
-	my @cmd = ("$PGBIN/$tool", @args);
-	unshift @cmd, 'runuser', '-u', 'nobody', '--' if _as_root();
-	return @cmd;
-}
-
-sub _init_postgres {
-	my $self = shift;
-	make_path($self->{pgdir});
-	if (_as_root()) {
-		my (undef, undef, $uid, $gid) = getpwnam('nobody')
-			or croak "no user nobody to run PostgreSQL as";
-		chown $uid, $gid, $self->{pgdir};
-		chown $uid, $gid, "$self->{pgdir}/postgres.log"
-			if -e "$self->{pgdir}/postgres.log";
-	}
-	# Trust authentication, so only the cluster's user (and root) may enter
-	# the directory of its socket.
-	chmod 0700, $self->{pgdir};
-	return if -e "$self->{pgdata}/PG_VERSION";
-	$self->_run({}, $self->_pg_cmd('initdb', '-D', $self->{pgdata},
-		'-A', 'trust', '-N', '-U', 'postgres', '-E', 'UTF8',
-		'--locale=C')) == 0
-		or $self->_fail_start('initdb failed');
-	_append("$self->{pgdata}/postgresql.conf", <<"EOF");
-
-# grasshopper private cluster
-listen_addresses = ''
-unix_socket_directories = '$self->{pgdir}'
-port = $PGPORT
-shared_buffers = 32MB
-max_connections = 64
-EOF
-	# A test's throwaway cluster need not survive a crash; the data that
-	# script/server keeps under var/ must.
-	_append("$self->{pgdata}/postgresql.conf", <<"EOF") unless $self->{persistent};
-fsync = off
-full_page_writes = off
-synchronous_commit = off
-EOF
-}
-
-sub start_postgres {
-	my $self = shift;
-	# A cluster left running by a crashed persistent run: stop it first.
-	if ($self->{persistent} &&
-	    $self->_run({}, $self->_pg_cmd('pg_ctl', 'status', '-D', $self->{pgdata})) == 0) {
-		$self->_run({}, $self->_pg_cmd('pg_ctl', 'stop', '-m', 'fast', '-w', '-D', $self->{pgdata}));
-	}
-	$self->_run({}, $self->_pg_cmd('pg_ctl', 'start', '-w', '-t', 60,
-		'-D', $self->{pgdata}, '-l', "$self->{pgdir}/postgres.log")) == 0
-		or $self->_fail_start('pg_ctl start failed');
-	$self->{pg_running} = 1;
-	return 1;
-}
-
-sub stop_postgres {
-	my ($self, $mode) = @_;
-	return 1 unless $self->{pg_running};
-	my $rc = $self->_run({}, $self->_pg_cmd('pg_ctl', 'stop', '-w', '-t', 60,
-		'-m', $mode || 'fast', '-D', $self->{pgdata}));
-	$self->{pg_running} = 0 if $rc == 0;
-	return $rc == 0;
-}
-
-# restart_postgres($mode): `pg_ctl restart -m $mode` (default fast) while
-# everything else runs; true when pg_ctl succeeded.
-sub restart_postgres {
-	my ($self, $mode) = @_;
-	return $self->_run({}, $self->_pg_cmd('pg_ctl', 'restart', '-w', '-t', 60,
-		'-m', $mode || 'fast', '-D', $self->{pgdata},
-		'-l', "$self->{pgdir}/postgres.log")) == 0;
-}
-
-# reload_nginx: SIGHUP to nginx's master (the one nginx.pid names, which
-# must be ours); true when sent. nginx rereads nginx.conf, starts new
-# workers and lets the old ones finish their connections.
-sub reload_nginx {
-	my $self = shift;
-	my $master = _slurp("$self->{dir}/nginx.pid") // '';
-	$master =~ s/\s+//g;
-	return $master =~ /^\d+$/ && $self->{nginx_pid} && $master == $self->{nginx_pid}
-		&& kill 'HUP', $master;
-}
-
-sub _create_database {
-	my $self = shift;
-	my $exists = $self->psql("SELECT 1 FROM pg_database WHERE datname = '$self->{dbname}'",
-		db => 'postgres');
-	$self->psql("CREATE DATABASE $self->{dbname}", db => 'postgres')
-		unless $exists eq '1';
-	# The service's login role: no superuser, owns nothing (trust
-	# authentication in this private cluster: no password).
-	$self->psql("DO \$\$BEGIN CREATE ROLE $SERVICE_ROLE LOGIN; "
-		. "EXCEPTION WHEN duplicate_object THEN NULL; END\$\$", db => 'postgres');
-}
-
-# psql($sql, db => NAME, user => ROLE): run SQL as the cluster's superuser
-# (or ROLE); returns the
-# unaligned, tuples-only output (rows joined by "\n", fields by "|").
-# Croaks when psql fails.
-sub psql {
-	my ($self, $sql, %o) = @_;
-	my @cmd = ("$PGBIN/psql", '-X', '-q', '-A', '-t', '-v', 'ON_ERROR_STOP=1',
-		'-h', $self->{pgdir}, '-p', $PGPORT, '-U', $o{user} || 'postgres',
-		'-d', $o{db} || $self->{dbname}, '-c', $sql);
-	my $errf = "$self->{dir}/psql.err";
-	my $pid = open(my $fh, '-|') // croak "fork: $!";
-	if ($pid == 0) {
-		open STDERR, '>', $errf;
-		exec @cmd or POSIX::_exit(127);
-	}
-	local $/;
-	my $out = <$fh> // '';
-	close $fh;
-	if ($?) {
-		my $err = -e $errf ? _slurp($errf) : '';
-		croak "psql failed ($sql): $err";
-	}
-	$out =~ s/\s+\z//;
-	return $out;
-}
-
-# psql_async($sql): run psql in the background; returns its pid (reap with
-# waitpid).
-sub psql_async {
-	my ($self, $sql) = @_;
-	return $self->_spawn("$self->{dir}/psql-async.log", {},
-		"$PGBIN/psql", '-X', '-q', '-v', 'ON_ERROR_STOP=1',
-		'-h', $self->{pgdir}, '-p', $PGPORT, '-U', 'postgres',
-		'-d', $self->{dbname}, '-c', $sql);
-}
-
-sub _tracker_env {
-	my ($self, %extra) = @_;
-	my %env = (
-		TRACKER_DATABASE_URL => $self->service_database_url,
-		TRACKER_LISTEN => $self->{sock},
-		TRACKER_WORKERS => $self->{workers},
-		TRACKER_SCHEMA_DIR => "$self->{srcdir}/schema",
-	);
-	if ($self->{secret_path}) {
-		$env{TRACKER_JWT_SECRET_FILE} = $self->{secret_path};
-	} else {
-		$env{TRACKER_JWT_SECRET} = $self->{secret};
-	}
-	%env = (%env, %{ $self->{env} }, %extra);
-	delete $env{$_} for grep { !defined $env{$_} } keys %env;
-	return \%env;
-}
-
-# _tracker_cmd(@args): the tracker binary with @args, in the wrapper if any.
-sub _tracker_cmd {
-	my ($self, @args) = @_;
-	my @cmd = ($self->tracker_bin, @args);
-	unshift @cmd, split ' ', $self->{wrapper} if $self->{wrapper};
-	return @cmd;
-}
-
-# init_db(%env): run `grasshopper-tracker init-db` as the owner, granting
-# the service role (extra environment as for start_tracker); returns its
-# exit status.
-sub init_db {
-	my ($self, %extra) = @_;
-	my $env = $self->_tracker_env(TRACKER_DATABASE_URL => $self->database_url,
-		TRACKER_DB_SERVICE_ROLE => $SERVICE_ROLE, %extra);
-	return $self->_run($env, $self->_tracker_cmd('init-db'));
-}
-
-# start_tracker(%env): start `serve`, wait for its socket; extra environment
-# (undef deletes a variable) applies to this start only.
-sub start_tracker {
-	my ($self, %extra) = @_;
-	croak "tracker already running" if $self->{tracker_pid};
-	unlink $self->{sock};
-	my @cmd = $self->_tracker_cmd('serve');
-	$self->{tracker_pid} = $self->_spawn("$self->{dir}/tracker.log",
-		$self->_tracker_env(%extra), @cmd);
-	$self->{tracker_status} = undef;
-	my $deadline = time + 30 * $self->{slow};
-	until (-S $self->{sock}) {
-		if (waitpid($self->{tracker_pid}, WNOHANG) > 0) {
-			$self->{tracker_status} = $?;
-			delete $self->{tracker_pid};
-			$self->_fail_start("tracker exited at start (status $?)");
-		}
-		$self->_fail_start('tracker socket did not appear') if time > $deadline;
-		sleep 0.02;
-	}
-	# The pool is ready when every worker has been forked.
-	$self->wait_workers($extra{TRACKER_WORKERS} // $self->{env}{TRACKER_WORKERS}
-		// $self->{workers}, 10 * $self->{slow});
-	return $self->{tracker_pid};
-}
-
-# spawn_tracker(\%env, @args): run the tracker binary with the stack's
-# environment changed by %env (undef deletes a variable), outside the
-# stack's bookkeeping; → ($pid, $logfile).  The caller reaps it.
-my $spawn_seq = 0;
-sub spawn_tracker {
-	my ($self, $extra, @args) = @_;
-	my $log = sprintf '%s/spawn-%d.log', $self->{dir}, ++$spawn_seq;
-	my $pid = $self->_spawn($log, $self->_tracker_env(%$extra), $self->_tracker_cmd(@args));
-	return ($pid, $log);
-}
-
-sub tracker_pid { $_[0]{tracker_pid} }
-
-# tracker_status: the wait status of the last tracker that exited.
-sub tracker_status { $_[0]{tracker_status} }
-
-# signal_tracker($sig): send a signal to the master.
-sub signal_tracker {
-	my ($self, $sig) = @_;
-	return kill $sig, $self->{tracker_pid} if $self->{tracker_pid};
-	return 0;
-}
-
-# wait_tracker($timeout): wait for the master to exit; returns its wait
-# status, or undef if it is still running after $timeout seconds.
-sub wait_tracker {
-	my ($self, $timeout) = @_;
-	my $pid = $self->{tracker_pid} or return $self->{tracker_status};
-	my $deadline = time + ($timeout // 30) * $self->{slow};
-	while (1) {
-		my $r = waitpid $pid, WNOHANG;
-		if ($r == $pid || $r == -1) {
-			$self->{tracker_status} = $r == $pid ? $? : -1;
-			delete $self->{tracker_pid};
-			return $self->{tracker_status};
-		}
-		return undef if time > $deadline;
-		sleep 0.02;
-	}
-}
-
-# stop_tracker: SIGTERM, wait; SIGKILL the process group if it hangs.
-# Returns the exit status (as $?), -1 when it had to be killed.
-sub stop_tracker {
-	my ($self, $timeout) = @_;
-	my $pid = $self->{tracker_pid} or return $self->{tracker_status};
-	my @workers = $self->worker_pids;
-	kill 'TERM', $pid;
-	my $st = $self->wait_tracker($timeout // 20);
-	unless (defined $st) {
-		kill 'KILL', -$pid;
-		waitpid $pid, 0;
-		delete $self->{tracker_pid};
-		$self->{tracker_status} = -1;
-		$self->{tracker_hung} = 1;
-		return -1;
-	}
-	# Workers must not outlive their master.
-	my $deadline = time + 5 * $self->{slow};
-	while (my @left = grep { _alive($_) } @workers) {
-		if (time > $deadline) {
-			$self->{orphans} = [@left];
-			kill 'KILL', @left;
-			last;
-		}
-		sleep 0.02;
-	}
-	return $st;
-}
-
-sub restart_tracker {
-	my ($self, %extra) = @_;
-	my $st = $self->stop_tracker;
-	$self->start_tracker(%extra);
-	return $st;
-}
-
-sub _alive {
-	my $pid = shift;
-	return 0 unless kill 0, $pid;
-	my $stat = _slurp("/proc/$pid/stat") // return 0;
-	return $stat !~ /\)\s+Z\s/;    # a zombie is not alive
-}
-
-# _ppids: pid => ppid for every process.
-sub _ppids {
-	my %pp;
-	opendir my $d, '/proc' or return %pp;
-	for my $pid (grep /^\d+$/, readdir $d) {
-		my $stat = _slurp("/proc/$pid/stat") // next;
-		# comm may contain spaces and parentheses: split after the last ')'
-		my ($rest) = $stat =~ /\)\s+(.*)\z/s or next;
-		my (undef, $ppid) = split ' ', $rest;
-		$pp{$pid} = $ppid;
-	}
-	return %pp;
-}
-
-# worker_pids: the master's live children, sorted.
-sub worker_pids {
-	my $self = shift;
-	my $master = $self->{tracker_pid} or return ();
-	my %pp = _ppids();
-	my @w = sort { $a <=> $b } grep { $pp{$_} == $master && _alive($_) } keys %pp;
-	return @w;
-}
-
-# wait_workers($n, $timeout): wait until the pool has $n workers; returns
-# the pids (fewer than $n on timeout).
-sub wait_workers {
-	my ($self, $n, $timeout) = @_;
-	my $deadline = time + ($timeout // 10);
-	my @w;
-	while (1) {
-		@w = $self->worker_pids;
-		return @w if @w == $n || time > $deadline;
-		sleep 0.05;
-	}
-}
-
-# kill_worker($sig): kill one worker (default SIGKILL) and wait until it is
-# dead (so that a following wait_workers does not count it); returns its pid.
-sub kill_worker {
-	my ($self, $sig) = @_;
-	my ($pid) = $self->worker_pids or croak "no worker to kill";
-	kill $sig || 'KILL', $pid;
-	$self->wait_gone(5, $pid);
-	return $pid;
-}
-
-# wait_gone($timeout, @pids): wait until none of @pids is alive (a zombie
-# counts as dead); returns true if they all went within $timeout seconds.
-sub wait_gone {
-	my ($self, $timeout, @pids) = @_;
-	my $deadline = time + $timeout * $self->{slow};
-	while (grep { _alive($_) } @pids) {
-		return 0 if time > $deadline;
-		sleep 0.01;
-	}
-	return 1;
-}
-
-# ---------------------------------------------------------------------------
-# nginx
-
-sub _free_port {
-	for (1 .. 100) {
-		my $port = 20000 + int rand 30000;
-		my $sock = IO::Socket::INET->new(LocalAddr => '127.0.0.1',
-			LocalPort => $port, Proto => 'tcp', Listen => 1,
-			ReuseAddr => 1) or next;
-		close $sock;
-		return $port;
-	}
-	croak "no free port found";
-}
-
-sub _write_nginx_conf {
-	my $self = shift;
-	my $tpl = _slurp("$self->{srcdir}/nginx/grasshopper.conf.in")
-		// croak "no nginx template in $self->{srcdir}/nginx";
-	my %v = (
-		PREFIX => $self->{dir},
-		LISTEN => "$self->{host}:$self->{port}",
-		HTML => "$self->{srcdir}/html",
-		FASTCGI => "unix:$self->{sock}",
-		USER => _as_root() ? 'user root;' : '',
-		AUTH_RATE => $self->{auth_rate},
-		AUTH_BURST => $self->{auth_burst},
-		ERRORS => "$self->{srcdir}/nginx/errors.conf",
-	);
-	$tpl =~ s/%%(\w+)%%/exists $v{$1} ? $v{$1} : croak "unknown placeholder %%$1%%"/ge;
-	open my $fh, '>', "$self->{dir}/nginx.conf" or croak "nginx.conf: $!";
-	print $fh $tpl;
-	close $fh;
-}
-
-sub _start_nginx {
-	my $self = shift;
-	my $fixed = defined $self->{port};
-	for my $try (1 .. 5) {
-		$self->{port} = _free_port() unless $fixed;
-		$self->_write_nginx_conf;
-		unlink "$self->{dir}/nginx.pid";
-		my $log = "$self->{dir}/error.log";
-		my $pid = $self->_spawn("$self->{dir}/nginx.out", {},
-			'nginx', '-p', $self->{dir}, '-c', "$self->{dir}/nginx.conf",
-			'-e', $log);
-		my $deadline = time + 10;
-		while (time < $deadline) {
-			if (waitpid($pid, WNOHANG) > 0) {
-				$pid = undef;
-				last;
-			}
-			if (-s "$self->{dir}/nginx.pid" && IO::Socket::INET->new(
-			    PeerAddr => $self->{host}, PeerPort => $self->{port},
-			    Proto => 'tcp')) {
-				$self->{nginx_pid} = $pid;
-				return 1;
-			}
-			sleep 0.02;
-		}
-		kill 'KILL', -$pid if $pid;
-		waitpid $pid, 0 if $pid;
-		# Lost a race for the port: forget the [emerg] and try another.
-		my $err = _slurp($log) // '';
-		last if $fixed || $err !~ /bind\(\) to .* failed/;
-		rename $log, "$log.try$try";
-	}
-	$self->_fail_start('nginx did not start');
-}
-
-sub _stop_nginx {
-	my $self = shift;
-	my $pid = delete $self->{nginx_pid} or return;
-	kill 'QUIT', $pid;
-	my $deadline = time + 10;
-	while (waitpid($pid, WNOHANG) == 0) {
-		if (time > $deadline) {
-			kill 'KILL', -$pid;
-			waitpid $pid, 0;
-			last;
-		}
-		sleep 0.02;
-	}
+	my ($self, @rest) = @_;
+	return run_logged($self->{dir}, "$self->{dir}/setup.log", @rest);
 }
 
 # wait_healthy($timeout): poll /api/v1/health until 200.
 sub wait_healthy {
 	my ($self, $timeout) = @_;
-	my $deadline = time + ($timeout // 30) * $self->{slow};
+	my $deadline = time + $self->scale($timeout // 30);
 	while (time < $deadline) {
 		my $r = $self->api(GET => '/api/v1/health');
 		return 1 if $r->{status} == 200;
@@ -716,185 +189,11 @@ sub wait_healthy {
 }
 
 # ---------------------------------------------------------------------------
-# HTTP
-
-# reconnect: a new HTTP client (a forked child must not share the parent's
-# kept-alive connection).
-sub reconnect {
-	my $self = shift;
-	$self->{http} = HTTP::Tiny->new(
-		timeout => 60 * $self->{slow},
-		keep_alive => 1,
-		agent => 'grasshopper-e2e/1',
-	);
-}
-
-# api($method, $path, $body, %headers) → {status, headers, content, json,
-# elapsed}.  $path without a leading '/' is relative to /api/v1/.  A
-# reference body is sent as JSON (with Content-Type: application/json), a
-# string as it is.
-sub api {
-	my ($self, $method, $path, $body, %h) = @_;
-	$path = "/api/v1/$path" unless $path =~ m{^/};
-	my %opt = (headers => {%h});
-	if (ref $body) {
-		$opt{content} = $JSON->encode($body);
-		$opt{headers}{'Content-Type'} //= 'application/json';
-	} elsif (defined $body) {
-		$opt{content} = $body;
-	}
-	my $t0 = Time::HiRes::time();
-	my $r = $self->{http}->request($method, $self->url . $path, \%opt);
-	my $res = {
-		status => $r->{status},
-		headers => $r->{headers},
-		content => $r->{content} // '',
-		elapsed => Time::HiRes::time() - $t0,
-		reason => $r->{reason},
-	};
-	$res->{json} = eval { $JSON->decode($res->{content}) };
-	return $res;
-}
-
-# raw($bytes): send a hand-made request on a fresh connection and read the
-# answer until the server closes; → same shape as api().
-sub raw {
-	my ($self, $req) = @_;
-	my $sock = IO::Socket::INET->new(PeerAddr => $self->{host},
-		PeerPort => $self->{port}, Proto => 'tcp', Timeout => 30)
-		or croak "connect: $!";
-	binmode $sock;
-	my $off = 0;
-	while ($off < length $req) {
-		my $n = syswrite $sock, $req, 65536, $off;
-		last unless $n;    # the server may answer and close early
-		$off += $n;
-	}
-	shutdown $sock, 1;
-	my $buf = '';
-	local $SIG{ALRM} = sub { die "raw: timeout\n" };
-	alarm 30;
-	while (sysread $sock, my $chunk, 65536) { $buf .= $chunk }
-	alarm 0;
-	my ($head, $content) = split /\r\n\r\n/, $buf, 2;
-	my ($status) = ($head // '') =~ m{^HTTP/\d\.\d (\d+)};
-	my %hdr;
-	for (split /\r\n/, $head // '') {
-		next unless /^([^:]+):\s*(.*)$/;
-		$hdr{lc $1} = $2;
-	}
-	my $res = {status => $status // 0, headers => \%hdr,
-		content => $content // '', sent => $off};
-	$res->{json} = eval { $JSON->decode($res->{content}) };
-	return $res;
-}
-
-# parallel($n, $code): run $code->($i) for $i in 1..$n in $n child
-# processes at once (each with its own connection); returns their results
-# (JSON-encodable values) in order.  A child that dies returns undef.
-sub parallel {
-	my ($self, $n, $code) = @_;
-	my @kids;
-	for my $i (1 .. $n) {
-		my $out = "$self->{dir}/parallel-$$-$i.json";
-		unlink $out;
-		my $pid = fork // croak "fork: $!";
-		if ($pid == 0) {
-			$self->reconnect;
-			my $r = eval { $code->($i) };
-			if (open my $fh, '>', $out) {
-				print $fh $JSON->encode([$r]);
-				close $fh;
-			}
-			POSIX::_exit(0);
-		}
-		push @kids, [$pid, $out];
-	}
-	my @res;
-	for my $k (@kids) {
-		waitpid $k->[0], 0;
-		my $got = eval { $JSON->decode(_slurp($k->[1]) // '') };
-		push @res, $got ? $got->[0] : undef;
-		unlink $k->[1];
-	}
-	return @res;
-}
-
-# register($username, $password, %more) → api response.
-sub register {
-	my ($self, $user, $pass, %more) = @_;
-	return $self->api(POST => 'users', {username => $user, password => $pass, %more});
-}
-
-# login($username, $password) → api response.
-sub login {
-	my ($self, $user, $pass) = @_;
-	return $self->api(POST => 'auth', {username => $user, password => $pass});
-}
-
-# user(%opt): a fresh user, registered and logged in: a GH::Stack::User with
-# {id, username, password, token}.  Croaks if either step fails.
-my $user_seq = 0;
-sub user {
-	my ($self, %o) = @_;
-	my $name = $o{username} // sprintf 'u%d_%d_%s', $$, ++$user_seq, _random_hex(3);
-	my $pass = $o{password} // 'pw-' . _random_hex(8);
-	my $r = $self->register($name, $pass);
-	croak "register $name: $r->{status} $r->{content}" unless $r->{status} == 201;
-	my $id = $r->{json}{id};
-	$r = $self->login($name, $pass);
-	croak "login $name: $r->{status} $r->{content}" unless $r->{status} == 200;
-	return GH::Stack::User->new($self, id => $id, username => $name,
-		password => $pass, token => $r->{json}{token});
-}
-
-# as($token): a GH::Stack::User for an arbitrary token.
-sub as {
-	my ($self, $token, %more) = @_;
-	return GH::Stack::User->new($self, token => $token, %more);
-}
-
-# jwt(\%payload, key => SECRET, alg => 'HS256', header => \%h,
-#     raw_header => JSON, raw_payload => JSON): a signed token.  The key
-# defaults to the stack's secret; alg 'none' gives an empty signature.
-sub jwt {
-	my ($self, $payload, %o) = @_;
-	my $alg = $o{alg} // 'HS256';
-	my $key = exists $o{key} ? $o{key} : $self->{secret};
-	my $h = $o{raw_header} // $JSON->encode($o{header} // {alg => $alg, typ => 'JWT'});
-	my $p = $o{raw_payload} // $JSON->encode($payload);
-	my $input = encode_base64url($h) . '.' . encode_base64url($p);
-	my %mac = (HS256 => \&hmac_sha256, HS384 => \&hmac_sha384, HS512 => \&hmac_sha512);
-	my $sig = $alg eq 'none' ? '' : encode_base64url($mac{$alg}->($input, $key));
-	return "$input.$sig";
-}
-
-# token_row($user_id, $exp, $name): a row in tokens for a token the test
-# signs itself with jwt() (put its id in the jti claim: a token without a
-# row is revoked); $exp in epoch seconds, default an hour from now, $name
-# undef for a session.  Returns the id as a string.
-sub token_row {
-	my ($self, $user, $exp, $name) = @_;
-	$exp //= int(time) + 3600;
-	$user =~ /^\d+$/ && $exp =~ /^-?\d+$/ or croak "token_row: bad user or exp";
-	my $n = defined $name ? "'" . ($name =~ s/'/''/gr) . "'" : 'NULL';
-	return $self->psql("INSERT INTO tokens (user_id, name, expires_at) "
-		. "VALUES ($user, $n, to_timestamp($exp)) RETURNING id");
-}
-
-# jwt_claims($token): the decoded payload of a token (no verification).
-sub jwt_claims {
-	my (undef, $token) = @_;
-	my (undef, $p) = split /\./, $token;
-	return eval { $JSON->decode(decode_base64url($p)) };
-}
-
-# ---------------------------------------------------------------------------
 # Teardown
 
 sub _tail {
 	my ($file, $n) = @_;
-	my $text = _slurp($file) // return "($file: missing)";
+	my $text = slurp($file) // return "($file: missing)";
 	my @l = split /\n/, $text;
 	@l = @l[-$n .. -1] if @l > $n;
 	return join "\n", "--- $file (last lines) ---", @l;
@@ -905,44 +204,13 @@ sub _tail {
 # init-db in setup.log, spawn_tracker's spawn-*.log), as two lists.
 sub log_problems {
 	my $self = shift;
-	my $elog = _slurp("$self->{dir}/error.log") // '';
-	my @ng = grep /\[(?:alert|emerg)\]/, split /\n/, $elog;
+	my @ng = $self->nginx_problems;
 	my @san;
 	for my $f ('tracker.log', 'setup.log', map { s{.*/}{}r } sort glob "$self->{dir}/spawn-*.log") {
-		my $text = _slurp("$self->{dir}/$f") // next;
-		push @san, map { "$f: $_" } _reports($text);
+		my $text = slurp("$self->{dir}/$f") // next;
+		push @san, map { "$f: $_" } GH::Tracker::sanitizer_reports($text);
 	}
 	return (\@ng, \@san);
-}
-
-# _reports($log): the lines of ASan/UBSan/LSan reports, and each valgrind
-# error whole (every process writes its own, lines prefixed ==PID==, and
-# workers share the log: they may interleave).  valgrind --quiet prints
-# no summaries, so its errors and leaks are found by their markers; the
-# patterns after them catch a wrapper without --error-markers.
-sub _reports {
-	my @out;
-	my %open;    # pid => lines of an unfinished valgrind error
-	for my $l (split /\n/, shift) {
-		if ($l =~ /^==(\d+)== \Q$VG_BEGIN\E/) {
-			$open{$1} = [];
-		} elsif ($l =~ /^==(\d+)== VALGRIND-ERROR-END/ && $open{$1}) {
-			push @out, @{ delete $open{$1} };
-		} elsif ($l =~ /^==(\d+)== / && $open{$1}) {
-			push @{ $open{$1} }, $l;
-		} elsif ($l =~ m{runtime\ error:|ERROR:\ AddressSanitizer|LeakSanitizer|==\d+==ERROR
-		    |WARNING:\ ThreadSanitizer
-		    |==\d+==\ (?:Invalid\ (?:read|write|free)|Conditional\ jump|Use\ of\ uninitialised
-		    |Syscall\ param|Mismatched\ free|Source\ and\ destination\ overlap
-		    |Process\ terminating\ with\ default\ action\ of\ signal\ \d+
-		      \ \(SIG(?:SEGV|BUS|ILL|FPE|ABRT|SYS|TRAP)\))
-		    |definitely\ lost(?::\ [1-9]|\ in\ loss\ record)|ERROR\ SUMMARY:\ [1-9]}x) {
-			push @out, $l;
-		}
-	}
-	# An error cut short (its process killed while writing it) counts too.
-	push @out, @$_ for values %open;
-	return @out;
 }
 
 # stop(%o): stop nginx (QUIT), the tracker (TERM) and PostgreSQL (fast).
@@ -958,7 +226,7 @@ sub stop {
 	my $checks = !$o{implicit};
 	my $tb = Test::More->builder;
 
-	$self->_stop_nginx;
+	$self->stop_nginx;
 	my $st = $self->{tracker_pid} ? $self->stop_tracker : undef;
 	$self->stop_postgres if $self->{pg_running};
 
@@ -987,7 +255,7 @@ sub stop {
 		if ($failed) {
 			$tb->diag(_tail("$self->{dir}/$_", 25))
 				for 'setup.log', 'tracker.log', 'error.log';
-			$tb->diag(_tail("$self->{pgdir}/postgres.log", 10));
+			$tb->diag(_tail($self->pg_log, 10));
 		}
 	} else {
 		remove_tree($self->{dir});
@@ -1006,158 +274,6 @@ END {
 	for my $s (values %LIVE) {
 		$s->stop(implicit => 1, failed => $died != 0);
 	}
-}
-
-# ---------------------------------------------------------------------------
-# Helpers for test files (exported on request)
-
-sub _slurp {
-	my $f = shift;
-	open my $fh, '<:raw', $f or return undef;
-	local $/;
-	return scalar <$fh>;
-}
-
-sub _append {
-	my ($f, $text) = @_;
-	open my $fh, '>>', $f or croak "$f: $!";
-	print $fh $text;
-	close $fh;
-}
-
-sub json_encode { $JSON->encode($_[0]) }
-sub json_decode { $JSON->decode($_[0]) }
-
-# fresh($res): the body decoded again, so type checks (is_num) see the
-# values as JSON gave them, before any test stringified them.
-sub fresh { my $r = shift; return eval { $JSON->decode($r->{content}) } }
-
-# is_num($v): a JSON number (not a string holding one).
-sub is_num {
-	my $v = shift;
-	return 0 if !defined $v || ref $v;
-	my $f = B::svref_2object(\$v)->FLAGS;
-	return ($f & (B::SVp_IOK | B::SVp_NOK)) && !($f & B::SVp_POK) ? 1 : 0;
-}
-
-sub is_bool { JSON::PP::is_bool($_[0]) ? 1 : 0 }
-
-# is_json_ok($res, $status, $name): status and JSON content type.
-sub is_json_ok {
-	my ($res, $status, $name) = @_;
-	my $tb = Test::More->builder;
-	local $Test::Builder::Level = $Test::Builder::Level + 1;
-	my $ct = $res->{headers}{'content-type'} // '';
-	my $ok = $res->{status} == $status && lc($ct) eq 'application/json; charset=utf-8'
-		&& ref $res->{json};
-	$tb->ok($ok, $name) or $tb->diag("expected $status application/json; got "
-		. "$res->{status} [$ct] " . substr($res->{content}, 0, 300));
-	return $ok;
-}
-
-# is_error($res, $status, $code, $name, field => F): an error in the API's
-# shape: status, JSON content type, {"error": $code, "message": non-empty}
-# ($code may be an array ref of acceptable codes), and when `field` is given
-# a message naming it.
-sub is_error {
-	my ($res, $status, $code, $name, %o) = @_;
-	my $tb = Test::More->builder;
-	local $Test::Builder::Level = $Test::Builder::Level + 1;
-	my $j = $res->{json};
-	my $ct = $res->{headers}{'content-type'} // '';
-	my @codes = ref $code ? @$code : ($code);
-	my @why;
-	push @why, "status $res->{status}, expected $status" if $res->{status} != $status;
-	push @why, "content-type [$ct]" if lc($ct) ne 'application/json; charset=utf-8';
-	if (ref $j ne 'HASH') {
-		push @why, 'body is not a JSON object';
-	} else {
-		push @why, 'error is ' . ($j->{error} // 'missing') . ', expected ' . join('|', @codes)
-			unless defined $j->{error} && grep { $_ eq $j->{error} } @codes;
-		push @why, 'message missing or empty'
-			unless defined $j->{message} && !ref $j->{message} && length $j->{message};
-		push @why, "message does not name '$o{field}'"
-			if defined $o{field} && defined $j->{message} && !ref $j->{message}
-			&& index($j->{message}, $o{field}) < 0;
-	}
-	$tb->ok(!@why, $name)
-		or $tb->diag(join('; ', @why) . "\n  body: " . substr($res->{content}, 0, 300));
-	return !@why;
-}
-
-# Timestamps as integer microseconds since the epoch (UTC), years 1-9999.
-sub _days_from_civil {
-	my ($y, $m, $d) = @_;
-	$y -= $m <= 2;
-	my $era = int(($y >= 0 ? $y : $y - 399) / 400);
-	my $yoe = $y - $era * 400;
-	my $doy = int((153 * ($m + ($m > 2 ? -3 : 9)) + 2) / 5) + $d - 1;
-	my $doe = $yoe * 365 + int($yoe / 4) - int($yoe / 100) + $doy;
-	return $era * 146097 + $doe - 719468;
-}
-
-sub _civil_from_days {
-	my $z = shift() + 719468;
-	my $era = int(($z >= 0 ? $z : $z - 146096) / 146097);
-	my $doe = $z - $era * 146097;
-	my $yoe = int(($doe - int($doe / 1460) + int($doe / 36524) - int($doe / 146096)) / 365);
-	my $y = $yoe + $era * 400;
-	my $doy = $doe - (365 * $yoe + int($yoe / 4) - int($yoe / 100));
-	my $mp = int((5 * $doy + 2) / 153);
-	my $d = $doy - int((153 * $mp + 2) / 5) + 1;
-	my $m = $mp + ($mp < 10 ? 3 : -9);
-	return ($y + ($m <= 2), $m, $d);
-}
-
-# parse_ts($str): RFC 3339 → microseconds, or undef.
-sub parse_ts {
-	my $s = shift // return undef;
-	my ($y, $mo, $d, $h, $mi, $se, $frac, $z, $sign, $oh, $om) = $s =~
-		/^(\d{4})-(\d\d)-(\d\d)[Tt](\d\d):(\d\d):(\d\d)(?:\.(\d{1,6}))?(?:([Zz])|([+-])(\d\d):(\d\d))?$/
-		or return undef;
-	my $us = ((_days_from_civil($y, $mo, $d) * 24 + $h) * 60 + $mi) * 60 + $se;
-	$us = $us * 1_000_000 + ($frac ? substr($frac . '00000', 0, 6) : 0);
-	$us -= ($sign eq '+' ? 1 : -1) * ($oh * 3600 + $om * 60) * 1_000_000 if $sign;
-	return $us;
-}
-
-# ts($us): microseconds → "YYYY-MM-DDTHH:MM:SS.ffffffZ".
-sub ts {
-	my $us = shift;
-	my $frac = $us % 1_000_000;
-	my $s = ($us - $frac) / 1_000_000;
-	my $sod = $s % 86400;
-	my $days = ($s - $sod) / 86400;
-	my ($y, $m, $d) = _civil_from_days($days);
-	return sprintf '%04d-%02d-%02dT%02d:%02d:%02d.%06dZ', $y, $m, $d,
-		int($sod / 3600), int($sod % 3600 / 60), $sod % 60, $frac;
-}
-
-sub now_us { int(Time::HiRes::time() * 1_000_000) }
-
-# ---------------------------------------------------------------------------
-
-package GH::Stack::User;
-
-use Scalar::Util qw(weaken);
-
-sub new {
-	my ($class, $stack, %f) = @_;
-	my $self = bless {%f, stack => $stack}, $class;
-	weaken $self->{stack};
-	return $self;
-}
-
-sub id { $_[0]{id} }
-sub username { $_[0]{username} }
-sub password { $_[0]{password} }
-sub token { $_[0]{token} }
-
-# api(...): the stack's api() with this user's bearer token.
-sub api {
-	my ($self, $method, $path, $body, %h) = @_;
-	return $self->{stack}->api($method, $path, $body,
-		Authorization => "Bearer $self->{token}", %h);
 }
 
 1;
