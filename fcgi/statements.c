@@ -70,11 +70,13 @@ const struct statement statements[STMT__COUNT] = {
 		       "SELECT " TEST_COLS " FROM tests "
 		       "WHERE id = $2::bigint AND user_id = $1::bigint",
 		       2, REPEAT},
-    /* One row more than asked for tells whether there is a next page. */
+    /* One row more than asked for tells whether there is a next page. The
+     * cursor as one range (no "$2 IS NULL OR"): a generic plan of it is an
+     * index range scan on (user_id, id), whatever page it is asked for. */
     [STMT_TEST_LIST] = {"test_list",
 			"SELECT " TEST_COLS " FROM tests "
-			"WHERE user_id = $1::bigint AND ($2::bigint IS NULL "
-			"OR id < $2::bigint) ORDER BY id DESC "
+			"WHERE user_id = $1::bigint AND id < coalesce("
+			"$2::bigint, 9223372036854775807) ORDER BY id DESC "
 			"LIMIT $3::int + 1",
 			3, REPEAT},
     /* The same of name $4 and tags $5 (each NULL: any), planned with
