@@ -61,6 +61,8 @@ struct options {
 	char **command;	      /* argv of the command, NULL-terminated */
 	double flush_timeout; /* GRASSHOPPER_FLUSH_TIMEOUT, seconds */
 	char *spool_dir;      /* GRASSHOPPER_SPOOL_DIR, or NULL */
+	bool no_auto_tags;    /* --no-auto-tags */
+	struct tags tags;     /* detected, then --tag's over them */
 };
 
 enum options_result {
@@ -222,9 +224,10 @@ struct test_meta {
 	const char *name, *description;
 	double threshold;
 	int64_t start_us;
-	int64_t test_id; /* already created (a replay), else 0 */
-	bool find;	 /* it may have been created: look before creating */
-	bool quiet;	 /* no warnings about an unreachable tracker */
+	const struct tags *tags; /* sent with the create; NULL: none */
+	int64_t test_id;	 /* already created (a replay), else 0 */
+	bool find;  /* it may have been created: look before creating */
+	bool quiet; /* no warnings about an unreachable tracker */
 };
 
 struct sender;
@@ -234,8 +237,10 @@ struct sender *sender_new(const struct test_meta *m);
 void sender_free(struct sender *s);
 /* Queue a sample; never blocks. */
 void sender_push(struct sender *s, const struct sample *x);
-/* No more samples: once the queue is delivered, stop the test at end_us. */
-void sender_finish(struct sender *s, int64_t end_us);
+/* No more samples: once the queue is delivered, stop the test at end_us,
+ * reporting what the command used when cmd knows it. */
+void sender_finish(struct sender *s, int64_t end_us,
+		   const struct command_usage *cmd);
 /* For a replay of a test that was already stopped. */
 void sender_mark_stopped(struct sender *s);
 /* Wait for the network or the extra fds, at most max_ms. */
@@ -293,6 +298,7 @@ struct spool {
 	bool stopped;
 	int exit_status; /* the command's, -1 for none */
 	struct command_usage command;
+	struct tags tags; /* for the create, when the test is not created */
 	struct sample *samples;
 	size_t n;
 };

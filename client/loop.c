@@ -102,7 +102,7 @@ run_end(struct run_state *r)
 	    mono_us() - r->smp.prev_mono >= FINAL_SAMPLE_MIN_US)
 		sample(r);
 	stats_end(&r->st, r->smp.prev_stamp);
-	sender_finish(r->snd, r->smp.prev_stamp);
+	sender_finish(r->snd, r->smp.prev_stamp, &r->st.command);
 	r->ended = true;
 	close(r->tfd);
 	r->tfd = -1;
@@ -294,6 +294,7 @@ run(const struct options *o)
 	    .description = o->description,
 	    .threshold = o->threshold,
 	    .start_us = start,
+	    .tags = &o->tags,
 	    .quiet = o->quiet,
 	};
 	r.snd = sender_new(&meta);
@@ -311,6 +312,7 @@ run(const struct options *o)
 		    .end_us = r.st.end_us,
 		    .exit_status = status,
 		    .command = r.st.command,
+		    .tags = o->tags,
 		};
 		char *path = spool_leftovers(&r, &base);
 		size_t n;
@@ -376,6 +378,7 @@ replay(const struct options *o)
 	    .description = sp.description,
 	    .threshold = sp.threshold,
 	    .start_us = sp.start_us,
+	    .tags = &sp.tags,
 	    .test_id = sp.test_id,
 	    /* The run may have been cut short with its create unanswered. */
 	    .find = sp.test_id == 0,
@@ -394,7 +397,7 @@ replay(const struct options *o)
 	if (sp.stopped)
 		sender_mark_stopped(snd);
 	else
-		sender_finish(snd, sp.end_us);
+		sender_finish(snd, sp.end_us, &sp.command);
 	flush(snd, sigfd, o->flush_timeout);
 
 	int rc = 0;

@@ -13,7 +13,7 @@
 /* Most of a second the flush at exit may be given, from the environment. */
 #define FLUSH_TIMEOUT_MAX 3600.0
 
-enum { OPT_NO_COMMAND = 256, OPT_REPLAY };
+enum { OPT_NO_COMMAND = 256, OPT_REPLAY, OPT_TAG, OPT_NO_AUTO_TAGS };
 
 static const struct option long_options[] = {
     {"jwt", required_argument, NULL, 'j'},
@@ -25,6 +25,8 @@ static const struct option long_options[] = {
     {"no-command", no_argument, NULL, OPT_NO_COMMAND},
     {"quiet", no_argument, NULL, 'q'},
     {"replay", required_argument, NULL, OPT_REPLAY},
+    {"tag", required_argument, NULL, OPT_TAG},
+    {"no-auto-tags", no_argument, NULL, OPT_NO_AUTO_TAGS},
     {"help", no_argument, NULL, 'h'},
     {"version", no_argument, NULL, 'V'},
     {NULL, 0, NULL, 0},
@@ -69,6 +71,14 @@ options_help(FILE *f)
 	      "                         percentage such as 80% (default 0.5)\n"
 	      "      --no-command       run no command; monitor until Ctrl-C "
 	      "or SIGTERM\n"
+	      "      --tag KEY=VALUE    tag the test (repeatable; over a "
+	      "detected tag\n"
+	      "                         of the same key)\n"
+	      "      --no-auto-tags     send only the --tag tags, not the "
+	      "detected ones\n"
+	      "                         (host, cpus, mem_total, kernel, and "
+	      "in CI: ci,\n"
+	      "                         repo, branch, commit, job_url)\n"
 	      "  -q, --quiet            print no summary at the end\n"
 	      "      --replay FILE      send samples saved while the tracker "
 	      "was unreachable\n"
@@ -436,6 +446,33 @@ options_account(struct options *o, int argc, char **argv, char *err,
 	return OPTIONS_LOGIN;
 }
 
+/* The test's tags: what detection finds (unless --no-auto-tags), then the
+ * --tag ones in o->tags over them, into o->tags. */
+static enum options_result
+options_tags(struct options *o, char *err, size_t errlen)
+{
+	struct tags all = {0};
+	if (!o->no_auto_tags) {
+		tags_detect_machine(&all);
+		tags_detect_ci(&all, env_getenv, NULL);
+	}
+	size_t detected = all.n;
+	char why[256];
+	for (size_t i = 0; i < o->tags.n; i++)
+		if (tags_set(&all, o->tags.item[i].key, o->tags.item[i].value,
+			     why, sizeof why) < 0) {
+			tags_free(&all);
+			return usage_error(err, errlen,
+					   "--tag: a test has at most %d tags, "
+					   "and %zu were detected "
+					   "(--no-auto-tags leaves them out)",
+					   TAGS_MAX, detected);
+		}
+	tags_free(&o->tags);
+	o->tags = all;
+	return OPTIONS_RUN;
+}
+
 /* Whether the command is the word login or logout, not after "--":
  * options before the word were meant for it. */
 static bool
@@ -512,6 +549,16 @@ options_parse(struct options *o, int argc, char **argv, char *err,
 		case OPT_REPLAY:
 			set_string(&o->replay, optarg);
 			break;
+		case OPT_TAG: {
+			char why[256];
+			if (tags_add_arg(&o->tags, optarg, why, sizeof why) < 0)
+				return usage_error(err, errlen, "--tag: %s",
+						   why);
+			break;
+		}
+		case OPT_NO_AUTO_TAGS:
+			o->no_auto_tags = true;
+			break;
 		case 'h':
 			return OPTIONS_HELP;
 		case 'V':
@@ -544,9 +591,11 @@ options_parse(struct options *o, int argc, char **argv, char *err,
 	    options_token(o, err, errlen) != OPTIONS_RUN ||
 	    options_tuning(o, err, errlen) != OPTIONS_RUN)
 		return OPTIONS_USAGE;
-	if (!o->replay) /* a replay's test is described in its file */
-		options_defaults(o);
-	return OPTIONS_RUN;
+	/* A replay's test is described in its file. */
+	if (o->replay)
+		return OPTIONS_RUN;
+	options_defaults(o);
+	return options_tags(o, err, errlen);
 }
 
 void
@@ -558,5 +607,6 @@ options_free(struct options *o)
 	free(o->description);
 	free(o->replay);
 	free(o->spool_dir);
+	tags_free(&o->tags);
 	*o = (struct options){0};
 }

@@ -46,6 +46,8 @@ struct sender {
 	struct http_answer answer; /* to the request in flight */
 
 	char *server, *name, *description;
+	char *tags; /* the create's "tags" as JSON, NULL for none */
+	struct command_usage command; /* reported with the stop */
 	double threshold;
 	int64_t start_us, end_us;
 	bool quiet;
@@ -73,6 +75,23 @@ struct sender {
 	struct buf result; /* the test object from stop (or GET) */
 };
 
+/* The tags as a JSON object, NULL when there are none. */
+static char *
+tags_json(const struct tags *t)
+{
+	if (!t || t->n == 0)
+		return NULL;
+	struct buf b = {0};
+	for (size_t i = 0; i < t->n; i++) {
+		buf_puts(&b, i ? "," : "{");
+		json_put_string(&b, t->item[i].key);
+		buf_puts(&b, ":");
+		json_put_string(&b, t->item[i].value);
+	}
+	buf_puts(&b, "}");
+	return b.p;
+}
+
 struct sender *
 sender_new(const struct test_meta *m)
 {
@@ -80,6 +99,7 @@ sender_new(const struct test_meta *m)
 	*s = (struct sender){.server = xstrdup(m->server),
 			     .name = xstrdup(m->name),
 			     .description = xstrdup(m->description),
+			     .tags = tags_json(m->tags),
 			     .threshold = m->threshold,
 			     .start_us = m->start_us,
 			     .quiet = m->quiet,
@@ -122,6 +142,7 @@ sender_free(struct sender *s)
 	free(s->server);
 	free(s->name);
 	free(s->description);
+	free(s->tags);
 	free(s->q);
 	buf_free(&s->url);
 	buf_free(&s->body);
@@ -149,10 +170,11 @@ sender_push(struct sender *s, const struct sample *x)
 }
 
 void
-sender_finish(struct sender *s, int64_t end_us)
+sender_finish(struct sender *s, int64_t end_us, const struct command_usage *cmd)
 {
 	s->finishing = true;
 	s->end_us = end_us;
+	s->command = *cmd;
 }
 
 void
@@ -202,6 +224,8 @@ request_next(struct sender *s)
 		buf_printf(&s->body, ",\"threshold\":%.15g,\"start_time\":",
 			   s->threshold);
 		json_put_time(&s->body, s->start_us);
+		if (s->tags)
+			buf_printf(&s->body, ",\"tags\":%s", s->tags);
 		buf_puts(&s->body, "}");
 		return REQ_CREATE;
 	}
@@ -230,6 +254,12 @@ request_next(struct sender *s)
 		buf_puts(&s->url, "/stop");
 		buf_puts(&s->body, "{\"end_time\":");
 		json_put_time(&s->body, s->end_us);
+		if (s->command.known)
+			buf_printf(&s->body,
+				   ",\"user_cpu\":%.6f,\"system_cpu\":%.6f,"
+				   "\"max_rss\":%" PRId64,
+				   s->command.user_cpu, s->command.system_cpu,
+				   s->command.max_rss_kib);
 		buf_puts(&s->body, "}");
 		return REQ_STOP;
 	}

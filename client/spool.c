@@ -7,7 +7,8 @@
  *
  * What came with SPEC 6.3 is optional in both, so that files written
  * before it still replay: the command's user_cpu, system_cpu and max_rss
- * in the header, a sample's mem_usage.
+ * and the test's tags (["KEY=VALUE", ...]) in the header, a sample's
+ * mem_usage.
  *
  * The token is never in it: --replay takes it, and the server, as a run
  * does (-j, GRASSHOPPER_JWT, the credentials); the file's server only
@@ -55,6 +56,16 @@ spool_format(struct buf *b, const struct spool *sp)
 			   "\"max_rss\":%" PRId64,
 			   sp->command.user_cpu, sp->command.system_cpu,
 			   sp->command.max_rss_kib);
+	for (size_t i = 0; i < sp->tags.n; i++) {
+		buf_puts(b, i ? "," : ",\"tags\":[");
+		struct buf kv = {0};
+		buf_printf(&kv, "%s=%s", sp->tags.item[i].key,
+			   sp->tags.item[i].value);
+		json_put_string(b, kv.p);
+		buf_free(&kv);
+	}
+	if (sp->tags.n)
+		buf_puts(b, "]");
 	buf_puts(b, "}\n");
 	for (size_t i = 0; i < sp->n; i++) {
 		const struct sample *x = &sp->samples[i];
@@ -104,6 +115,28 @@ parse_command(struct command_usage *use, const char *line, size_t len)
 	return 0;
 }
 
+/* The test's tags, when the header has them, into *t; return 0 (also
+ * when it has none) or -1. */
+static int
+parse_tags(struct tags *t, const char *line, size_t len)
+{
+	struct json_value arr, el;
+	size_t pos = 0;
+	char why[256];
+	if (jsonscan_get(line, len, "tags", &arr))
+		return 0;
+	if (arr.type != JSON_ARRAY)
+		return -1;
+	while (jsonscan_next(&arr, &pos, &el) == 0) {
+		char *kv = jsonscan_string(&el);
+		int rc = kv ? tags_add_arg(t, kv, why, sizeof why) : -1;
+		free(kv);
+		if (rc < 0)
+			return -1;
+	}
+	return 0;
+}
+
 /* The header line into sp; return 0 or -1. */
 static int
 parse_header(struct spool *sp, const char *line, size_t len)
@@ -136,6 +169,8 @@ parse_header(struct spool *sp, const char *line, size_t len)
 			return -1;
 		sp->exit_status = (int)n;
 	}
+	if (parse_tags(&sp->tags, line, len) < 0)
+		return -1;
 	return parse_command(&sp->command, line, len);
 }
 
@@ -226,6 +261,7 @@ spool_free(struct spool *sp)
 	free(sp->name);
 	free(sp->description);
 	free(sp->samples);
+	tags_free(&sp->tags);
 	*sp = (struct spool){0};
 }
 

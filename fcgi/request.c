@@ -186,8 +186,17 @@ hexval(int c)
 int
 request_query(struct request *req, const char *name, char *out, size_t outlen)
 {
+	size_t pos = 0;
+	return request_query_next(req, name, &pos, out, outlen);
+}
+
+int
+request_query_next(struct request *req, const char *name, size_t *pos,
+		   char *out, size_t outlen)
+{
 	size_t nlen = strlen(name);
-	for (const char *p = req->query ? req->query : ""; *p;) {
+	const char *query = req->query ? req->query : "";
+	for (const char *p = query + *pos; *p;) {
 		const char *end = p + strcspn(p, "&");
 		if ((size_t)(end - p) > nlen && strncmp(p, name, nlen) == 0 &&
 		    p[nlen] == '=') {
@@ -209,6 +218,7 @@ request_query(struct request *req, const char *name, char *out, size_t outlen)
 				out[o++] = (char)c;
 			}
 			out[o] = '\0';
+			*pos = (size_t)(end - query);
 			return 1;
 		}
 		p = *end ? end + 1 : end;

@@ -8,8 +8,8 @@
 /* The columns of enum test_col, in order. */
 #define TEST_COLS                                                              \
 	"id, name, description, threshold, ts_us(start_time), "                \
-	"ts_us(end_time), samples, cpu_sum, cpu_max, above_us, "               \
-	"mem_samples, mem_sum, mem_max"
+	"ts_us(end_time), samples, cpu_sum, cpu_max, above_us, user_cpu, "     \
+	"system_cpu, max_rss, tags, mem_samples, mem_sum, mem_max"
 
 const struct statement statements[STMT__COUNT] = {
     [STMT_PING] = {"ping", "SELECT 1", 0, REPEAT | NOWAIT},
@@ -62,27 +62,37 @@ const struct statement statements[STMT__COUNT] = {
 			   2, 0},
     /* No row: the user has $6 active tests already (schema 6). */
     [STMT_TEST_CREATE] = {"test_create",
-			  "SELECT " TEST_COLS " FROM test_create($1::bigint, "
-			  "$2::text, $3::text, $4::float8, $5::timestamptz, "
-			  "$6::int)",
-			  6, 0},
+			  "SELECT " TEST_COLS " FROM test_create_tagged("
+			  "$1::bigint, $2::text, $3::text, $4::float8, "
+			  "$5::timestamptz, $6::int, $7::jsonb)",
+			  7, 0},
     [STMT_TEST_GET] = {"test_get",
 		       "SELECT " TEST_COLS " FROM tests "
 		       "WHERE id = $2::bigint AND user_id = $1::bigint",
 		       2, REPEAT},
-    /* One row more than asked for tells whether there is a next page. */
+    /* One row more than asked for tells whether there is a next page. The
+     * cursor as one range (no "$2 IS NULL OR"): a generic plan of it is an
+     * index range scan on (user_id, id), whatever page it is asked for. */
     [STMT_TEST_LIST] = {"test_list",
 			"SELECT " TEST_COLS " FROM tests "
-			"WHERE user_id = $1::bigint AND ($2::bigint IS NULL "
-			"OR id < $2::bigint) ORDER BY id DESC "
+			"WHERE user_id = $1::bigint AND id < coalesce("
+			"$2::bigint, 9223372036854775807) ORDER BY id DESC "
 			"LIMIT $3::int + 1",
 			3, REPEAT},
+    /* The same of name $4 and tags $5 (each NULL: any), planned with
+     * their values (schema: test_list_filtered). */
+    [STMT_TEST_LIST_FILTERED] = {"test_list_filtered",
+				 "SELECT " TEST_COLS " FROM test_list_filtered("
+				 "$1::bigint, $2::bigint, $3::int, $4::text, "
+				 "$5::jsonb) ORDER BY id DESC",
+				 5, REPEAT},
     /* The test's columns (NULL for an unknown test), then the status. */
     [STMT_TEST_STOP] = {"test_stop",
-			"SELECT " TEST_COLS ", s.status FROM test_end("
-			"$1::bigint, $2::bigint, $3::timestamptz) s, "
+			"SELECT " TEST_COLS ", s.status FROM test_finish("
+			"$1::bigint, $2::bigint, $3::timestamptz, $4::float8, "
+			"$5::float8, $6::bigint) s, "
 			"LATERAL (SELECT (s.test).*) t",
-			3, 0},
+			6, 0},
     /* $5 NULL: no sample has a mem_usage. */
     [STMT_USAGE_ADD] = {"usage_add",
 			"SELECT status, stored, above FROM usage_add_mem("

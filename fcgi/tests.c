@@ -1,6 +1,7 @@
 /* Tests (runs): create, list, get, stop. */
 #include "tracker.h"
 #include "isotime.h"
+#include "utf8.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -11,10 +12,20 @@
 #define DESCRIPTION_MAX_CHARS 4096
 #define LIST_LIMIT_DEFAULT 50
 #define LIST_LIMIT_MAX 200
+/* SPEC 6.3: a test's tags. */
+#define TAGS_MAX 32
+#define TAG_KEY_MAX_CHARS 64
+#define TAG_VALUE_MAX_CHARS 256
+/* tag=KEY:VALUE decoded, at most 4 bytes a character, and its NUL. */
+#define TAG_QUERY_SIZE (TAG_KEY_MAX_CHARS + 1 + 4 * TAG_VALUE_MAX_CHARS + 1)
+/* The command's resources at stop: seconds of CPU, KiB of RSS. */
+#define COMMAND_CPU_MAX 1e12
+#define COMMAND_RSS_MAX 9007199254740992.0 /* 2^53: exact in a double */
 
-static const char *const create_fields[] = {"name", "description", "threshold",
-					    "start_time", NULL};
-static const char *const stop_fields[] = {"end_time", NULL};
+static const char *const create_fields[] = {
+    "name", "description", "threshold", "start_time", "tags", NULL};
+static const char *const stop_fields[] = {"end_time", "user_cpu", "system_cpu",
+					  "max_rss", NULL};
 
 static int64_t
 col_int(PGresult *res, int row, int col)
@@ -37,6 +48,48 @@ peak_mean_add(struct json_object *o, const char *max_key, const char *mean_key,
 	json_object_object_add(o, max_key, n ? json_double(max) : NULL);
 	json_object_object_add(o, mean_key,
 			       n ? json_double(sum / (double)n) : NULL);
+}
+
+/* The column as a JSON number, null when NULL. */
+static struct json_object *
+col_number(PGresult *res, int row, int col, bool whole)
+{
+	if (PQgetisnull(res, row, col))
+		return NULL;
+	return whole ? json_object_new_int64(col_int(res, row, col))
+		     : json_double(col_double(res, row, col));
+}
+
+/* The command's own resources (SPEC 6.3), null when the stop reported
+ * none of them. */
+static struct json_object *
+command_json(PGresult *res, int row)
+{
+	if (PQgetisnull(res, row, TC_USER_CPU) &&
+	    PQgetisnull(res, row, TC_SYSTEM_CPU) &&
+	    PQgetisnull(res, row, TC_MAX_RSS))
+		return NULL;
+	struct json_object *c = json_object_new_object();
+	json_object_object_add(c, "user_cpu",
+			       col_number(res, row, TC_USER_CPU, false));
+	json_object_object_add(c, "system_cpu",
+			       col_number(res, row, TC_SYSTEM_CPU, false));
+	json_object_object_add(c, "max_rss",
+			       col_number(res, row, TC_MAX_RSS, true));
+	return c;
+}
+
+/* The stored tags (jsonb's text, always an object of strings). */
+static struct json_object *
+tags_json(PGresult *res, int row)
+{
+	struct json_object *t =
+	    json_tokener_parse(PQgetvalue(res, row, TC_TAGS));
+	if (!json_object_is_type(t, json_type_object)) {
+		json_object_put(t);
+		t = json_object_new_object();
+	}
+	return t;
 }
 
 struct json_object *
@@ -75,7 +128,127 @@ test_json(PGresult *res, int row, int64_t now_us)
 		      col_int(res, row, TC_MEM_SAMPLES),
 		      col_double(res, row, TC_MEM_MAX),
 		      col_double(res, row, TC_MEM_SUM));
+	json_object_object_add(o, "command", command_json(res, row));
+	json_object_object_add(o, "tags", tags_json(res, row));
 	return o;
+}
+
+/* Is key[0..len) a tag's key: 1 to 64 characters of [A-Za-z0-9_./-]? */
+static bool
+tag_key_ok(const char *key, size_t len)
+{
+	if (len < 1 || len > TAG_KEY_MAX_CHARS)
+		return false;
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)key[i];
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+		      (c >= '0' && c <= '9') || strchr("_./-", c)) ||
+		    c == '\0')
+			return false;
+	}
+	return true;
+}
+
+/* The message for a key that tag_key_ok refuses. */
+static void
+tag_key_error(struct jerr *e, const char *where, const char *key, size_t len)
+{
+	snprintf(e->msg, sizeof e->msg,
+		 "%stag key \"%.64s%s\" must be 1 to %d characters of "
+		 "A-Z a-z 0-9 _ . / -",
+		 where, key, len > TAG_KEY_MAX_CHARS ? "..." : "",
+		 TAG_KEY_MAX_CHARS);
+}
+
+/* Does the JSON text s[0..len) hold the escape \u0000? */
+static bool
+has_nul_escape(const char *s, size_t len)
+{
+	for (size_t i = 0; i + 1 < len; i++)
+		if (s[i] == '\\') {
+			if (s[i + 1] == 'u' && i + 6 <= len &&
+			    memcmp(s + i + 2, "0000", 4) == 0)
+				return true;
+			i++; /* the escaped character */
+		}
+	return false;
+}
+
+/* How many members the body's first "tags" object holds as sent (json-c
+ * keeps only the last of a repeated key), or -1; -2 when a key or value
+ * holds \u0000 (json-c cuts a key short there). */
+static long
+tags_sent(const struct request *req)
+{
+	struct json_value v;
+	struct jsonscan sc;
+	if (jsonscan_get(req->body, req->body_len, "tags", &v) ||
+	    v.type != JSON_OBJECT || jsonscan(&sc, v.p, v.len, SIZE_MAX))
+		return -1;
+	if (has_nul_escape(v.p, v.len))
+		return -2;
+	return (long)sc.values - 1; /* each a string: one value a member */
+}
+
+/* Check the create's "tags" (SPEC 6.3) and set *text to them as JSON
+ * ("{}" when absent; valid while o lives). Return 0, or -1 with e set. */
+static int
+tags_check(const struct request *req, struct json_object *o, const char **text,
+	   struct jerr *e)
+{
+	struct json_object *tags;
+	*text = "{}";
+	if (!json_object_object_get_ex(o, "tags", &tags))
+		return 0;
+	if (!json_object_is_type(tags, json_type_object)) {
+		snprintf(e->msg, sizeof e->msg,
+			 "tags must be an object of strings");
+		return -1;
+	}
+	int n = json_object_object_length(tags);
+	if (n > TAGS_MAX) {
+		snprintf(e->msg, sizeof e->msg,
+			 "tags holds %d entries; at most %d are allowed", n,
+			 TAGS_MAX);
+		return -1;
+	}
+	json_object_object_foreach(tags, key, val)
+	{
+		const char *s;
+		(void)val;
+		if (!tag_key_ok(key, strlen(key))) {
+			tag_key_error(e, "", key, strlen(key));
+			return -1;
+		}
+		if (jv_string(tags, "tags.", key, 0, TAG_VALUE_MAX_CHARS, &s,
+			      NULL, e) < 0)
+			return -1;
+	}
+	long sent = tags_sent(req);
+	if (sent != n) {
+		snprintf(e->msg, sizeof e->msg,
+			 sent == -2 ? "tags must not contain \\u0000"
+				    : "tags holds a key more than once");
+		return -1;
+	}
+	*text = json_object_to_json_string_ext(tags, JSON_C_TO_STRING_PLAIN);
+	return 0;
+}
+
+/* A whole number field of o from 0 to max; like jv_number. */
+static int
+whole_field(struct json_object *o, const char *key, double max, double *out,
+	    struct jerr *e)
+{
+	struct json_object *v;
+	int r = jv_number(o, "", key, 0, max, out, e);
+	if (r > 0 && (!json_object_object_get_ex(o, key, &v) ||
+		      !json_object_is_type(v, json_type_int))) {
+		snprintf(e->msg, sizeof e->msg,
+			 "%s must be a whole number from 0 to %.0f", key, max);
+		return -1;
+	}
+	return r;
 }
 
 void
@@ -85,6 +258,7 @@ test_create(struct request *req)
 	const char *name = "unnamed", *description = "";
 	double threshold = 0.5;
 	int64_t start = isotime_now();
+	const char *tags;
 	PGresult *res = NULL;
 
 	struct json_object *o = request_object(req, create_fields, true);
@@ -94,7 +268,8 @@ test_create(struct request *req)
 	    jv_string(o, "", "description", 0, DESCRIPTION_MAX_CHARS,
 		      &description, NULL, &e) < 0 ||
 	    jv_number(o, "", "threshold", 0, 1, &threshold, &e) < 0 ||
-	    jv_time(o, "", "start_time", &start, &e) < 0) {
+	    jv_time(o, "", "start_time", &start, &e) < 0 ||
+	    tags_check(req, o, &tags, &e) < 0) {
 		respond_error(req, ERR_INVALID_FIELD, "%s", e.msg);
 		goto done;
 	}
@@ -104,7 +279,7 @@ test_create(struct request *req)
 	int_param(max, req->w->cfg->max_active_tests);
 	snprintf(thr, sizeof thr, "%.17g", threshold);
 	isotime_format(start, st);
-	const char *params[] = {user, name, description, thr, st, max};
+	const char *params[] = {user, name, description, thr, st, max, tags};
 	enum db_status s = db_exec(req->w->db, STMT_TEST_CREATE, params, &res);
 	if (s == DB_FOREIGN_KEY) {
 		/* A valid token for a user that no longer exists. */
@@ -129,35 +304,126 @@ done:
 	json_object_put(o);
 }
 
+/* One tag=KEY:VALUE of the query added to want; return 0, or -1 with e
+ * set. */
+static int
+query_tag_add(struct json_object *want, char *tag, struct jerr *e)
+{
+	char *colon = strchr(tag, ':');
+	size_t klen = colon ? (size_t)(colon - tag) : strlen(tag);
+	if (!colon || !tag_key_ok(tag, klen)) {
+		if (!colon)
+			snprintf(e->msg, sizeof e->msg,
+				 "tag must be KEY:VALUE (a colon between)");
+		else
+			tag_key_error(e, "query parameter tag: ", tag, klen);
+		return -1;
+	}
+	*colon = '\0';
+	const char *value = colon + 1;
+	size_t vlen = strlen(value);
+	for (size_t i = 0; i < vlen;) {
+		size_t n = utf8_seq((const unsigned char *)value + i, vlen - i);
+		if (n == 0) {
+			snprintf(e->msg, sizeof e->msg,
+				 "tag %.64s: the value is not UTF-8 text", tag);
+			return -1;
+		}
+		i += n;
+	}
+	if (utf8_chars(value, vlen) > TAG_VALUE_MAX_CHARS ||
+	    json_object_object_get_ex(want, tag, NULL)) {
+		snprintf(
+		    e->msg, sizeof e->msg,
+		    "tag %.64s: a value of at most %d characters, each key "
+		    "once",
+		    tag, TAG_VALUE_MAX_CHARS);
+		return -1;
+	}
+	json_object_object_add(want, tag, json_object_new_string(value));
+	return 0;
+}
+
+/* The tags the query asks for (tag=KEY:VALUE, repeatable) into *want
+ * (NULL when none); return 0, or -1 after responding 400. */
+static int
+query_tags(struct request *req, struct json_object **want)
+{
+	char tag[TAG_QUERY_SIZE];
+	struct jerr e;
+	size_t pos = 0;
+	int r;
+	*want = NULL;
+	while ((r = request_query_next(req, "tag", &pos, tag, sizeof tag)) >
+	       0) {
+		if (!*want)
+			*want = json_object_new_object();
+		if (json_object_object_length(*want) == TAGS_MAX) {
+			snprintf(e.msg, sizeof e.msg,
+				 "at most %d tag parameters are allowed",
+				 TAGS_MAX);
+			r = -1;
+		} else if (query_tag_add(*want, tag, &e) < 0) {
+			r = -1;
+		}
+		if (r < 0) {
+			respond_error(req, ERR_INVALID_FIELD, "%s", e.msg);
+			break;
+		}
+	}
+	if (r < 0) { /* request_query_next has responded, or we have */
+		json_object_put(*want);
+		*want = NULL;
+	}
+	return r;
+}
+
+/* Run the list statement the filters call for: name (NULL: any) and want
+ * (NULL: any tags); params holds user, before, limit. */
+static enum db_status
+list_run(struct request *req, const char *params[3], const char *name,
+	 struct json_object *want, PGresult **res)
+{
+	if (!name && !want)
+		return db_exec(req->w->db, STMT_TEST_LIST, params, res);
+	const char *p[] = {
+	    params[0], params[1], params[2], name,
+	    want ? json_object_to_json_string_ext(want, JSON_C_TO_STRING_PLAIN)
+		 : NULL};
+	return db_exec(req->w->db, STMT_TEST_LIST_FILTERED, p, res);
+}
+
 void
 test_list(struct request *req)
 {
-	char lim[16], before[32];
+	char lim[16], before[32], name[4 * NAME_MAX_CHARS + 1];
 	long long limit = LIST_LIMIT_DEFAULT, b = 0;
+	struct json_object *want = NULL;
 	PGresult *res = NULL;
 
 	int rl = request_query(req, "limit", lim, sizeof lim);
 	int rb = request_query(req, "before", before, sizeof before);
-	if (rl < 0 || rb < 0)
+	int rn = request_query(req, "name", name, sizeof name);
+	if (rl < 0 || rb < 0 || rn < 0 || query_tags(req, &want) < 0)
 		return;
 	if (rl && parse_whole(lim, 1, LIST_LIMIT_MAX, &limit)) {
 		respond_error(req, ERR_INVALID_FIELD,
 			      "limit must be a whole number from 1 to %d",
 			      LIST_LIMIT_MAX);
-		return;
+		goto done;
 	}
 	if (rb && parse_whole(before, 1, INT64_MAX, &b)) {
 		respond_error(req, ERR_INVALID_FIELD,
 			      "before must be a test id (a positive integer)");
-		return;
+		goto done;
 	}
 	char user[INT_PARAM_SIZE], l[INT_PARAM_SIZE];
 	const char *params[] = {int_param(user, req->user), rb ? before : NULL,
 				int_param(l, limit)};
-	enum db_status s = db_exec(req->w->db, STMT_TEST_LIST, params, &res);
+	enum db_status s = list_run(req, params, rn ? name : NULL, want, &res);
 	if (s != DB_OK) {
 		respond_db(req, s);
-		return;
+		goto done;
 	}
 	int n = PQntuples(res);
 	int shown = n > limit ? (int)limit : n;
@@ -172,7 +438,9 @@ test_list(struct request *req)
 	    n > limit ? json_object_new_int64(col_int(res, shown - 1, TC_ID))
 		      : NULL);
 	respond_json(req, 200, o);
+done:
 	PQclear(res);
+	json_object_put(want);
 }
 
 /* Answer with the caller's test req->id, or 404. */
@@ -209,14 +477,29 @@ test_stop(struct request *req)
 	struct json_object *o = request_object(req, stop_fields, true);
 	if (!o)
 		return;
-	if (jv_time(o, "", "end_time", &end, &e) < 0) {
+	double cpu[2] = {0, 0}, rss = 0;
+	int has_user, has_system, has_rss;
+	if (jv_time(o, "", "end_time", &end, &e) < 0 ||
+	    (has_user = jv_number(o, "", "user_cpu", 0, COMMAND_CPU_MAX,
+				  &cpu[0], &e)) < 0 ||
+	    (has_system = jv_number(o, "", "system_cpu", 0, COMMAND_CPU_MAX,
+				    &cpu[1], &e)) < 0 ||
+	    (has_rss = whole_field(o, "max_rss", COMMAND_RSS_MAX, &rss, &e)) <
+		0) {
 		respond_error(req, ERR_INVALID_FIELD, "%s", e.msg);
 		goto done;
 	}
-	char user[INT_PARAM_SIZE], id[INT_PARAM_SIZE], et[ISOTIME_MAX];
+	char user[INT_PARAM_SIZE], id[INT_PARAM_SIZE], et[ISOTIME_MAX],
+	    uc[DOUBLE_MAX], sc[DOUBLE_MAX], kib[INT_PARAM_SIZE];
 	isotime_format(end, et);
+	format_double(cpu[0], uc);
+	format_double(cpu[1], sc);
 	const char *params[] = {int_param(user, req->user),
-				int_param(id, req->id), et};
+				int_param(id, req->id),
+				et,
+				has_user ? uc : NULL,
+				has_system ? sc : NULL,
+				has_rss ? int_param(kib, (int64_t)rss) : NULL};
 	enum db_status s = db_exec(req->w->db, STMT_TEST_STOP, params, &res);
 	if (s != DB_OK) {
 		respond_db(req, s);

@@ -153,6 +153,7 @@ enum stmt {
 	STMT_TEST_CREATE,
 	STMT_TEST_GET,
 	STMT_TEST_LIST,
+	STMT_TEST_LIST_FILTERED,
 	STMT_TEST_STOP,
 	STMT_USAGE_ADD,
 	STMT_USAGE_LIST,
@@ -199,6 +200,10 @@ enum test_col {
 	TC_CPU_SUM,
 	TC_CPU_MAX,
 	TC_ABOVE_US,
+	TC_USER_CPU,
+	TC_SYSTEM_CPU,
+	TC_MAX_RSS,
+	TC_TAGS,
 	TC_MEM_SAMPLES,
 	TC_MEM_SUM,
 	TC_MEM_MAX,
@@ -338,6 +343,10 @@ struct json_object *request_object(struct request *req,
  * -1 malformed or longer than outlen-1 (after responding 400). */
 int request_query(struct request *req, const char *name, char *out,
 		  size_t outlen);
+/* request_query for a parameter given more than once: each call finds the
+ * next one from *pos (start with 0). */
+int request_query_next(struct request *req, const char *name, size_t *pos,
+		       char *out, size_t outlen);
 /* Parse a whole decimal integer (digits only) in [min, max] into *out;
  * return 0 or -1. */
 int parse_whole(const char *s, long long min, long long max, long long *out);

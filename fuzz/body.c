@@ -156,6 +156,33 @@ check_array(const char *s, bool times, bool nulls)
 	return n;
 }
 
+/* A test's tags as the statements get them: an object of at most 32
+ * strings (SPEC 6.3). */
+static void
+check_tags(const char *s)
+{
+	struct json_object *t = json_tokener_parse(s);
+	FUZZ_ASSERT(json_object_is_type(t, json_type_object) &&
+		    json_object_object_length(t) <= 32);
+	json_object_object_foreach(t, key, val)
+	{
+		FUZZ_ASSERT(strlen(key) >= 1 && strlen(key) <= 64 &&
+			    json_object_is_type(val, json_type_string));
+	}
+	json_object_put(t);
+}
+
+/* A number the stop reports about the command, or NULL. */
+static void
+check_figure(const char *s)
+{
+	if (!s)
+		return;
+	char *end;
+	double d = strtod(s, &end);
+	FUZZ_ASSERT(*end == '\0' && isfinite(d) && d >= 0);
+}
+
 enum db_status
 db_exec(struct db *db, enum stmt s, const char *const params[], PGresult **res)
 {
@@ -204,12 +231,19 @@ db_exec(struct db *db, enum stmt s, const char *const params[], PGresult **res)
 		}
 		check_time(params[4]);
 		check_int(params[5], 100, 100);
+		check_tags(params[6]);
 		break;
 	case STMT_TEST_LIST:
+	case STMT_TEST_LIST_FILTERED:
 		check_int(params[0], USER, USER);
 		if (params[1])
 			check_int(params[1], 1, INT64_MAX);
 		check_int(params[2], 1, 200);
+		if (s == STMT_TEST_LIST_FILTERED) {
+			FUZZ_ASSERT(params[3] || params[4]);
+			if (params[4])
+				check_tags(params[4]);
+		}
 		break;
 	case STMT_TEST_GET:
 		check_int(params[0], USER, USER);
@@ -219,6 +253,9 @@ db_exec(struct db *db, enum stmt s, const char *const params[], PGresult **res)
 		check_int(params[0], USER, USER);
 		check_int(params[1], TEST_ID, TEST_ID);
 		check_time(params[2]);
+		check_figure(params[3]);
+		check_figure(params[4]);
+		check_figure(params[5]);
 		break;
 	case STMT_USAGE_ADD: {
 		check_int(params[0], USER, USER);

@@ -3,8 +3,9 @@
 # waited for included), the machine's peak memory, the GitHub Actions step
 # summary, spool files with memory that still replay; the samples' memory
 # sent to the tracker (mem_usage), directly and by --replay, and once
-# without it to a tracker that refuses the field (an older version); every
-# request the client makes accepted by this tracker.
+# without it to a tracker that refuses the field (an older version); tags
+# (--tag, detected ones, --no-auto-tags) and the command's figures as the
+# tracker stores them; every request the client makes accepted.
 use strict;
 use warnings;
 
@@ -173,7 +174,7 @@ my $closed = do {
 	close $sock;
 	"http://127.0.0.1:$port";
 };
-$r = gh(args => ['-i', '0.1', '-q', 'perl', '-e', sprintf($busy, 0.3)],
+$r = gh(args => ['-i', '0.1', '-q', '--tag', 'suite=spooled', 'perl', '-e', sprintf($busy, 0.3)],
 	env => {GRASSHOPPER_SERVER => $closed, GRASSHOPPER_FLUSH_TIMEOUT => 0});
 my ($spool) = $r->{stderr} =~ /saved in (\S+);/;
 ok($spool && -f $spool, 'no tracker: the samples are spooled') or diag $r->{stderr};
@@ -192,6 +193,11 @@ ok($sum && defined $sum->{mem} && defined $sum->{user}, 'its summary has the mem
 is($sum && $u->api(GET => "test/$sum->{id}")->{json}{samples}, scalar @xs, 'every sample arrived');
 is_deeply($sum && mem_of($sum->{id}), {map { parse_ts($_->{timestamp}) => $_->{mem_usage} } @xs},
 	'... each with the mem_usage of the spool file');
+my $cmd = $sum && $u->api(GET => "test/$sum->{id}")->{json}{command};
+ok($cmd && $cmd->{max_rss} > 0 && defined $cmd->{user_cpu}, "the replayed stop reports the file's command figures");
+ok((grep { $_ eq 'suite=spooled' } @{ $h->{tags} || [] }) && (grep { /^host=./ } @{ $h->{tags} || [] }),
+	"the spool's header keeps the tags");
+is($sum && $u->api(GET => "test/$sum->{id}")->{json}{tags}{suite}, 'spooled', 'the replay creates the test with them');
 
 open $fh, '>', "$tmp/old.jsonl" or die;
 print $fh json_encode({grasshopper_spool => 1, server => $s->url, test_id => undef,
@@ -273,11 +279,50 @@ ok(grep({ m{^POST /api/v1/test/7/stop } } @reqs), '... and the test was stopped'
 kill 'TERM', $old_pid;
 waitpid $old_pid, 0;
 
-# --- the requests are version 1's -------------------------------------------
+# --- tags and the command's figures at the tracker -------------------------
+
+my %ci = (GITHUB_ACTIONS => 'true', GITHUB_REPOSITORY => 'octo/cat', GITHUB_REF_TYPE => 'branch',
+	GITHUB_REF_NAME => 'main', GITHUB_SHA => 'c0ffee', GITHUB_SERVER_URL => 'https://github.com',
+	GITHUB_RUN_ID => '77', GITHUB_HEAD_REF => '');
+$r = gh(args => ['--tag', 'suite=unit', '--tag', 'branch=mine', 'perl', '-e', sprintf($busy, 0.2)],
+	env => \%ci);
+is($r->{status}, 0, 'a run with --tag under a (fake) GitHub Actions job');
+$sum = summary($r);
+my $t = $sum && $u->api(GET => "test/$sum->{id}")->{json};
+my $tags = $t ? $t->{tags} : {};
+is_deeply([@$tags{qw(ci repo commit job_url suite branch)}],
+	['github', 'octo/cat', 'c0ffee', 'https://github.com/octo/cat/actions/runs/77', 'unit', 'mine'],
+	'it lands with the CI tags and its own, --tag over a detected one') or diag explain $tags;
+ok(length($tags->{host} // '') && $tags->{cpus} =~ /^\d/ && $tags->{mem_total} =~ / GiB$/
+	&& length($tags->{kernel} // ''), 'and the machine\'s: host, cpus, mem_total, kernel');
+ok($t && $t->{command} && $t->{command}{user_cpu} + $t->{command}{system_cpu} >= 0.19
+	&& $t->{command}{max_rss} > 0, 'and the command\'s figures, as the summary has them')
+	or diag explain $t->{command};
+is($t && $t->{command}{max_rss}, $t && int($t->{command}{max_rss}), 'max_rss in whole KiB');
+
+$r = gh(args => ['--no-auto-tags', '--tag', 'suite=unit', 'true'], env => \%ci);
+$sum = summary($r);
+is_deeply($sum && $u->api(GET => "test/$sum->{id}")->{json}{tags}, {suite => 'unit'},
+	'--no-auto-tags: only the given tags');
+$r = gh(args => ['--no-auto-tags', '--no-command', '-i', '0.1'], env => \%ci,
+	during => sub { sleep 1; kill 'TERM', $_[0] });
+$sum = summary($r);
+$t = $sum && $u->api(GET => "test/$sum->{id}")->{json};
+ok($t && !%{ $t->{tags} } && !defined $t->{command}, '--no-command: no tags asked for, no command figures')
+	or diag $r->{stderr};
+
+$r = gh(args => [(map { ('--tag', "k$_=v") } 1 .. 32), 'true'], env => \%ci);
+is($r->{status}, 2, '32 tags and the detected ones: a usage error');
+like($r->{stderr}, qr/at most 32 tags, and \d+ were detected/, '... saying how many were detected');
+$r = gh(args => ['--no-auto-tags', (map { ('--tag', "k$_=v") } 1 .. 32), 'true']);
+is($r->{status}, 0, '32 tags without the detected ones: fine');
+$r = gh(args => ['--tag', 'a b=c', 'true']);
+is($r->{status}, 2, 'a bad --tag key: a usage error');
+
+# --- the requests are taken -------------------------------------------------
 
 # The tracker refuses unknown fields (400): it took every request of every
-# run above (their samples carried mem_usage), so none carried tags or the
-# command's resources yet.
+# run above (their samples carried mem_usage).
 my @log = split /\n/, slurp($s->dir . '/access.log');
 my @client = grep { m{"(?:POST|GET) /api/v1/test(?:/\d+(?:/usage|/stop)?)?"} } @log;
 ok((grep { m{"POST /api/v1/test/\d+/usage" 2} } @client) && (grep { m{"POST /api/v1/test/\d+/stop" 2} } @client),
