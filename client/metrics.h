@@ -7,8 +7,9 @@
  *   tags.c          KEY=VALUE tags, their limits, machine and CI detection
  *   step_summary.c  the run as a Markdown table for $GITHUB_STEP_SUMMARY
  *
- * Until the tracker takes the new fields, nothing of this is sent: the
- * client keeps them, prints them and spools them.
+ * The sender sends memory with each sample, the tags with the create and
+ * the command's figures with the stop; the summary line prints them and
+ * spool files keep them for --replay.
  */
 #ifndef GH_CLIENT_METRICS_H
 #define GH_CLIENT_METRICS_H
