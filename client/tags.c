@@ -80,14 +80,9 @@ static int
 value_check(const char *key, const char *value, char *err, size_t errlen)
 {
 	size_t len = strlen(value);
-	for (size_t i = 0; i < len;) {
-		size_t k = utf8_seq((const unsigned char *)value + i, len - i);
-		if (k == 0) {
-			snprintf(err, errlen, "tag %s: the value is not UTF-8",
-				 key);
-			return -1;
-		}
-		i += k;
+	if (!utf8_valid(value, len)) {
+		snprintf(err, errlen, "tag %s: the value is not UTF-8", key);
+		return -1;
 	}
 	if (utf8_chars(value, len) > TAG_VALUE_MAX) {
 		snprintf(err, errlen,

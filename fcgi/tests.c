@@ -322,14 +322,10 @@ query_tag_add(struct json_object *want, char *tag, struct jerr *e)
 	*colon = '\0';
 	const char *value = colon + 1;
 	size_t vlen = strlen(value);
-	for (size_t i = 0; i < vlen;) {
-		size_t n = utf8_seq((const unsigned char *)value + i, vlen - i);
-		if (n == 0) {
-			snprintf(e->msg, sizeof e->msg,
-				 "tag %.64s: the value is not UTF-8 text", tag);
-			return -1;
-		}
-		i += n;
+	if (!utf8_valid(value, vlen)) {
+		snprintf(e->msg, sizeof e->msg,
+			 "tag %.64s: the value is not UTF-8 text", tag);
+		return -1;
 	}
 	if (utf8_chars(value, vlen) > TAG_VALUE_MAX_CHARS ||
 	    json_object_object_get_ex(want, tag, NULL)) {

@@ -29,6 +29,16 @@ utf8_seq(const unsigned char *s, size_t len)
 	return need + 1;
 }
 
+bool
+utf8_valid(const char *s, size_t len)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	for (size_t i = 0, k; i < len; i += k)
+		if ((k = utf8_seq(p + i, len - i)) == 0)
+			return false;
+	return true;
+}
+
 size_t
 utf8_chars(const char *s, size_t len)
 {
