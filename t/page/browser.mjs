@@ -4,87 +4,14 @@
 // against a private stack; every check is printed as one line of JSON,
 // {"ok": bool, "name": "...", "diag": "..."}, which t/page.t turns into TAP.
 //
-// Environment: GH_URL (the stack's nginx), GH_OTHER_RUN (a run of another
-// user), GH_ARTIFACTS (where screenshots go), GH_NODE_MODULES (where
-// playwright-core is), GH_CHROMIUM (the browser, /usr/bin/chromium).
+// Environment: GH_OTHER_RUN (a run of another user), and lib.mjs's.
 
-import { readFile, mkdir } from "node:fs/promises";
-import { join } from "node:path";
-import { pathToFileURL } from "node:url";
+import { readFile } from "node:fs/promises";
+import {
+	URL_, check, is, until, api, apiStatus, logIn, iso, finish,
+} from "./lib.mjs";
 
-const URL_ = process.env.GH_URL;
 const OTHER_RUN = process.env.GH_OTHER_RUN;
-const ARTIFACTS = process.env.GH_ARTIFACTS;
-const MODULES = process.env.GH_NODE_MODULES;
-const CHROMIUM = process.env.GH_CHROMIUM || "/usr/bin/chromium";
-
-const { chromium } = await import(
-	pathToFileURL(join(MODULES, "playwright-core", "index.mjs")).href);
-
-// ---- reporting -------------------------------------------------------------
-
-let failures = 0;
-function check(name, ok, diag = "") {
-	if (!ok) failures++;
-	process.stdout.write(`${JSON.stringify({ ok: !!ok, name, diag: ok ? "" : String(diag) })}\n`);
-	return !!ok;
-}
-const is = (got, want, name) =>
-	check(name, got === want, `got ${JSON.stringify(got)}, want ${JSON.stringify(want)}`);
-
-// Every wait below is scaled by GH_SLOW, the stack's slow factor ($s->slow,
-// larger when the tracker runs under valgrind), as the Perl tests scale theirs.
-const SLOW = Number(process.env.GH_SLOW) > 1 ? Number(process.env.GH_SLOW) : 1;
-
-// Wait until fn() (async) returns a truthy value; return it, or the last
-// value after `ms` (times SLOW).
-async function until(fn, ms = 10000, step = 100) {
-	ms *= SLOW;
-	const end = Date.now() + ms;
-	let v;
-	for (;;) {
-		v = await fn();
-		if (v || Date.now() > end) return v;
-		await new Promise((r) => setTimeout(r, step));
-	}
-}
-
-// ---- the API, as grasshopper would use it with the token the page shows ------
-
-async function api(token, method, path, body) {
-	const r = await fetch(`${URL_}/api/v1/${path}`, {
-		method,
-		headers: { Authorization: `Bearer ${token}`, "Content-Type": "application/json" },
-		body: body === undefined ? undefined : JSON.stringify(body),
-	});
-	const json = await r.json();
-	if (!r.ok) throw new Error(`${method} ${path}: ${r.status} ${JSON.stringify(json)}`);
-	return json;
-}
-
-// The status the API answers `token` (a revoked one: 401).
-async function apiStatus(token, method, path, body) {
-	const r = await fetch(`${URL_}/api/v1/${path}`, {
-		method,
-		headers: { Authorization: `Bearer ${token}`, "Content-Type": "application/json" },
-		body: body === undefined ? undefined : JSON.stringify(body),
-	});
-	await r.arrayBuffer();
-	return r.status;
-}
-
-// Log in as another browser would: {status, token}.
-async function logIn(username, password) {
-	const r = await fetch(`${URL_}/api/v1/auth`, {
-		method: "POST",
-		headers: { "Content-Type": "application/json" },
-		body: JSON.stringify({ username, password }),
-	});
-	const json = await r.json();
-	return { status: r.status, token: json.token };
-}
-
-const iso = (ms) => new Date(ms).toISOString();
 
 // The run whose numbers the page must show: 40 samples half a second apart,
 // the last one after a shorter interval, as grasshopper sends when the command
@@ -106,41 +33,7 @@ const pct = (f) => `${Math.round(f * 100)}%`;
 
 // ---- the browser -------------------------------------------------------------
 
-const browser = await chromium.launch({
-	executablePath: CHROMIUM,
-	headless: true,
-	// As root in a container, without a network beyond loopback.
-	args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-		"--disable-background-networking", "--disable-component-update",
-		"--disable-sync"],
-});
-const context = await browser.newContext({
-	viewport: { width: 1280, height: 900 },
-	acceptDownloads: true,
-	locale: "en-US",
-	timezoneId: "UTC",
-});
-await context.grantPermissions(["clipboard-read", "clipboard-write"], { origin: URL_ });
-const page = await context.newPage();
-page.setDefaultTimeout(15000 * SLOW);
-
-// Everything the page logs as an error, CSP refusals included. A fetch the
-// API answers 4xx is logged by Chromium as "Failed to load resource": those
-// are the page doing its job (a taken username, an unknown run).
-const consoleErrors = [];
-page.on("console", (m) => {
-	if (m.type() === "error" && !/Failed to load resource/.test(m.text())) {
-		consoleErrors.push(m.text());
-	}
-});
-page.on("pageerror", (e) => consoleErrors.push(`uncaught: ${e.message}`));
-
-await mkdir(ARTIFACTS, { recursive: true });
-const shot = (name, fullPage = true) =>
-	page.screenshot({ path: join(ARTIFACTS, name), fullPage });
-
-const visible = (sel) => page.locator(sel).isVisible();
-const text = async (sel) => (await page.locator(sel).textContent())?.trim() ?? "";
+let page, context, consoleErrors, shot, visible, text;
 const clipboard = () => page.evaluate(() => navigator.clipboard.readText());
 // Whether `secret` is anywhere in the page: its markup, a field's value, storage.
 const pageHolds = (secret) => page.evaluate((s) =>
@@ -152,7 +45,8 @@ secret);
 const user = `ann_${process.pid}_${Math.floor(Math.random() * 1e6)}`;
 const password = "correct horse 42";
 
-async function main() {
+async function main(b) {
+	({ page, context, consoleErrors, shot, visible, text } = b);
 	// ---- sign up ----------------------------------------------------------------
 	await page.goto(`${URL_}/`);
 	await page.locator("#view-welcome").waitFor();
@@ -699,14 +593,4 @@ async function main() {
 		consoleErrors.join("\n"));
 }
 
-let status = 0;
-try {
-	await main();
-} catch (e) {
-	check("the browser session ran to its end", false, e.stack || e);
-	await shot("page-failure.png").catch(() => {});
-	status = 1;
-} finally {
-	await browser.close();
-}
-process.exit(failures || status ? 1 : 0);
+await finish("browser", main);
