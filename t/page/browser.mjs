@@ -347,9 +347,12 @@ async function main(b) {
 			expires: r.querySelector(".expires").textContent,
 			used: r.querySelector(".last-used").textContent,
 		})));
-	const tokensShown = async (n) => (await until(async () =>
-		(await page.locator("#tokens-body tr").count()) === n && !(await visible("#tokens-empty")) === (n > 0)))
-		? tokenRows() : [];
+	// The rows once there are n of them, read in the same step as counted: a
+	// route change clears the table between two reads.
+	const tokensShown = async (n) => (await until(async () => {
+		const rows = await tokenRows();
+		return rows.length === n && !(await visible("#tokens-empty")) === (n > 0) ? rows : null;
+	})) ?? [];
 
 	await page.click("#nav-tokens");
 	await page.locator("#view-tokens").waitFor();
@@ -402,6 +405,8 @@ async function main(b) {
 	await page.click("#view-tokens .back a");
 	await page.locator("#view-home").waitFor();
 	await page.click("#nav-tokens");
+	// Until the route runs, the hidden panel still holds the rows of the last visit.
+	await page.locator("#view-tokens").waitFor();
 	listed = await tokensShown(1);
 	check("after its use, the list says when it was last used",
 		listed.length === 1 && listed[0].used !== "never" && /ago|now|minute/.test(listed[0].used), JSON.stringify(listed));
@@ -415,6 +420,7 @@ async function main(b) {
 	await page.locator("#view-home").waitFor();
 	check("leaving the panel takes the token shown there off the page", !(await pageHolds(laptop)));
 	await page.click("#nav-tokens");
+	await page.locator("#view-tokens").waitFor();
 	listed = await tokensShown(2);
 	check("coming back: the list, newest first, and no token shown",
 		listed.map((r) => r.name).join("|") === "laptop|ci: github <actions>" &&
