@@ -26,13 +26,16 @@ my $u = $s->user;
 my $tmp = tempdir('gh-client-XXXXXX', TMPDIR => 1, CLEANUP => 1);
 my @outputs;
 
-# gh(args => [...], ...): the client on this stack, the branch tag given
-# (not what CI running these tests would detect).
+# gh(args => [...], env => {...}, ...): the client on this stack, the
+# branch tag given (not what CI running these tests would detect); it
+# waits for the tracker at the end as long as scale() says (its default is
+# 5 s), as a tracker under valgrind answers slowly.
 sub gh {
 	my %o = @_;
 	gh_run(bin => $GH, tmp => $tmp, server => $s->url, token => $u->token,
 		spool => "$tmp/spool", outputs => \@outputs, %o,
-		args => ['--tag', 'branch=main', @{ $o{args} }]);
+		args => ['--tag', 'branch=main', @{ $o{args} }],
+		env => {GRASSHOPPER_FLUSH_TIMEOUT => $s->scale(5), %{ $o{env} || {} }});
 }
 sub summary { summary_fields($_[0]{stderr}) }
 

@@ -98,6 +98,27 @@ test_parse(void)
 	const char *more = "{\"count\":3,\"duration\":1,\"new\":{\"a\":[]}}";
 	is_int(baseline_parse(&bl, more, strlen(more)), 0,
 	       "an unknown member is fine");
+
+	/* As much as the client takes of an answer (1 MiB), from a hostile
+	 * tracker: 349 000 empty arrays, then too deep. */
+	struct buf big = {0};
+	buf_puts(&big, "{\"x\":[");
+	for (int i = 0; i < 349000; i++)
+		buf_puts(&big, i ? ",[]" : "[]");
+	buf_puts(&big, "],\"count\":4,\"duration\":2}");
+	is_int(baseline_parse(&bl, big.p, big.len), 0,
+	       "1 MiB of empty arrays before it: read");
+	ok(bl.count == 4 && bl.duration.value == 2, "... the figures after");
+	buf_reset(&big);
+	buf_puts(&big, "{\"count\":3,\"x\":");
+	for (int i = 0; i < 1000; i++)
+		buf_puts(&big, "[");
+	for (int i = 0; i < 1000; i++)
+		buf_puts(&big, "]");
+	buf_puts(&big, "}");
+	is_int(baseline_parse(&bl, big.p, big.len), -1,
+	       "1000 arrays deep: refused");
+	buf_free(&big);
 }
 
 static void
