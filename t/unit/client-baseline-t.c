@@ -57,6 +57,16 @@ compare_js(const struct run_stats *st, const char *js, double pct)
 	return c;
 }
 
+/* The line of st against js, no gate, checked against want. */
+static void
+line_is(const struct run_stats *st, const char *js, const char *want,
+	const char *name)
+{
+	struct comparison c = compare_js(st, js, 0);
+	is_str(c.line.p, want, "%s", name);
+	comparison_free(&c);
+}
+
 static void
 test_parse(void)
 {
@@ -142,12 +152,10 @@ test_line(void)
 	/* What either side lacks is left out. */
 	st.mem_known = false;
 	js = answer(3, "62", "40.5", "0.725", "100", NULL, NULL);
-	c = compare_js(&st, js, 0);
-	is_str(c.line.p,
-	       "against 3 earlier runs (branch main): duration 67.08 s "
-	       "(+8.2%), above 50% 41.76 s (+3.1%)",
-	       "no memory in the run, no system CPU or RSS in the baseline");
-	comparison_free(&c);
+	line_is(&st, js,
+		"against 3 earlier runs (branch main): duration 67.08 s "
+		"(+8.2%), above 50% 41.76 s (+3.1%)",
+		"no memory in the run, no system CPU or RSS in the baseline");
 
 	st.command.known = false;
 	st.mem_known = true;
@@ -160,12 +168,10 @@ test_line(void)
 	/* A median of 0 has no percentage. */
 	st = run_of(2, 0.5);
 	js = answer(4, "2", "0", NULL, NULL, NULL, NULL);
-	c = compare_js(&st, js, 0);
-	is_str(c.line.p,
-	       "against 4 earlier runs (branch main): duration 2.00 s "
-	       "(+0.0%), above 50% 0.50 s (median 0)",
-	       "a zero median: the value, and no percentage");
-	comparison_free(&c);
+	line_is(&st, js,
+		"against 4 earlier runs (branch main): duration 2.00 s "
+		"(+0.0%), above 50% 0.50 s (median 0)",
+		"a zero median: the value, and no percentage");
 	free(js);
 
 	/* Not on a branch; a branch that would drive a terminal. */
