@@ -17,6 +17,7 @@
  *                  run uses
  *   login.c        `grasshopper login` and `grasshopper logout`
  *   printable.c    text from the tracker made safe for a terminal
+ *   baseline.c     the run against its baseline, and --fail-if-slower
  */
 #ifndef GH_CLIENT_H
 #define GH_CLIENT_H
@@ -57,12 +58,14 @@ struct options {
 	double threshold; /* a fraction, 0 to 1 */
 	bool no_command;
 	bool quiet;
-	char *replay;	      /* --replay FILE */
-	char **command;	      /* argv of the command, NULL-terminated */
-	double flush_timeout; /* GRASSHOPPER_FLUSH_TIMEOUT, seconds */
-	char *spool_dir;      /* GRASSHOPPER_SPOOL_DIR, or NULL */
-	bool no_auto_tags;    /* --no-auto-tags */
-	struct tags tags;     /* detected, then --tag's over them */
+	char *replay;	       /* --replay FILE */
+	char **command;	       /* argv of the command, NULL-terminated */
+	double flush_timeout;  /* GRASSHOPPER_FLUSH_TIMEOUT, seconds */
+	char *spool_dir;       /* GRASSHOPPER_SPOOL_DIR, or NULL */
+	bool no_auto_tags;     /* --no-auto-tags */
+	struct tags tags;      /* detected, then --tag's over them */
+	double fail_if_slower; /* --fail-if-slower PCT; 0: no gate */
+	int baseline_runs;     /* --baseline-runs N */
 };
 
 enum options_result {
@@ -94,6 +97,12 @@ bool token_ok(const char *t);
 int parse_interval(const char *s, double *out);
 /* "0.8" or "80%"; return 0 or -1 if not a fraction from 0 to 1. */
 int parse_threshold(const char *s, double *out);
+/* "20" or "20%": a percentage above 0, at most FAIL_IF_SLOWER_MAX;
+ * return 0 or -1. */
+int parse_fail_if_slower(const char *s, double *out);
+/* A whole number of runs from BASELINE_MIN_RUNS to BASELINE_RUNS_MAX;
+ * return 0 or -1. */
+int parse_baseline_runs(const char *s, int *out);
 
 /* ---- sampler.c -------------------------------------------------------- */
 
@@ -226,8 +235,9 @@ struct test_meta {
 	int64_t start_us;
 	const struct tags *tags; /* sent with the create; NULL: none */
 	int64_t test_id;	 /* already created (a replay), else 0 */
-	bool find;  /* it may have been created: look before creating */
-	bool quiet; /* no warnings about an unreachable tracker */
+	bool find;	   /* it may have been created: look before creating */
+	bool quiet;	   /* no warnings about an unreachable tracker */
+	int baseline_runs; /* ask for the baseline of so many runs; 0: not */
 };
 
 struct sender;
@@ -238,9 +248,10 @@ void sender_free(struct sender *s);
 /* Queue a sample; never blocks. */
 void sender_push(struct sender *s, const struct sample *x);
 /* No more samples: once the queue is delivered, stop the test at end_us,
- * reporting what the command used when cmd knows it. */
+ * reporting what the command used when cmd knows it and its exit status
+ * when it is not negative. */
 void sender_finish(struct sender *s, int64_t end_us,
-		   const struct command_usage *cmd);
+		   const struct command_usage *cmd, int exit_status);
 /* For a replay of a test that was already stopped. */
 void sender_mark_stopped(struct sender *s);
 /* Wait for the network or the extra fds, at most max_ms. */
@@ -262,6 +273,11 @@ bool sender_stopped(const struct sender *s);
 const struct sample *sender_queue(const struct sender *s, size_t *n);
 /* The tracker's test object from the stop, or NULL. */
 const char *sender_result(const struct sender *s, size_t *len);
+/* The tracker's baseline answer (SPEC 6.4), or NULL with *why saying
+ * why there is none (printable), or NULL with *why NULL when it was not
+ * asked for. */
+const char *sender_baseline(const struct sender *s, size_t *len,
+			    const char **why);
 
 /* ---- http.c ----------------------------------------------------------- */
 
@@ -414,6 +430,60 @@ void printable_add(struct buf *b, const char *s, size_t len);
 /* Append what an API error body says, made printable: " ERROR: MESSAGE",
  * " ERROR" or ": MESSAGE", or nothing when the body has neither. */
 void tracker_error_add(struct buf *b, const char *js, size_t len);
+
+/* ---- baseline.c ------------------------------------------------------- */
+
+/* --baseline-runs: how many earlier runs a baseline is the median of
+ * (SPEC 6.4 allows 1-100; fewer than BASELINE_MIN_RUNS never compare). */
+#define BASELINE_RUNS_DEFAULT 10
+#define BASELINE_RUNS_MAX 100
+/* A baseline of fewer runs is too noisy to compare with. */
+#define BASELINE_MIN_RUNS 3
+/* --fail-if-slower's own exit status (grasshopper.1): below 125, which
+ * `git bisect run` takes as "skip", and none a shell or wait gives. */
+#define EXIT_SLOWER 122
+/* The largest --fail-if-slower PCT: a hundred times the median. */
+#define FAIL_IF_SLOWER_MAX 10000.0
+
+/* One median of a baseline; not known when no earlier run has it. */
+struct baseline_figure {
+	bool known;
+	double value;
+};
+
+/* The tracker's baseline of a test (GET /test/:id/baseline). */
+struct baseline {
+	long count; /* earlier runs found */
+	struct baseline_figure duration, above, max_mem, user_cpu, system_cpu,
+	    max_rss;
+};
+
+/* Read the tracker's answer; return 0, or -1 when it is not a baseline. */
+int baseline_parse(struct baseline *bl, const char *js, size_t len);
+
+/* What --fail-if-slower decides. */
+enum gate_verdict {
+	GATE_OFF,      /* not asked for, or the command failed */
+	GATE_PASSED,   /* within PCT of the baseline */
+	GATE_SLOWER,   /* beyond it: exit EXIT_SLOWER */
+	GATE_UNJUDGED, /* no baseline, or one too small */
+};
+
+/* A run against its baseline: what to print and what the gate says. */
+struct comparison {
+	struct buf line; /* the sentence after "grasshopper: ", or empty */
+	bool compared;	 /* the baseline had BASELINE_MIN_RUNS runs */
+	enum gate_verdict verdict;
+	struct buf why; /* the gate's sentence, but with GATE_OFF */
+};
+
+/* Compare the run st (ended with exit_status, -1 for none) with the
+ * baseline answer js (NULL: none, and no_baseline says why) of the runs
+ * of branch (NULL: none), gating at pct percent (0: no gate). */
+void comparison_make(struct comparison *c, const struct run_stats *st,
+		     int exit_status, const char *js, size_t len,
+		     const char *no_baseline, const char *branch, double pct);
+void comparison_free(struct comparison *c);
 
 /* ---- loop.c ----------------------------------------------------------- */
 

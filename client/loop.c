@@ -7,7 +7,8 @@
  * A run has two phases. While the command runs: sample on every tick,
  * forward SIGTERM/SIGHUP to the command, send in the background. Once it
  * ended: a last sample for the partial interval, then a bounded flush, the
- * stop, the spool file for whatever is left, and the summary.
+ * stop, the baseline, the spool file for whatever is left, the summary and
+ * the comparison (and --fail-if-slower's verdict).
  */
 #include "client.h"
 
@@ -102,7 +103,8 @@ run_end(struct run_state *r)
 	    mono_us() - r->smp.prev_mono >= FINAL_SAMPLE_MIN_US)
 		sample(r);
 	stats_end(&r->st, r->smp.prev_stamp);
-	sender_finish(r->snd, r->smp.prev_stamp, &r->st.command);
+	sender_finish(r->snd, r->smp.prev_stamp, &r->st.command,
+		      r->o->no_command ? -1 : r->exit_status);
 	r->ended = true;
 	close(r->tfd);
 	r->tfd = -1;
@@ -223,6 +225,41 @@ summary_print(const struct run_stats *st, int exit_status, const char *server)
 	buf_free(&b);
 }
 
+/* Whether anything will use the run's baseline: the comparison line, the
+ * step summary or the gate. */
+static bool
+baseline_wanted(const struct options *o)
+{
+	const char *md = getenv("GITHUB_STEP_SUMMARY");
+	return !o->quiet || o->fail_if_slower > 0 || (md && *md);
+}
+
+/* The run against its baseline, as the sender got it (see baseline.c). */
+static void
+compare(struct comparison *c, const struct run_state *r, int status)
+{
+	size_t len = 0;
+	const char *why = NULL, *js = NULL;
+	if (!sender_complete(r->snd))
+		why = "the tracker does not have the run yet (it is spooled)";
+	else
+		js = sender_baseline(r->snd, &len, &why);
+	comparison_make(c, &r->st, status, js, len, why,
+			tags_get(&r->o->tags, "branch"), r->o->fail_if_slower);
+}
+
+/* Print the comparison and the gate's verdict (a failing or undecided
+ * gate also with --quiet: it was asked for); return the exit status. */
+static int
+compare_print(const struct comparison *c, const struct options *o, int status)
+{
+	if (!o->quiet && c->line.len)
+		fprintf(stderr, "grasshopper: %s\n", c->line.p);
+	if (c->verdict != GATE_OFF && (!o->quiet || c->verdict != GATE_PASSED))
+		fprintf(stderr, "grasshopper: %s\n", c->why.p);
+	return c->verdict == GATE_SLOWER ? EXIT_SLOWER : status;
+}
+
 /* While the command runs: sample, forward signals, send. */
 static void
 run_loop(struct run_state *r)
@@ -296,6 +333,7 @@ run(const struct options *o)
 	    .start_us = start,
 	    .tags = &o->tags,
 	    .quiet = o->quiet,
+	    .baseline_runs = baseline_wanted(o) ? o->baseline_runs : 0,
 	};
 	r.snd = sender_new(&meta);
 	run_loop(&r);
@@ -322,13 +360,17 @@ run(const struct options *o)
 		free(path);
 	}
 	stats_final(&r.st, r.snd, o->quiet);
+	struct comparison cmp;
+	compare(&cmp, &r, status);
 	if (!o->quiet)
 		summary_print(&r.st, status, o->server);
-	step_summary_write(&r.st, o->name, status, o->server);
+	int exit_status = compare_print(&cmp, o, o->no_command ? 0 : status);
+	step_summary_write(&r.st, o->name, status, o->server, &cmp);
+	comparison_free(&cmp);
 	sender_free(r.snd);
 	sampler_close(&r.smp);
 	close(r.sigfd);
-	return o->no_command ? 0 : r.exit_status;
+	return exit_status;
 }
 
 /* The file was recorded for another tracker than the one it goes to: say
@@ -397,7 +439,7 @@ replay(const struct options *o)
 	if (sp.stopped)
 		sender_mark_stopped(snd);
 	else
-		sender_finish(snd, sp.end_us, &sp.command);
+		sender_finish(snd, sp.end_us, &sp.command, sp.exit_status);
 	flush(snd, sigfd, o->flush_timeout);
 
 	int rc = 0;

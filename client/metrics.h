@@ -110,14 +110,19 @@ void mem_total_describe(struct buf *b, uint64_t total_kib);
 /* ---- step_summary.c --------------------------------------------------- */
 
 struct run_stats;
+struct comparison;
 
 /* The run as a short Markdown table (and its link), as appended to
- * $GITHUB_STEP_SUMMARY. exit_status < 0: none; server NULL: no link. */
+ * $GITHUB_STEP_SUMMARY, then its comparison with its baseline and the
+ * gate's verdict, when cmp has them. exit_status < 0: none; server NULL:
+ * no link; cmp NULL: no comparison. */
 void step_summary_format(struct buf *b, const struct run_stats *st,
-			 const char *name, int exit_status, const char *server);
+			 const char *name, int exit_status, const char *server,
+			 const struct comparison *cmp);
 /* Append the run to the file GITHUB_STEP_SUMMARY names, if it names one,
  * in one write; on failure print a warning and go on. */
 void step_summary_write(const struct run_stats *st, const char *name,
-			int exit_status, const char *server);
+			int exit_status, const char *server,
+			const struct comparison *cmp);
 
 #endif

@@ -13,7 +13,14 @@
 /* Most of a second the flush at exit may be given, from the environment. */
 #define FLUSH_TIMEOUT_MAX 3600.0
 
-enum { OPT_NO_COMMAND = 256, OPT_REPLAY, OPT_TAG, OPT_NO_AUTO_TAGS };
+enum {
+	OPT_NO_COMMAND = 256,
+	OPT_REPLAY,
+	OPT_TAG,
+	OPT_NO_AUTO_TAGS,
+	OPT_FAIL_IF_SLOWER,
+	OPT_BASELINE_RUNS,
+};
 
 static const struct option long_options[] = {
     {"jwt", required_argument, NULL, 'j'},
@@ -27,6 +34,8 @@ static const struct option long_options[] = {
     {"replay", required_argument, NULL, OPT_REPLAY},
     {"tag", required_argument, NULL, OPT_TAG},
     {"no-auto-tags", no_argument, NULL, OPT_NO_AUTO_TAGS},
+    {"fail-if-slower", required_argument, NULL, OPT_FAIL_IF_SLOWER},
+    {"baseline-runs", required_argument, NULL, OPT_BASELINE_RUNS},
     {"help", no_argument, NULL, 'h'},
     {"version", no_argument, NULL, 'V'},
     {NULL, 0, NULL, 0},
@@ -79,6 +88,16 @@ options_help(FILE *f)
 	      "                         (host, cpus, mem_total, kernel, and "
 	      "in CI: ci,\n"
 	      "                         repo, branch, commit, job_url)\n"
+	      "      --fail-if-slower PCT\n"
+	      "                         exit 122 when COMMAND succeeded but "
+	      "took more than\n"
+	      "                         PCT percent longer (or longer above "
+	      "the threshold)\n"
+	      "                         than the median of its earlier runs\n"
+	      "      --baseline-runs N  compare with the last N earlier runs "
+	      "of the same\n"
+	      "                         name and branch, 3 to 100 (default "
+	      "10)\n"
 	      "  -q, --quiet            print no summary at the end\n"
 	      "      --replay FILE      send samples saved while the tracker "
 	      "was unreachable\n"
@@ -103,6 +122,7 @@ options_help(FILE *f)
 	      "  grasshopper -- make -j8 test\n"
 	      "  grasshopper -i 1 -t 80% -n nightly ./run-benchmarks.sh\n"
 	      "  grasshopper --no-command -n 'idle baseline'\n"
+	      "  grasshopper --fail-if-slower 25 -- make bench\n"
 	      "\n"
 	      "See grasshopper(1) for more.\n",
 	      f);
@@ -167,6 +187,34 @@ parse_threshold(const char *s, double *out)
 	if (d < 0.0 || d > 1.0)
 		return -1;
 	*out = d;
+	return 0;
+}
+
+int
+parse_fail_if_slower(const char *s, double *out)
+{
+	size_t n = strlen(s);
+	char tmp[64];
+	double d;
+	if (n == 0 || n >= sizeof tmp)
+		return -1;
+	memcpy(tmp, s, n + 1);
+	if (n > 1 && tmp[n - 1] == '%')
+		tmp[n - 1] = '\0'; /* "20%" as well as "20" */
+	if (parse_number(tmp, &d) < 0 || !(d > 0) || d > FAIL_IF_SLOWER_MAX)
+		return -1;
+	*out = d;
+	return 0;
+}
+
+int
+parse_baseline_runs(const char *s, int *out)
+{
+	double d;
+	if (parse_number(s, &d) < 0 || d < BASELINE_MIN_RUNS ||
+	    d > BASELINE_RUNS_MAX || d != (double)(int)d)
+		return -1;
+	*out = (int)d;
 	return 0;
 }
 
@@ -239,6 +287,11 @@ options_mode(const struct options *o, char *err, size_t errlen)
 		return usage_error(err, errlen,
 				   "no command to run (or pass --no-command "
 				   "to only monitor); see grasshopper --help");
+	if (o->fail_if_slower > 0 && !o->command)
+		return usage_error(err, errlen,
+				   "--fail-if-slower judges a command's run, "
+				   "not %s",
+				   o->replay ? "a --replay" : "--no-command");
 	return OPTIONS_RUN;
 }
 
@@ -488,7 +541,8 @@ options_parse(struct options *o, int argc, char **argv, char *err,
 	      size_t errlen)
 {
 	*o = (struct options){.interval = INTERVAL_DEFAULT,
-			      .threshold = THRESHOLD_DEFAULT};
+			      .threshold = THRESHOLD_DEFAULT,
+			      .baseline_runs = BASELINE_RUNS_DEFAULT};
 	err[0] = '\0';
 	opterr = 0;
 	if (argc > 1 &&
@@ -558,6 +612,24 @@ options_parse(struct options *o, int argc, char **argv, char *err,
 		}
 		case OPT_NO_AUTO_TAGS:
 			o->no_auto_tags = true;
+			break;
+		case OPT_FAIL_IF_SLOWER:
+			if (parse_fail_if_slower(optarg, &o->fail_if_slower) <
+			    0)
+				return usage_error(
+				    err, errlen,
+				    "--fail-if-slower must be a percentage "
+				    "above 0 and at most %g, not '%s'",
+				    FAIL_IF_SLOWER_MAX, optarg);
+			break;
+		case OPT_BASELINE_RUNS:
+			if (parse_baseline_runs(optarg, &o->baseline_runs) < 0)
+				return usage_error(
+				    err, errlen,
+				    "--baseline-runs must be a whole number "
+				    "from %d to %d, not '%s'",
+				    BASELINE_MIN_RUNS, BASELINE_RUNS_MAX,
+				    optarg);
 			break;
 		case 'h':
 			return OPTIONS_HELP;

@@ -9,6 +9,10 @@
  * resending samples is safe because the tracker dedups them by timestamp.
  * A refusal that retrying cannot cure (401, 404, ...) is reported once and
  * ends delivery; what is left goes to the spool file.
+ *
+ * Once the test is stopped, one GET asks for its baseline (SPEC 6.4): tried
+ * once, never retried, so that a tracker gone after the stop costs the
+ * run's end at most the flush timeout.
  */
 #include "client.h"
 
@@ -32,11 +36,19 @@
 
 enum request {
 	REQ_NONE,
-	REQ_FIND,   /* look for a test created by an unanswered request */
-	REQ_CREATE, /* the test, with the client's own start time */
-	REQ_USAGE,  /* a batch of samples */
-	REQ_STOP,   /* the test, with the client's own end time */
-	REQ_GET,    /* the stopped test's figures, for the summary */
+	REQ_FIND,     /* look for a test created by an unanswered request */
+	REQ_CREATE,   /* the test, with the client's own start time */
+	REQ_USAGE,    /* a batch of samples */
+	REQ_STOP,     /* the test, with the client's own end time */
+	REQ_GET,      /* the stopped test's figures, for the summary */
+	REQ_BASELINE, /* the medians of its earlier runs, once */
+};
+
+/* Where the baseline GET is. */
+enum baseline_state {
+	BASELINE_UNWANTED, /* not asked for */
+	BASELINE_DUE,	   /* to ask once the test is stopped */
+	BASELINE_DONE,	   /* asked: an answer, or why there is none */
 };
 
 struct sender {
@@ -48,6 +60,7 @@ struct sender {
 	char *server, *name, *description;
 	char *tags; /* the create's "tags" as JSON, NULL for none */
 	struct command_usage command; /* reported with the stop */
+	int exit_status;	      /* reported with the stop; -1: none */
 	double threshold;
 	int64_t start_us, end_us;
 	bool quiet;
@@ -72,7 +85,13 @@ struct sender {
 	bool gave_up;	   /* a refusal retrying cannot cure */
 	bool warned;	   /* the tracker being unreachable was reported */
 	bool no_mem;	   /* a tracker older than mem_usage: CPU only */
+	bool no_exit;	   /* a tracker older than exit_status: none */
 	struct buf result; /* the test object from stop (or GET) */
+
+	int baseline_runs; /* ?runs= of the baseline GET */
+	enum baseline_state baseline;
+	struct buf baseline_body; /* its 200 answer, else empty */
+	struct buf baseline_why;  /* else why there is none */
 };
 
 /* The tags as a JSON object, NULL when there are none. */
@@ -96,17 +115,21 @@ struct sender *
 sender_new(const struct test_meta *m)
 {
 	struct sender *s = xmalloc(sizeof *s);
-	*s = (struct sender){.server = xstrdup(m->server),
-			     .name = xstrdup(m->name),
-			     .description = xstrdup(m->description),
-			     .tags = tags_json(m->tags),
-			     .threshold = m->threshold,
-			     .start_us = m->start_us,
-			     .quiet = m->quiet,
-			     .test_id = m->test_id,
-			     .find = m->find,
-			     .backoff = BACKOFF_MIN_US,
-			     .answer.max = RESPONSE_MAX};
+	*s = (struct sender){
+	    .server = xstrdup(m->server),
+	    .name = xstrdup(m->name),
+	    .description = xstrdup(m->description),
+	    .tags = tags_json(m->tags),
+	    .threshold = m->threshold,
+	    .start_us = m->start_us,
+	    .quiet = m->quiet,
+	    .test_id = m->test_id,
+	    .find = m->find,
+	    .exit_status = -1,
+	    .baseline_runs = m->baseline_runs,
+	    .baseline = m->baseline_runs > 0 ? BASELINE_DUE : BASELINE_UNWANTED,
+	    .backoff = BACKOFF_MIN_US,
+	    .answer.max = RESPONSE_MAX};
 	curl_global_init(CURL_GLOBAL_DEFAULT);
 	s->multi = curl_multi_init();
 	s->easy = curl_easy_init();
@@ -148,6 +171,8 @@ sender_free(struct sender *s)
 	buf_free(&s->body);
 	buf_free(&s->answer.body);
 	buf_free(&s->result);
+	buf_free(&s->baseline_body);
+	buf_free(&s->baseline_why);
 	free(s);
 }
 
@@ -170,11 +195,13 @@ sender_push(struct sender *s, const struct sample *x)
 }
 
 void
-sender_finish(struct sender *s, int64_t end_us, const struct command_usage *cmd)
+sender_finish(struct sender *s, int64_t end_us, const struct command_usage *cmd,
+	      int exit_status)
 {
 	s->finishing = true;
 	s->end_us = end_us;
 	s->command = *cmd;
+	s->exit_status = exit_status;
 }
 
 void
@@ -184,12 +211,20 @@ sender_mark_stopped(struct sender *s)
 	s->fetch = true;
 }
 
+/* Whether the baseline is still to be asked for, the test being stopped
+ * and its figures in hand. */
+static bool
+baseline_due(const struct sender *s)
+{
+	return s->baseline == BASELINE_DUE && s->stopped && !s->fetch;
+}
+
 /* Whether there is a request to make (now or after the backoff). */
 static bool
 request_due(const struct sender *s)
 {
 	return !s->test_id || s->head < s->len ||
-	       (s->finishing && !s->stopped) || s->fetch;
+	       (s->finishing && !s->stopped) || s->fetch || baseline_due(s);
 }
 
 /* When the next request may start (monotonic us), INT64_MAX for never. */
@@ -254,6 +289,9 @@ request_next(struct sender *s)
 		buf_puts(&s->url, "/stop");
 		buf_puts(&s->body, "{\"end_time\":");
 		json_put_time(&s->body, s->end_us);
+		if (s->exit_status >= 0 && !s->no_exit)
+			buf_printf(&s->body, ",\"exit_status\":%d",
+				   s->exit_status);
 		if (s->command.known)
 			buf_printf(&s->body,
 				   ",\"user_cpu\":%.6f,\"system_cpu\":%.6f,"
@@ -265,6 +303,10 @@ request_next(struct sender *s)
 	}
 	if (s->fetch)
 		return REQ_GET;
+	if (baseline_due(s)) {
+		buf_printf(&s->url, "/baseline?runs=%d", s->baseline_runs);
+		return REQ_BASELINE;
+	}
 	return REQ_NONE;
 }
 
@@ -302,7 +344,7 @@ request_start(struct sender *s)
 		s->next_send = now + SEND_GAP_US;
 	http_answer_reset(&s->answer);
 	curl_easy_setopt(s->easy, CURLOPT_URL, s->url.p);
-	if (r == REQ_GET || r == REQ_FIND) {
+	if (r == REQ_GET || r == REQ_FIND || r == REQ_BASELINE) {
 		curl_easy_setopt(s->easy, CURLOPT_HTTPGET, 1L);
 	} else {
 		curl_easy_setopt(s->easy, CURLOPT_POSTFIELDS, s->body.p);
@@ -389,6 +431,8 @@ request_succeeded(struct sender *s)
 		if (s->head == s->len)
 			s->head = s->len = 0;
 		break;
+	case REQ_BASELINE: /* answered in baseline_done */
+		break;
 	case REQ_STOP:
 	case REQ_GET:
 		s->stopped = true;
@@ -403,30 +447,57 @@ request_succeeded(struct sender *s)
 	return 0;
 }
 
-/* Whether the tracker refused a batch for its mem_usage: a tracker older
- * than SPEC 6.3 answers 400 "unknown field ... mem_usage". */
+/* Whether the tracker refused request r for naming field: one older than
+ * the field answers 400 "unknown field \"FIELD\"" (SPEC 6.3's mem_usage
+ * of a sample, exit_status of a stop). */
 static bool
-refused_mem(const struct sender *s, long code)
+refused_field(const struct sender *s, long code, enum request r,
+	      const char *field)
 {
-	static const char field[] = "mem_usage";
-	return s->inflight == REQ_USAGE && code == 400 && !s->no_mem &&
-	       s->answer.body.p &&
+	return s->inflight == r && code == 400 && s->answer.body.p &&
 	       memmem(s->answer.body.p, s->answer.body.len, field,
-		      sizeof field - 1);
+		      strlen(field));
 }
 
-/* Send the samples again without memory, and from now on (once). */
+/* Send the request again without field, and from now on (*dropped). */
 static void
-drop_mem(struct sender *s)
+drop_field(struct sender *s, bool *dropped, const char *field,
+	   const char *instead)
 {
 	if (!s->quiet)
 		fprintf(stderr,
-			"grasshopper: tracker %s does not take "
-			"mem_usage (an older version); sending CPU "
-			"only\n",
-			s->server);
-	s->no_mem = true;
+			"grasshopper: tracker %s does not take %s (an older "
+			"version); %s\n",
+			s->server, field, instead);
+	*dropped = true;
 	s->retry_at = 0;
+}
+
+/* The baseline GET ended with rc and code: keep its answer, or why there
+ * is none. Never retried (see the top of this file). */
+static void
+baseline_done(struct sender *s, CURLcode rc, long code)
+{
+	s->baseline = BASELINE_DONE;
+	if (rc != CURLE_OK) {
+		const char *e = s->answer.error[0] ? s->answer.error
+						   : curl_easy_strerror(rc);
+		buf_puts(&s->baseline_why, "no answer from the tracker (");
+		printable_add(&s->baseline_why, e, strlen(e));
+		buf_puts(&s->baseline_why, ")");
+	} else if (code != 200) {
+		buf_printf(&s->baseline_why,
+			   "the tracker gave no baseline (%ld", code);
+		tracker_error_add(&s->baseline_why, s->answer.body.p,
+				  s->answer.body.len);
+		buf_puts(&s->baseline_why,
+			 code == 404 ? "; an older version?)" : ")");
+	} else {
+		buf_add(&s->baseline_body,
+			s->answer.body.p ? s->answer.body.p : "",
+			s->answer.body.len);
+	}
+	s->progress++;
 }
 
 /* Whether a failed request may still have been carried out: anything but
@@ -448,7 +519,9 @@ request_done(struct sender *s, CURLcode rc)
 	long code = 0;
 	curl_easy_getinfo(s->easy, CURLINFO_RESPONSE_CODE, &code);
 	curl_multi_remove_handle(s->multi, s->easy);
-	if (rc != CURLE_OK) {
+	if (s->inflight == REQ_BASELINE) {
+		baseline_done(s, rc, code);
+	} else if (rc != CURLE_OK) {
 		request_retry(s, s->answer.error[0] ? s->answer.error
 						    : curl_easy_strerror(rc));
 	} else if (code >= 200 && code < 300) {
@@ -469,8 +542,14 @@ request_done(struct sender *s, CURLcode rc)
 		char why[64];
 		snprintf(why, sizeof why, "HTTP %ld", code);
 		request_retry(s, why);
-	} else if (refused_mem(s, code)) {
-		drop_mem(s);
+	} else if (!s->no_mem &&
+		   refused_field(s, code, REQ_USAGE, "mem_usage")) {
+		drop_field(s, &s->no_mem, "mem_usage", "sending CPU only");
+	} else if (!s->no_exit &&
+		   refused_field(s, code, REQ_STOP, "exit_status")) {
+		/* The command's other figures are still worth keeping. */
+		drop_field(s, &s->no_exit, "exit_status",
+			   "stopping the test without it");
 	} else {
 		request_refused(s, code);
 	}
@@ -519,7 +598,8 @@ sender_complete(const struct sender *s)
 bool
 sender_idle(const struct sender *s)
 {
-	return s->gave_up || (sender_complete(s) && !s->fetch);
+	return s->gave_up ||
+	       (sender_complete(s) && !s->fetch && !baseline_due(s));
 }
 
 unsigned long
@@ -560,4 +640,14 @@ sender_result(const struct sender *s, size_t *len)
 {
 	*len = s->result.len;
 	return s->result.len ? s->result.p : NULL;
+}
+
+const char *
+sender_baseline(const struct sender *s, size_t *len, const char **why)
+{
+	*len = s->baseline_body.len;
+	*why = s->baseline_why.len	     ? s->baseline_why.p
+	       : s->baseline == BASELINE_DUE ? "no answer from the tracker"
+					     : NULL;
+	return s->baseline_body.len ? s->baseline_body.p : NULL;
 }

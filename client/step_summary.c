@@ -1,8 +1,9 @@
 /*
  * GitHub Actions' job summary (SPEC 6.3): when GITHUB_STEP_SUMMARY names a
  * file, the run is appended to it as a short Markdown table with a link
- * to its page, which GitHub shows on the job's page. A file that cannot
- * be written costs a warning, never the run.
+ * to its page, which GitHub shows on the job's page, and under it the
+ * comparison with its baseline (SPEC 6.4). A file that cannot be written
+ * costs a warning, never the run.
  */
 #include "client.h"
 
@@ -51,9 +52,29 @@ md_url(struct buf *b, const char *url)
 	}
 }
 
+/* Append the comparison with the baseline (when it had enough runs) and
+ * the gate's verdict (when one was asked for), a paragraph each: a blank
+ * line first ends the table. */
+static void
+md_comparison(struct buf *b, const struct comparison *cmp)
+{
+	if (cmp->compared) {
+		buf_puts(b, "\nThis run ");
+		md_text(b, cmp->line.p);
+		buf_puts(b, "\n");
+	}
+	if (cmp->verdict == GATE_SLOWER || cmp->verdict == GATE_UNJUDGED ||
+	    cmp->verdict == GATE_PASSED) {
+		buf_puts(b, cmp->verdict == GATE_SLOWER ? "\n**" : "\n");
+		md_text(b, cmp->why.p);
+		buf_puts(b, cmp->verdict == GATE_SLOWER ? "**\n" : "\n");
+	}
+}
+
 void
 step_summary_format(struct buf *b, const struct run_stats *st, const char *name,
-		    int exit_status, const char *server)
+		    int exit_status, const char *server,
+		    const struct comparison *cmp)
 {
 	double pct = st->duration > 0 ? 100.0 * st->above / st->duration : 0;
 	/* A blank line first, also when the file does not end with a
@@ -98,8 +119,8 @@ step_summary_format(struct buf *b, const struct run_stats *st, const char *name,
 		buf_printf(b, "%d |\n", exit_status);
 	else
 		buf_puts(b, "- |\n");
-	/* Issue 14 (SPEC 6.4) adds its line here: this run against its
-	 * baseline's medians, when the baseline has at least 3 runs. */
+	if (cmp)
+		md_comparison(b, cmp);
 }
 
 /* Append b to the file at path in one write; return 0 or -1 (errno). */
@@ -130,13 +151,14 @@ append_once(const char *path, const struct buf *b)
 
 void
 step_summary_write(const struct run_stats *st, const char *name,
-		   int exit_status, const char *server)
+		   int exit_status, const char *server,
+		   const struct comparison *cmp)
 {
 	const char *path = getenv("GITHUB_STEP_SUMMARY");
 	if (!path || !*path)
 		return;
 	struct buf b = {0};
-	step_summary_format(&b, st, name, exit_status, server);
+	step_summary_format(&b, st, name, exit_status, server, cmp);
 	if (append_once(path, &b) < 0) {
 		struct buf shown = {0};
 		printable_add(&shown, path, strlen(path));

@@ -314,7 +314,7 @@ test_step_summary(void)
 					    .system_cpu = 0.125,
 					    .max_rss_kib = 2048};
 	struct buf b = {0};
-	step_summary_format(&b, &st, "make check", 2, "http://h:5000");
+	step_summary_format(&b, &st, "make check", 2, "http://h:5000", NULL);
 	is_str(b.p,
 	       "\n\n| grasshopper | duration | above 50% | peak CPU | mean CPU "
 	       "| peak memory | command CPU | max RSS | exit |\n"
@@ -329,7 +329,7 @@ test_step_summary(void)
 	st.command.known = false;
 	st.mem_known = false;
 	step_summary_format(&b, &st, "a|b <i>x</i>\n[y](z) \xff", -1,
-			    "http://h:5000");
+			    "http://h:5000", NULL);
 	ok(strstr(b.p, "| a\\|b \\<i\\>x\\<\\/i\\> \\[y\\]\\(z\\) \xef\xbf\xbd "
 		       "(not recorded) |") != NULL,
 	   "a hostile name is escaped: no cell break, no HTML, no link, "
@@ -341,7 +341,7 @@ test_step_summary(void)
 
 	buf_reset(&b);
 	st.test_id = 7;
-	step_summary_format(&b, &st, "x", 0, "http://h:5000/a (b)|c");
+	step_summary_format(&b, &st, "x", 0, "http://h:5000/a (b)|c", NULL);
 	ok(strstr(b.p, "](http://h:5000/a%20%28b%29%7Cc/#/test/7)") != NULL,
 	   "the link's address cannot end the link or the cell");
 	buf_free(&b);
