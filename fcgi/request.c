@@ -266,6 +266,7 @@ static const struct route {
     {"POST", "/api/v1/test/:id/usage", usage_post, USER, VALUES_USAGE},
     {"GET", "/api/v1/test/:id/usage", usage_get, USER, VALUES_SMALL},
     {"POST", "/api/v1/test/:id/stop", test_stop, USER, VALUES_SMALL},
+    {"GET", "/api/v1/test/:id/baseline", test_baseline, USER, VALUES_SMALL},
     {"GET", "/api/v1/health", health_get, PUBLIC, VALUES_SMALL},
 };
 

@@ -9,7 +9,8 @@
 #define TEST_COLS                                                              \
 	"id, name, description, threshold, ts_us(start_time), "                \
 	"ts_us(end_time), samples, cpu_sum, cpu_max, above_us, user_cpu, "     \
-	"system_cpu, max_rss, tags, mem_samples, mem_sum, mem_max"
+	"system_cpu, max_rss, tags, mem_samples, mem_sum, mem_max, "           \
+	"exit_status"
 
 const struct statement statements[STMT__COUNT] = {
     [STMT_PING] = {"ping", "SELECT 1", 0, REPEAT | NOWAIT},
@@ -88,11 +89,19 @@ const struct statement statements[STMT__COUNT] = {
 				 5, REPEAT},
     /* The test's columns (NULL for an unknown test), then the status. */
     [STMT_TEST_STOP] = {"test_stop",
-			"SELECT " TEST_COLS ", s.status FROM test_finish("
+			"SELECT " TEST_COLS ", s.status FROM test_finish_exit("
 			"$1::bigint, $2::bigint, $3::timestamptz, $4::float8, "
-			"$5::float8, $6::bigint) s, "
+			"$5::float8, $6::bigint, $7::smallint) s, "
 			"LATERAL (SELECT (s.test).*) t",
-			6, 0},
+			7, 0},
+    /* No row for someone else's test or an unknown one (schema:
+     * test_baseline). */
+    [STMT_TEST_BASELINE] = {"test_baseline",
+			    "SELECT runs, duration, time_above_threshold, "
+			    "max_cpu_usage, mean_cpu_usage, max_mem_usage, "
+			    "user_cpu, system_cpu, max_rss FROM test_baseline("
+			    "$1::bigint, $2::bigint, $3::int)",
+			    3, REPEAT},
     /* $5 NULL: no sample has a mem_usage. */
     [STMT_USAGE_ADD] = {"usage_add",
 			"SELECT status, stored, above FROM usage_add_mem("

@@ -1,4 +1,4 @@
-/* Tests (runs): create, list, get, stop. */
+/* Tests (runs): create, list, get, stop, baseline. */
 #include "tracker.h"
 #include "isotime.h"
 #include "utf8.h"
@@ -21,11 +21,16 @@
 /* The command's resources at stop: seconds of CPU, KiB of RSS. */
 #define COMMAND_CPU_MAX 1e12
 #define COMMAND_RSS_MAX 9007199254740992.0 /* 2^53: exact in a double */
+/* The status the client exits with: the command's, or 128+N (signal N). */
+#define EXIT_STATUS_MAX 255
+/* SPEC 6.4: how many earlier runs a baseline is the median of. */
+#define BASELINE_RUNS_DEFAULT 10
+#define BASELINE_RUNS_MAX 100
 
 static const char *const create_fields[] = {
     "name", "description", "threshold", "start_time", "tags", NULL};
-static const char *const stop_fields[] = {"end_time", "user_cpu", "system_cpu",
-					  "max_rss", NULL};
+static const char *const stop_fields[] = {
+    "end_time", "exit_status", "user_cpu", "system_cpu", "max_rss", NULL};
 
 static int64_t
 col_int(PGresult *res, int row, int col)
@@ -65,11 +70,14 @@ col_number(PGresult *res, int row, int col, bool whole)
 static struct json_object *
 command_json(PGresult *res, int row)
 {
-	if (PQgetisnull(res, row, TC_USER_CPU) &&
+	if (PQgetisnull(res, row, TC_EXIT_STATUS) &&
+	    PQgetisnull(res, row, TC_USER_CPU) &&
 	    PQgetisnull(res, row, TC_SYSTEM_CPU) &&
 	    PQgetisnull(res, row, TC_MAX_RSS))
 		return NULL;
 	struct json_object *c = json_object_new_object();
+	json_object_object_add(c, "exit_status",
+			       col_number(res, row, TC_EXIT_STATUS, true));
 	json_object_object_add(c, "user_cpu",
 			       col_number(res, row, TC_USER_CPU, false));
 	json_object_object_add(c, "system_cpu",
@@ -473,9 +481,11 @@ test_stop(struct request *req)
 	struct json_object *o = request_object(req, stop_fields, true);
 	if (!o)
 		return;
-	double cpu[2] = {0, 0}, rss = 0;
-	int has_user, has_system, has_rss;
+	double cpu[2] = {0, 0}, rss = 0, exit_status = 0;
+	int has_exit, has_user, has_system, has_rss;
 	if (jv_time(o, "", "end_time", &end, &e) < 0 ||
+	    (has_exit = whole_field(o, "exit_status", EXIT_STATUS_MAX,
+				    &exit_status, &e)) < 0 ||
 	    (has_user = jv_number(o, "", "user_cpu", 0, COMMAND_CPU_MAX,
 				  &cpu[0], &e)) < 0 ||
 	    (has_system = jv_number(o, "", "system_cpu", 0, COMMAND_CPU_MAX,
@@ -486,30 +496,33 @@ test_stop(struct request *req)
 		goto done;
 	}
 	char user[INT_PARAM_SIZE], id[INT_PARAM_SIZE], et[ISOTIME_MAX],
-	    uc[DOUBLE_MAX], sc[DOUBLE_MAX], kib[INT_PARAM_SIZE];
+	    uc[DOUBLE_MAX], sc[DOUBLE_MAX], kib[INT_PARAM_SIZE],
+	    status[INT_PARAM_SIZE];
 	isotime_format(end, et);
 	format_double(cpu[0], uc);
 	format_double(cpu[1], sc);
-	const char *params[] = {int_param(user, req->user),
-				int_param(id, req->id),
-				et,
-				has_user ? uc : NULL,
-				has_system ? sc : NULL,
-				has_rss ? int_param(kib, (int64_t)rss) : NULL};
+	const char *params[] = {
+	    int_param(user, req->user),
+	    int_param(id, req->id),
+	    et,
+	    has_user ? uc : NULL,
+	    has_system ? sc : NULL,
+	    has_rss ? int_param(kib, (int64_t)rss) : NULL,
+	    has_exit ? int_param(status, (int64_t)exit_status) : NULL};
 	enum db_status s = db_exec(req->w->db, STMT_TEST_STOP, params, &res);
 	if (s != DB_OK) {
 		respond_db(req, s);
 		goto done;
 	}
 	/* One call stops the test and returns it (schema: test_end). */
-	const char *status = PQgetvalue(res, 0, TC__COUNT);
-	if (strcmp(status, "not_found") == 0)
+	const char *result = PQgetvalue(res, 0, TC__COUNT);
+	if (strcmp(result, "not_found") == 0)
 		respond_error(req, ERR_NOT_FOUND, "no such test");
-	else if (strcmp(status, "already_stopped") == 0)
+	else if (strcmp(result, "already_stopped") == 0)
 		respond_error(req, ERR_ALREADY_STOPPED,
 			      "test %lld is already stopped",
 			      (long long)req->id);
-	else if (strcmp(status, "before_start") == 0)
+	else if (strcmp(result, "before_start") == 0)
 		respond_error(req, ERR_INVALID_FIELD,
 			      "end_time %s is before the test's start_time",
 			      et);
@@ -518,4 +531,64 @@ test_stop(struct request *req)
 done:
 	PQclear(res);
 	json_object_put(o);
+}
+
+/* The columns of STMT_TEST_BASELINE after runs, each a median, and the
+ * keys they answer under (SPEC 6.4). */
+static const char *const baseline_figures[] = {
+    "duration",	     "time_above_threshold",
+    "max_cpu_usage", "mean_cpu_usage",
+    "max_mem_usage", "user_cpu",
+    "system_cpu",    "max_rss"};
+
+/* The baseline row of res as the API's object for test id. */
+static struct json_object *
+baseline_json(PGresult *res, int64_t id)
+{
+	struct json_object *o = json_object_new_object();
+	struct json_object *runs = json_tokener_parse(PQgetvalue(res, 0, 0));
+	if (!json_object_is_type(runs, json_type_array)) {
+		json_object_put(runs);
+		runs = json_object_new_array();
+	}
+	json_object_object_add(o, "id", json_object_new_int64(id));
+	json_object_object_add(
+	    o, "count", json_object_new_int64(json_object_array_length(runs)));
+	json_object_object_add(o, "runs", runs);
+	for (int i = 0;
+	     i < (int)(sizeof baseline_figures / sizeof baseline_figures[0]);
+	     i++)
+		json_object_object_add(o, baseline_figures[i],
+				       col_number(res, 0, 1 + i, false));
+	return o;
+}
+
+void
+test_baseline(struct request *req)
+{
+	char arg[16];
+	long long runs = BASELINE_RUNS_DEFAULT;
+	PGresult *res = NULL;
+
+	int r = request_query(req, "runs", arg, sizeof arg);
+	if (r < 0)
+		return;
+	if (r && parse_whole(arg, 1, BASELINE_RUNS_MAX, &runs)) {
+		respond_error(req, ERR_INVALID_FIELD,
+			      "runs must be a whole number from 1 to %d",
+			      BASELINE_RUNS_MAX);
+		return;
+	}
+	char user[INT_PARAM_SIZE], id[INT_PARAM_SIZE], n[INT_PARAM_SIZE];
+	const char *params[] = {int_param(user, req->user),
+				int_param(id, req->id), int_param(n, runs)};
+	enum db_status s =
+	    db_exec(req->w->db, STMT_TEST_BASELINE, params, &res);
+	if (s != DB_OK)
+		respond_db(req, s);
+	else if (PQntuples(res) == 0)
+		respond_error(req, ERR_NOT_FOUND, "no such test");
+	else
+		respond_json(req, 200, baseline_json(res, req->id));
+	PQclear(res);
 }

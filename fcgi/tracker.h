@@ -155,6 +155,7 @@ enum stmt {
 	STMT_TEST_LIST,
 	STMT_TEST_LIST_FILTERED,
 	STMT_TEST_STOP,
+	STMT_TEST_BASELINE,
 	STMT_USAGE_ADD,
 	STMT_USAGE_LIST,
 	STMT__COUNT
@@ -207,6 +208,7 @@ enum test_col {
 	TC_MEM_SAMPLES,
 	TC_MEM_SUM,
 	TC_MEM_MAX,
+	TC_EXIT_STATUS,
 	TC__COUNT /* test_stop's status follows */
 };
 
@@ -369,6 +371,7 @@ void test_create(struct request *req);
 void test_list(struct request *req);
 void test_get(struct request *req);
 void test_stop(struct request *req);
+void test_baseline(struct request *req);
 void usage_post(struct request *req);
 void usage_get(struct request *req);
 void health_get(struct request *req);

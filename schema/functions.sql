@@ -490,14 +490,16 @@ $$;
 -- Stop p_user's test p_test at p_end (POST /test/:id/stop, in one call):
 --   status: 'ok', 'not_found', 'already_stopped' or 'before_start'
 --   test:   the test's row after the call (NULL when 'not_found')
--- p_user_cpu, p_system_cpu, p_max_rss: the command's own resources, NULL
--- when not reported (schema/009).
-CREATE OR REPLACE FUNCTION test_finish(p_user bigint, p_test bigint,
-				       p_end timestamptz,
-				       p_user_cpu double precision,
-				       p_system_cpu double precision,
-				       p_max_rss bigint,
-				       OUT status text, OUT test tests)
+-- p_user_cpu, p_system_cpu, p_max_rss: the command's own resources
+-- (schema/009), p_exit_status the status the client exited with
+-- (schema/010); each NULL when not reported.
+CREATE OR REPLACE FUNCTION test_finish_exit(p_user bigint, p_test bigint,
+					    p_end timestamptz,
+					    p_user_cpu double precision,
+					    p_system_cpu double precision,
+					    p_max_rss bigint,
+					    p_exit_status smallint,
+					    OUT status text, OUT test tests)
 LANGUAGE plpgsql AS $$
 BEGIN
 	SELECT * INTO test FROM tests t
@@ -515,11 +517,26 @@ BEGIN
 	-- The trigger tests_pack_on_stop packs its samples, then the row is
 	-- read as it ends up.
 	UPDATE tests t SET end_time = p_end, user_cpu = p_user_cpu,
-		system_cpu = p_system_cpu, max_rss = p_max_rss
+		system_cpu = p_system_cpu, max_rss = p_max_rss,
+		exit_status = p_exit_status
 	WHERE t.id = p_test;
 	SELECT * INTO test FROM tests t WHERE t.id = p_test;
 	status := 'ok';
 END
+$$;
+
+-- test_finish of schema 9, without the exit status: the workers of the
+-- previous release call it during a rolling upgrade. Drop it in a later
+-- release.
+CREATE OR REPLACE FUNCTION test_finish(p_user bigint, p_test bigint,
+				       p_end timestamptz,
+				       p_user_cpu double precision,
+				       p_system_cpu double precision,
+				       p_max_rss bigint,
+				       OUT status text, OUT test tests)
+LANGUAGE sql AS $$
+	SELECT * FROM test_finish_exit(p_user, p_test, p_end, p_user_cpu,
+				       p_system_cpu, p_max_rss, NULL)
 $$;
 
 -- test_end of schemas 7-8, without the command's resources: the workers
@@ -529,7 +546,8 @@ CREATE OR REPLACE FUNCTION test_end(p_user bigint, p_test bigint,
 				    p_end timestamptz,
 				    OUT status text, OUT test tests)
 LANGUAGE sql AS $$
-	SELECT * FROM test_finish(p_user, p_test, p_end, NULL, NULL, NULL)
+	SELECT * FROM test_finish_exit(p_user, p_test, p_end, NULL, NULL, NULL,
+				       NULL)
 $$;
 
 -- test_stop of schemas 1-6, which answered only test_end's status: the
@@ -540,6 +558,50 @@ CREATE OR REPLACE FUNCTION test_stop(p_user bigint, p_test bigint,
 RETURNS text
 LANGUAGE sql AS $$
 	SELECT status FROM test_end(p_user, p_test, p_end)
+$$;
+
+-- The baseline of p_user's test p_test (GET /test/:id/baseline, SPEC
+-- 6.4): p_user's last p_runs stopped tests below it of its name and its
+-- branch tag (or none, when it has none), and the median of each figure
+-- over those of them that have it (NULL when none has; percentile_cont:
+-- the mean of the middle two of an even count). runs: their ids as a JSON
+-- array, newest first. No row when p_user has no test p_test. Times in
+-- seconds, usages as fractions, max_rss in KiB, as the test object has
+-- them. The runs are one range of tests_baseline (schema/010), found from
+-- the test's own row whatever plan the statement settles on: the same few
+-- index entries at 100 tests or 100 000 (bench/baseline.pl).
+CREATE OR REPLACE FUNCTION test_baseline(p_user bigint, p_test bigint,
+					 p_runs integer)
+RETURNS TABLE (runs json, duration double precision,
+	       time_above_threshold double precision,
+	       max_cpu_usage double precision,
+	       mean_cpu_usage double precision,
+	       max_mem_usage double precision,
+	       user_cpu double precision, system_cpu double precision,
+	       max_rss double precision)
+LANGUAGE sql STABLE AS $$
+	SELECT coalesce(json_agg(b.id ORDER BY b.id DESC)
+			FILTER (WHERE b.id IS NOT NULL), '[]'),
+	       percentile_cont(0.5) WITHIN GROUP (ORDER BY
+			(ts_us(b.end_time) - ts_us(b.start_time))::float8 / 1e6),
+	       percentile_cont(0.5) WITHIN GROUP (ORDER BY b.above_us::float8 / 1e6),
+	       percentile_cont(0.5) WITHIN GROUP (ORDER BY b.cpu_max),
+	       percentile_cont(0.5) WITHIN GROUP (ORDER BY
+			b.cpu_sum / nullif(b.samples, 0)),
+	       percentile_cont(0.5) WITHIN GROUP (ORDER BY b.mem_max),
+	       percentile_cont(0.5) WITHIN GROUP (ORDER BY b.user_cpu),
+	       percentile_cont(0.5) WITHIN GROUP (ORDER BY b.system_cpu),
+	       percentile_cont(0.5) WITHIN GROUP (ORDER BY b.max_rss)
+	FROM tests t
+	LEFT JOIN LATERAL (
+		SELECT * FROM tests r
+		WHERE r.user_id = t.user_id AND r.name = t.name
+		  AND coalesce(r.tags -> 'branch', 'null'::jsonb)
+		      = coalesce(t.tags -> 'branch', 'null'::jsonb)
+		  AND r.end_time IS NOT NULL AND r.id < t.id
+		ORDER BY r.id DESC LIMIT p_runs) b ON true
+	WHERE t.id = p_test AND t.user_id = p_user
+	GROUP BY t.id
 $$;
 
 -- A test that stops packs what it has in usage_recent, whoever stops it

@@ -145,15 +145,31 @@ is_error($s->api(GET => 'test?tag=a:b'), 401, 'unauthorized', 'filter without a 
 $tid = create({})->{json}{id};
 $r = $alice->api(POST => "test/$tid/stop", {user_cpu => 1.25, system_cpu => 0, max_rss => 123456});
 is_json_ok($r, 200, 'stop with the command\'s resources');
-is_deeply($r->{json}{command}, {user_cpu => 1.25, system_cpu => 0, max_rss => 123456},
-	'command figures returned');
+is_deeply($r->{json}{command}, {exit_status => undef, user_cpu => 1.25, system_cpu => 0, max_rss => 123456},
+	'command figures returned, exit_status null when not reported');
 is_deeply($alice->api(GET => "test/$tid")->{json}{command},
-	{user_cpu => 1.25, system_cpu => 0, max_rss => 123456}, '... and stored');
+	{exit_status => undef, user_cpu => 1.25, system_cpu => 0, max_rss => 123456}, '... and stored');
 
 $tid = create({})->{json}{id};
 $r = $alice->api(POST => "test/$tid/stop", {max_rss => 7});
-is_deeply($r->{json}{command}, {user_cpu => undef, system_cpu => undef, max_rss => 7},
+is_deeply($r->{json}{command}, {exit_status => undef, user_cpu => undef, system_cpu => undef, max_rss => 7},
 	'only max_rss: the others null');
+
+# exit_status (SPEC 6.3): the status the client exits with, 0-255.
+for my $status (0, 1, 137, 255) {
+	$tid = create({})->{json}{id};
+	$r = $alice->api(POST => "test/$tid/stop", {exit_status => $status});
+	is_json_ok($r, 200, "stop with exit_status $status");
+	is_deeply($r->{json}{command}, {exit_status => $status, user_cpu => undef, system_cpu => undef,
+		max_rss => undef}, "... returned as $status, the others null");
+	is($alice->api(GET => "test/$tid")->{json}{command}{exit_status}, $status, '... and stored');
+}
+$tid = create({})->{json}{id};
+$r = $alice->api(POST => "test/$tid/stop",
+	{exit_status => 2, user_cpu => 0.5, system_cpu => 0.25, max_rss => 1024});
+is_deeply($r->{json}{command}, {exit_status => 2, user_cpu => 0.5, system_cpu => 0.25, max_rss => 1024},
+	'exit_status with the command\'s figures');
+is($s->psql("SELECT exit_status FROM tests WHERE id = $tid"), 2, '... in its column');
 
 # A version-1 stop: nothing about the command.
 $tid = create({})->{json}{id};
@@ -164,15 +180,22 @@ ok(exists $r->{json}{command} && !defined $r->{json}{command}, 'command null whe
 $tid = create({})->{json}{id};
 for my $bad ([user_cpu => -1], [system_cpu => -0.5], [user_cpu => '1'], [max_rss => -1],
 	[max_rss => 1.5], [max_rss => '7'], [max_rss => 1e300], [user_cpu => 1e300],
-	[system_cpu => undef], [max_rss => [1]])
+	[system_cpu => undef], [max_rss => [1]], [exit_status => -1], [exit_status => 256],
+	[exit_status => 1.5], [exit_status => 0.0001], [exit_status => '0'], [exit_status => '1'],
+	[exit_status => undef], [exit_status => 1e300], [exit_status => 2**63], [exit_status => -(2**62)],
+	[exit_status => 4294967297], [exit_status => [0]], [exit_status => {}])
 {
 	my $b = {$bad->[0] => $bad->[1]};
 	is_error($alice->api(POST => "test/$tid/stop", $b), 400, 'invalid_field',
-		"stop with $bad->[0] " . (ref $bad->[1] ? 'array' : $bad->[1] // 'null'),
+		"stop with $bad->[0] " . (ref $bad->[1] ? lc ref $bad->[1] : $bad->[1] // 'null'),
 		field => $bad->[0]);
 }
 is_error($alice->api(POST => "test/$tid/stop", '{"user_cpu": 1e999}'), 400,
 	['invalid_field', 'invalid_json'], 'user_cpu beyond a double');
+for my $huge ('99999999999999999999999999', '255.0000000001', '255.0', '1e2', 'true') {
+	is_error($alice->api(POST => "test/$tid/stop", qq{{"exit_status": $huge}}), 400,
+		['invalid_field', 'invalid_json'], "exit_status $huge");
+}
 ok($alice->api(GET => "test/$tid")->{json}{active}, 'no refused stop stopped the test');
 is_error($s->api(POST => "test/$tid/stop", {user_cpu => 1}), 401, 'unauthorized',
 	'stop without a token');

@@ -93,10 +93,12 @@ is(six('SELECT count(*) FROM usage'), 250 + 35 + 50 + 70, 'schema 6: 405 samples
 is(six('SELECT count(*) FROM usage_recent'), 10 + 35 + 70, '... 115 of them not packed yet');
 
 is($s->init_db(TRACKER_DATABASE_URL => url('six')), 0, 'init-db upgrades schema 6');
-is(six('SELECT max(version) FROM schema_migrations'), 9, '... to schema 9 (8: memory, 9: tags)');
-is(six(q{SELECT string_agg(concat_ws(':', id, tags, user_cpu IS NULL, system_cpu IS NULL, max_rss IS NULL),
-	',' ORDER BY id) FROM tests}), six(q{SELECT string_agg(id || ':{}:t:t:t', ',' ORDER BY id) FROM tests}),
-	'... every test without tags or command figures (schema 9)');
+is(six('SELECT max(version) FROM schema_migrations'), 10,
+	'... to schema 10 (8: memory, 9: tags, 10: exit status, baseline index)');
+is(six(q{SELECT string_agg(concat_ws(':', id, tags, user_cpu IS NULL, system_cpu IS NULL, max_rss IS NULL,
+	exit_status IS NULL), ',' ORDER BY id) FROM tests}),
+	six(q{SELECT string_agg(id || ':{}:t:t:t:t', ',' ORDER BY id) FROM tests}),
+	'... every test without tags or command figures (schema 9) or exit status (schema 10)');
 is(six($q{$_}), $before{$_}, "... the same $_") for sort keys %q;
 # Schema 8: no sample of before has a memory figure, nor a test.
 is(six(q{SELECT count(*) FILTER (WHERE mem_usage IS NOT NULL) || ':' || count(*) FROM usage}), '0:405',
@@ -121,6 +123,9 @@ is(six(q{SELECT s.status || ':' || ((s.test).id IS NULL) FROM test_end(0, 0, now
 is(six(q{SELECT s.status || ':' || (s.test).user_cpu || ':' || (s.test).system_cpu || ':' || (s.test).max_rss
 	FROM tests t, test_finish(t.user_id, t.id, '2024-01-02Z', 1.5, 0.25, 2048) s WHERE t.name = 'a'}),
 	'ok:1.5:0.25:2048', 'test_finish stores the command\'s resources');
+is(six(q{SELECT s.status || ':' || ((s.test).exit_status IS NULL) FROM tests t,
+	test_finish(t.user_id, t.id, '2024-01-02Z', 1.5, 0.25, 2048) s WHERE t.name = 'a'}),
+	'already_stopped:true', "... schema 9's test_finish, without an exit status (old workers)");
 is(six(q{SELECT t.tags FROM users u, test_create(u.id, 'legacy', '', 0.5, now(), 100) t
 	WHERE u.username = 'six'}), '{}', "schema 6's test_create still creates, without tags");
 six(q{UPDATE tests SET end_time = NULL WHERE name = 'c'});
