@@ -7,7 +7,8 @@
 //
 // Views, chosen by the address's hash (router at the end):
 //   #/            logged out: log in / sign up; logged in: token and runs
-//   #/test/ID     one run: details, chart, CSV (the URL grasshopper prints)
+//   #/test/ID     one run: details, chart, CSV (the URL grasshopper prints),
+//                 memory, the command, tags
 //   #/tokens      named tokens, change password, log out everywhere
 
 const API = "/api/v1";
@@ -118,6 +119,7 @@ function accountForget() {
 	$("token-text").value = "";
 	$("runs-body").replaceChildren();
 	$("tokens-body").replaceChildren();
+	runMoreForget();
 }
 
 // ---- numbers and times, as people read them --------------------------------
@@ -529,6 +531,7 @@ function runReset(id) {
 		test: null,
 		xs: [], // sample timestamps, seconds
 		ys: [], // cpu_usage, percent
+		mem: [], // mem_usage, percent; null where a sample has none
 		above: [], // above_threshold
 		last: null, // the last timestamp, as the API wrote it (for `after`)
 	};
@@ -551,6 +554,7 @@ function samplesAdd(samples) {
 	for (const s of samples) {
 		run.xs.push(parseTs(s.timestamp));
 		run.ys.push(s.cpu_usage * 100);
+		run.mem.push(typeof s.mem_usage === "number" ? s.mem_usage * 100 : null);
 		run.above.push(s.above_threshold);
 		run.last = s.timestamp;
 	}
@@ -575,6 +579,7 @@ function runDetails(t) {
 	$("run-live").hidden = !t.active;
 	$("run").dataset.active = t.active;
 	document.title = `${t.name} #${t.id} · grasshopper`;
+	runMore(t);
 }
 
 async function showRun(id, mySeq, focus) {
@@ -627,6 +632,7 @@ async function runFollow(mySeq) {
 			if (mySeq !== seq) return;
 			run.xs = [];
 			run.ys = [];
+			run.mem = [];
 			run.above = [];
 			samplesAdd(all);
 		}
@@ -642,8 +648,12 @@ async function runFollow(mySeq) {
 
 // ---- the chart -----------------------------------------------------------------------
 
-let chart = null; // { u: uPlot, resize: ResizeObserver }
+let chart = null; // { u: uPlot, resize: ResizeObserver, memory: has a memory series }
 let chartLead = false; // the chart's data starts with a lead point
+
+// The points uPlot marks: every sample's, not the lead point's.
+const pointsAfterLead = (u, i, show) => (show && chartLead
+	? u.data[0].map((x, j) => j).slice(1) : null);
 
 function chartDestroy() {
 	if (!chart) return;
@@ -765,16 +775,23 @@ function chartDraw() {
 	const xs = lead ? [start, ...run.xs] : run.xs;
 	const ys = lead ? [run.ys[0], ...run.ys] : run.ys;
 	const threshold = run.test.threshold * 100;
-	const data = [xs, ys, xs.map(() => threshold)];
+	const memory = run.mem.some((v) => v !== null);
+	const data = [xs, ys, ...(memory ? [lead ? [run.mem[0], ...run.mem] : run.mem] : []),
+		xs.map(() => threshold)];
 	chartLead = lead;
-	if (chart) {
+	box.dataset.memory = String(memory);
+	$("caption-mem").hidden = !memory;
+	box.setAttribute("aria-label", memory ? "CPU and memory usage over time" : "CPU usage over time");
+	if (chart && chart.memory === memory) {
 		chart.u.setData(data);
 		return;
 	}
+	chartDestroy(); // memory appeared on a live run: one more series
 
 	const colors = {
 		cpu: cssVar("--chart-cpu"),
 		fill: cssVar("--chart-cpu-fill"),
+		memory: cssVar("--chart-mem"),
 		threshold: cssVar("--chart-threshold"),
 		above: cssVar("--chart-above"),
 		axis: cssVar("--muted"),
@@ -805,10 +822,10 @@ function chartDraw() {
 				fill: colors.fill,
 				width: 2,
 				paths: window.uPlot.paths.stepped({ align: -1 }),
-				points: { filter: (u, i, show) => (show && chartLead
-					? u.data[0].map((x, j) => j).slice(1) : null) },
+				points: { filter: pointsAfterLead },
 				value: percent,
 			},
+			...(memory ? [memorySeries(colors, percent)] : []),
 			// The threshold, in the legend; the plugin draws its line.
 			{ label: "Threshold", stroke: colors.threshold, paths: () => null,
 				points: { show: false }, value: percent },
@@ -820,7 +837,7 @@ function chartDraw() {
 		u.setSize({ width: Math.max(200, box.clientWidth), height: chartHeight() });
 	});
 	resize.observe(box);
-	chart = { u, resize };
+	chart = { u, resize, memory };
 }
 
 // The samples as CSV, straight from the API (Accept: text/csv), a page at a
@@ -857,6 +874,107 @@ async function onCsv() {
 	} finally {
 		button.disabled = false;
 	}
+}
+
+// ---- one run: memory, the command, tags ------------------------------------------------
+
+// Tags the client detects, in this order; any others follow by name.
+const TAG_ORDER = ["ci", "repo", "branch", "commit", "job_url", "host", "cpus", "mem_total", "kernel"];
+const COMMIT_SHOWN = 12; // characters of a commit shown; the whole one on hover
+
+// The command's CPU seconds, as time -v gives them: "1.52 s" (longer ones as fmtSeconds).
+function fmtCpu(s) {
+	if (typeof s !== "number" || !Number.isFinite(s) || s < 0) return "–";
+	return s < 60 ? `${s.toFixed(2)} s` : fmtSeconds(s);
+}
+
+// KiB, as wait4 reports max RSS: "812 KiB", "47.1 MiB", "2.35 GiB".
+function fmtKiB(k) {
+	if (typeof k !== "number" || !Number.isFinite(k) || k < 0) return "–";
+	if (k < 1024) return `${k} KiB`;
+	if (k < 1024 * 1024) return `${(k / 1024).toFixed(1)} MiB`;
+	return `${(k / 1024 / 1024).toFixed(2)} GiB`;
+}
+
+// What runDetails leaves to this section: the memory figures, the command's
+// and the tags.
+function runMore(t) {
+	const memory = t.max_mem_usage !== null && t.max_mem_usage !== undefined;
+	$("run-mem-peak").textContent = fmtPercent(t.max_mem_usage);
+	$("run-mem-mean").textContent = fmtPercent(t.mean_mem_usage);
+	$("run-mem-peak-item").hidden = !memory;
+	$("run-mem-mean-item").hidden = !memory;
+	commandShow(t.command);
+	tagsShow(t.tags ?? {});
+}
+
+// The command's figures, each hidden when not reported (exit_status comes
+// from newer clients only); the whole section when none was.
+function commandShow(c) {
+	const figures = [
+		["user", c?.user_cpu, fmtCpu],
+		["system", c?.system_cpu, fmtCpu],
+		["rss", c?.max_rss, fmtKiB],
+		["exit", c?.exit_status, String],
+	];
+	let shown = 0;
+	for (const [name, value, format] of figures) {
+		const known = typeof value === "number";
+		$(`command-${name}-item`).hidden = !known;
+		$(`command-${name}`).textContent = known ? format(value) : "";
+		if (known) shown++;
+	}
+	const rss = c?.max_rss;
+	$("command-rss").title = typeof rss === "number" ? `${rss} KiB` : "";
+	$("command-exit").classList.toggle("failed", typeof c?.exit_status === "number" && c.exit_status !== 0);
+	$("run-command").hidden = shown === 0;
+}
+
+// The run chart's memory series: a line of its own colour, stepped as CPU's.
+function memorySeries(colors, percent) {
+	return {
+		label: "Memory",
+		stroke: colors.memory,
+		width: 2,
+		paths: window.uPlot.paths.stepped({ align: -1 }),
+		points: { filter: pointsAfterLead },
+		value: percent,
+	};
+}
+
+// An address the page may link to: http or https only (tags are user input).
+function httpUrl(s) {
+	try {
+		return ["http:", "https:"].includes(new URL(s).protocol);
+	} catch {
+		return false;
+	}
+}
+
+// One tag as "key=value", text only: job_url a link, commit shortened.
+function tagItem(key, value) {
+	let shown = value;
+	if (key === "job_url" && httpUrl(value)) {
+		shown = el("a", { href: value, rel: "noopener noreferrer", target: "_blank" }, value);
+	} else if (key === "commit" && [...value].length > COMMIT_SHOWN) {
+		shown = el("abbr", { title: value }, [...value].slice(0, COMMIT_SHOWN).join(""));
+	}
+	const li = el("li", {}, el("span", { className: "tag-key" }, key), "=",
+		el("span", { className: "tag-value" }, shown));
+	li.dataset.key = key;
+	return li;
+}
+
+function tagsShow(tags) {
+	const rank = (k) => (TAG_ORDER.includes(k) ? TAG_ORDER.indexOf(k) : TAG_ORDER.length);
+	const keys = Object.keys(tags).sort((a, b) => rank(a) - rank(b) || (a < b ? -1 : a > b ? 1 : 0));
+	$("run-tags").replaceChildren(...keys.map((k) => tagItem(k, String(tags[k]))));
+	$("run-tags").hidden = keys.length === 0;
+}
+
+// Nothing of the run's tags left in the hidden view.
+function runMoreForget() {
+	$("run-tags").replaceChildren();
 }
 
 // ---- logged in: named tokens, the password, log out everywhere -----------------
