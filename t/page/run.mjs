@@ -1,6 +1,7 @@
-// One run's page beyond CPU (issue 13), in headless Chromium: the memory
-// series and figures, the command's figures, the tags (a hostile one among
-// them). Runs are made through the API
+// One run's page beyond CPU (issues 13 and 14), in headless Chromium: the
+// memory series and figures, the command's figures, the tags (a hostile one
+// among them), the baseline with the difference, and the trend of a figure
+// across the runs of the same name and branch. Runs are made through the API
 // as grasshopper makes them; every expected number is computed here from
 // what was sent. Run by t/page.t; lib.mjs says how checks are reported.
 
@@ -18,9 +19,24 @@ const pct = (f) => {
 };
 const cpuSecs = (s) => `${s.toFixed(2)} s`;
 const mib = (kib) => `${(kib / 1024).toFixed(1)} MiB`;
+// The change from the baseline's median: "▲ +24%", "▼ −23%" (a decimal under 10%).
+const change = (value, base) => {
+	const d = ((value - base) / base) * 100;
+	const shown = Math.abs(d).toFixed(Math.abs(d) < 10 ? 1 : 0);
+	return `${d > 0 ? "▲ +" : "▼ −"}${shown}% ${d > 0 ? "more" : "less"}`;
+};
+const median = (xs) => {
+	const s = xs.filter((x) => x !== null).sort((a, b) => a - b);
+	if (s.length === 0) return null;
+	const m = Math.floor(s.length / 2);
+	return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+};
+
 const TAGS_MAX = 32;         // SPEC 6.3's limits on a test's tags
 const TAG_KEY_MAX = 64;
 const TAG_VALUE_MAX = 256;
+const BASELINE_RUNS = 10;    // the runs a baseline is made of (the page asks for 10)
+const TREND_RUNS = 30;       // the points of a trend
 const THRESHOLD = 0.5;
 const LOW_CPU = 0.2; // below the threshold
 const LOW_MEM = 0.3;
@@ -66,7 +82,8 @@ async function made(token, name, tags, shape, { active = false } = {}) {
 
 let page, consoleErrors, shot, visible, text;
 
-// The run page of `id`, loaded.
+// The run page of `id`, loaded down to its baseline and trend (or the line
+// that says why there is none).
 async function openRun(id) {
 	const to = `${URL_}/#/test/${id}`;
 	// The same address again: reload, so that the charts take the new size and colours.
@@ -74,6 +91,8 @@ async function openRun(id) {
 	else await page.goto(to);
 	await page.locator("#chart canvas").waitFor();
 	await until(async () => (await text("#run-id")) === `#${id}`);
+	await until(async () => (await text("#baseline-about")) !== "" || await visible("#baseline-error"));
+	await until(async () => (await text("#trend-about")) !== "" || await visible("#trend-error"));
 }
 
 // What the run chart shows: its legend's series and its data's state.
@@ -85,6 +104,19 @@ const chartState = () => page.evaluate(() => {
 		points: Number(box.dataset.points),
 	};
 });
+
+// The baseline table as {figure: [this run, baseline, difference]}.
+const baselineRows = () => page.locator("#baseline-body tr").evaluateAll((rows) =>
+	Object.fromEntries(rows.map((r) => [r.dataset.figure,
+		[".run-value", ".base-value", ".difference"].map((c) =>
+			r.querySelector(c).textContent.replace(/\s+/g, " ").trim())])));
+
+// The trend's links: [{id, text, current}], oldest first.
+const trendLinks = () => page.locator("#trend-points a").evaluateAll((as) => as.map((a) => ({
+	href: a.getAttribute("href"),
+	text: a.parentElement.textContent,
+	current: a.getAttribute("aria-current") === "page",
+})));
 
 async function main(b) {
 	({ page, consoleErrors, shot, visible, text } = b);
@@ -113,6 +145,13 @@ async function main(b) {
 	const most = Object.fromEntries(Array.from({ length: TAGS_MAX - 1 }, (_, i) =>
 		[`${"k".repeat(TAG_KEY_MAX - 2)}${String(i).padStart(2, "0")}`, "v".repeat(TAG_VALUE_MAX)]));
 	ids.badUrl = await made(token, "bad-url", { ...most, job_url: "javascript:alert(1)" }, HISTORY[0]);
+	// More earlier runs than a baseline takes (10) and a trend shows (30).
+	ids.many = [];
+	for (let i = 0; i < TREND_RUNS + 2; i++) {
+		ids.many.push(await made(token, "many", main, { ...HISTORY[i % 4], mem: null, command: null }));
+	}
+	const history = HISTORY; // h1..h4, in that order
+	const historyIds = [ids.h1, ids.h2, ids.h3, ids.h4];
 
 	const t = await api(token, "GET", `test/${ids.run}`);
 	const runMean = (RUN.mem + LOW_MEM * (RUN.duration - 1)) / RUN.duration;
@@ -164,6 +203,59 @@ async function main(b) {
 		!(await page.title()).includes("pwned"), await page.title());
 	await shot("page-run-memory.png");
 
+	// ---- the baseline --------------------------------------------------------------
+	const base = {
+		duration: median(history.map((h) => h.duration)),
+		time_above_threshold: median(history.map((h) => h.above)),
+		max_cpu_usage: median(history.map((h) => h.peak)),
+		max_mem_usage: median(history.map((h) => h.mem)),
+		user_cpu: median(history.map((h) => h.command?.user_cpu ?? null)),
+		system_cpu: median(history.map((h) => h.command?.system_cpu ?? null)),
+		max_rss: median(history.map((h) => h.command?.max_rss ?? null)),
+	};
+	const expect = {
+		duration: [secs(RUN.duration), secs(base.duration), change(RUN.duration, base.duration)],
+		time_above_threshold: [secs(RUN.above), secs(base.time_above_threshold),
+			change(RUN.above, base.time_above_threshold)],
+		max_cpu_usage: [pct(RUN.peak), pct(base.max_cpu_usage), change(RUN.peak, base.max_cpu_usage)],
+		max_mem_usage: [pct(RUN.mem), pct(base.max_mem_usage), change(RUN.mem, base.max_mem_usage)],
+		user_cpu: [cpuSecs(RUN.command.user_cpu), cpuSecs(base.user_cpu),
+			change(RUN.command.user_cpu, base.user_cpu)],
+		system_cpu: [cpuSecs(RUN.command.system_cpu), cpuSecs(base.system_cpu),
+			change(RUN.command.system_cpu, base.system_cpu)],
+		max_rss: [mib(RUN.command.max_rss), mib(base.max_rss), change(RUN.command.max_rss, base.max_rss)],
+	};
+	const rows = await baselineRows();
+	for (const [figure, want] of Object.entries(expect)) {
+		is(JSON.stringify(rows[figure]), JSON.stringify(want),
+			`baseline: ${figure}: this run, the median of its 4 earlier runs, the difference`);
+	}
+	is(Object.keys(rows).length, 7, "…and no other figure");
+	const about = await text("#baseline-about");
+	check("the baseline says what it is made of",
+		/median of the 4 earlier stopped runs of “build” on branch main/.test(about), about);
+	is(JSON.stringify(await page.locator("#baseline-about a").evaluateAll((as) => as.map((a) => a.getAttribute("href")))),
+		JSON.stringify(historyIds.map((id) => `#/test/${id}`)),
+		"…with links to exactly those runs (not another branch's, an active one, or this one)");
+	const diffs = await page.locator("#baseline-body .difference .diff").evaluateAll((ds) =>
+		ds.map((d) => ({ cls: d.className, color: getComputedStyle(d).color })));
+	const worse = diffs.find((d) => /worse/.test(d.cls));
+	const better = diffs.find((d) => /better/.test(d.cls));
+	check("a heavier figure and a lighter one differ in colour (and arrow: ▲/▼)",
+		worse && better && worse.color !== better.color, JSON.stringify(diffs));
+	await page.locator("#baseline").scrollIntoViewIfNeeded();
+	await shot("page-run-baseline.png", false);
+
+	// Too small: two earlier runs.
+	await openRun(ids.small);
+	const small = await text("#baseline-about");
+	check("2 earlier runs: the baseline is too small to compare, and says so",
+		/too small to compare/.test(small) && /only 2 earlier stopped runs/.test(small) && /at least 3/.test(small), small);
+	check("…and shows no median and no difference", !(await visible("#baseline-table")) &&
+		(await page.locator("#baseline-body tr").count()) === 0, "");
+	is(JSON.stringify(await page.locator("#baseline-about a").evaluateAll((as) => as.map((a) => a.getAttribute("href")))),
+		JSON.stringify([ids.small1, ids.small2].map((id) => `#/test/${id}`)), "…but links to the two runs");
+
 	// ---- a CPU-only run ----------------------------------------------------------------
 	await openRun(ids.cpuOnly);
 	chart = await chartState();
@@ -173,6 +265,9 @@ async function main(b) {
 		!(await visible("#run-mem-mean")) && !(await visible("#caption-mem")));
 	check("…no command figures (none reported), no tags", !(await visible("#run-command")) &&
 		!(await visible("#run-tags")));
+	check("…no earlier runs: nothing to compare with",
+		/No earlier stopped runs of “cpu-only” without a branch tag/.test(await text("#baseline-about")),
+		await text("#baseline-about"));
 
 	await openRun(ids.badUrl);
 	check("a job_url that is not http(s) is text, not a link",
@@ -186,10 +281,105 @@ async function main(b) {
 		await page.evaluate(() => document.documentElement.scrollWidth));
 	await page.setViewportSize({ width: 1280, height: 900 });
 
-	// ---- an unknown run ------------------------------------------------------------
+	// More runs than a baseline and a trend take: the newest of them only.
+	const last = ids.many[ids.many.length - 1];
+	await openRun(last);
+	is(JSON.stringify(await page.locator("#baseline-about a").evaluateAll((as) => as.map((a) => a.getAttribute("href")))),
+		JSON.stringify(ids.many.slice(-1 - BASELINE_RUNS, -1).map((id) => `#/test/${id}`)),
+		`${ids.many.length - 1} earlier runs: the baseline is made of the last ${BASELINE_RUNS}`);
+	is(JSON.stringify((await trendLinks()).map((l) => l.href)),
+		JSON.stringify(ids.many.slice(-TREND_RUNS).map((id) => `#/test/${id}`)),
+		`${ids.many.length} runs: the trend shows the newest ${TREND_RUNS}, this one last`);
+	await openRun(ids.many[1]);
+	is(JSON.stringify((await trendLinks()).map((l) => `${l.href} ${l.current}`)),
+		JSON.stringify([`#/test/${ids.many[0]} false`, `#/test/${ids.many[1]} true`]),
+		"an older run than the newest 30: the trend is of the runs up to it");
+
+	// ---- the trend -------------------------------------------------------------------
+	await openRun(ids.run);
+	const trendIds = [...historyIds, ids.run]; // main's stopped runs, oldest first
+	await page.selectOption("#trend-select", "duration");
+	let links = await trendLinks();
+	is(JSON.stringify(links.map((l) => l.href)), JSON.stringify(trendIds.map((id) => `#/test/${id}`)),
+		"trend: the stopped runs of the name on the branch, oldest first, each a link");
+	is(JSON.stringify(links.map((l) => l.current)), JSON.stringify(trendIds.map((id) => id === ids.run)),
+		"…this run marked as the current one");
+	is(JSON.stringify(links.map((l) => l.text)),
+		JSON.stringify([...history, RUN].map((h, i) => `#${trendIds[i]} ${secs(h.duration)}`)),
+		"…each with its duration");
+	const trendChart = () => page.locator("#trend-chart").evaluate((c) => ({
+		points: Number(c.dataset.points), runs: Number(c.dataset.runs), current: Number(c.dataset.current),
+		canvas: !!c.querySelector("canvas"),
+	}));
+	let tc = await trendChart();
+	check("…and as many points on its chart, this run's ringed", tc.canvas && tc.points === 5 &&
+		tc.runs === 5 && tc.current === 4, JSON.stringify(tc));
+	await page.selectOption("#trend-select", "memory");
+	tc = await trendChart();
+	links = await trendLinks();
+	check("peak memory: a point for each run that has it (4 of 5)", tc.points === 4 &&
+		links[2].text === `#${ids.h3} –` && links[4].text === `#${ids.run} ${pct(RUN.mem)}`,
+	JSON.stringify([tc, links]));
+	await page.selectOption("#trend-select", "command");
+	tc = await trendChart();
+	links = await trendLinks();
+	const cpuOf = (h) => h.command.user_cpu + h.command.system_cpu;
+	check("command CPU seconds (user + system): 4 of 5", tc.points === 4 &&
+		links[0].text === `#${ids.h1} ${secs(cpuOf(HISTORY[0]))}` &&
+		links[4].text === `#${ids.run} ${secs(cpuOf(RUN))}`, JSON.stringify([tc, links]));
+	await page.selectOption("#trend-select", "above");
+	links = await trendLinks();
+	is(links[1].text, `#${ids.h2} ${secs(HISTORY[1].above)}`, "time above threshold");
+	await page.locator("#trend").scrollIntoViewIfNeeded();
+	await shot("page-run-trend.png", false);
+
+	// A click on a point opens its run; so does a link, from the keyboard.
+	const over = await page.locator("#trend-chart .u-over").boundingBox();
+	await page.mouse.click(over.x + ((1 + 0.5) / 5) * over.width, over.y + over.height / 2);
+	await page.waitForURL(`**/#/test/${ids.h2}`);
+	check("a click on the trend's second point opens that run", page.url().endsWith(`#/test/${ids.h2}`), page.url());
+	await until(async () => (await trendLinks()).length === 5 && (await trendLinks())[1].current);
+	is(await page.inputValue("#trend-select"), "above", "…whose trend shows the same figure");
+	await page.focus(`#trend-points a[href="#/test/${ids.h4}"]`);
+	await page.keyboard.press("Enter");
+	await page.waitForURL(`**/#/test/${ids.h4}`);
+	check("a trend link followed with the keyboard opens its run", page.url().endsWith(`#/test/${ids.h4}`));
+
+	// Without a branch tag: the runs of the name without one, picked out by the page.
+	await openRun(ids.nb1);
+	await page.selectOption("#trend-select", "duration");
+	links = await trendLinks();
+	is(JSON.stringify(links.map((l) => l.href)), JSON.stringify([ids.nb1, ids.nb2].map((id) => `#/test/${id}`)),
+		"no branch tag: the trend has only the runs of the name without one");
+	check("…and says so", /without a branch tag/.test(await text("#trend-about")), await text("#trend-about"));
+
+	// ---- failures: an unknown run, an API error --------------------------------------
 	await page.goto(`${URL_}/#/test/999999999`);
 	await page.locator("#run-missing").waitFor();
-	check("an unknown run id: not found, nothing of a run shown", !(await visible("#run")));
+	check("an unknown run id: not found, and no baseline or trend of anything",
+		!(await visible("#run")) && (await text("#baseline-about")) === "" &&
+		(await page.locator("#trend-points a").count()) === 0);
+
+	await page.route(`**/api/v1/test/${ids.run}/baseline*`, (r) => r.fulfill({
+		status: 503, contentType: "application/json",
+		body: JSON.stringify({ error: "unavailable", message: "the database is unavailable" }) }));
+	await page.goto(`${URL_}/#/test/${ids.run}`);
+	await page.locator("#baseline-error").waitFor();
+	is(await text("#baseline-error"), "Could not load the baseline: the database is unavailable",
+		"the baseline's API error is shown to the user");
+	check("…and the rest of the run still shows, the trend too",
+		await until(async () => (await page.locator("#trend-points a").count()) === 5) &&
+		!(await visible("#baseline-table")));
+	await page.unroute(`**/api/v1/test/${ids.run}/baseline*`);
+	const list = (u) => u.pathname === "/api/v1/test" && u.searchParams.has("name");
+	await page.route(list, (r) => r.fulfill({ status: 500, contentType: "text/html", body: "<h1>oops</h1>" }));
+	await page.reload();
+	await page.locator("#trend-error").waitFor();
+	check("the trend's API error is shown to the user",
+		/^Could not load the trend: The tracker answered 500/.test(await text("#trend-error")),
+		await text("#trend-error"));
+	check("…and the baseline still shows", await until(() => visible("#baseline-table")));
+	await page.unroute(list);
 
 	// ---- a live run: both series follow it --------------------------------------------
 	const liveStart = Date.now() - 20e3;
@@ -199,6 +389,8 @@ async function main(b) {
 	await page.goto(`${URL_}/#/test/${live}`);
 	await page.locator("#chart canvas").waitFor();
 	is((await chartState()).memory, "false", "a live run, CPU only so far: no memory series");
+	check("…and no baseline until it stops", /when this run has stopped/.test(await text("#baseline-about")),
+		await text("#baseline-about"));
 	await api(token, "POST", `test/${live}/usage`,
 		[[0.7, 0.35], [0.4, 0.61]].map(([c, m], i) => ({ cpu_usage: c, mem_usage: m, timestamp: iso(liveStart + (i + 3) * 1000) })));
 	check("memory samples arriving: the memory series appears by itself",
@@ -216,20 +408,25 @@ async function main(b) {
 		await until(async () => (await text("#command-rss")) === "900 KiB", 10000), await text("#command-rss"));
 	check("…a failing exit status stands out", (await text("#command-exit")) === "3" &&
 		await page.locator("#command-exit").evaluate((e) => e.classList.contains("failed")));
+	check("…and the baseline is asked for: none yet",
+		await until(async () => /No earlier stopped runs of “live”/.test(await text("#baseline-about")), 10000),
+		await text("#baseline-about"));
 
 	// ---- a phone, and dark -----------------------------------------------------------
 	await page.setViewportSize({ width: 390, height: 844 });
 	await openRun(ids.run);
 	const width = () => page.evaluate(() => document.documentElement.scrollWidth);
-	check("phone: the run with its tags and the command's figures fits the screen's width",
+	check("phone: the run with its tags, baseline and trend fits the screen's width",
 		(await width()) <= 390, await width());
-	await shot("page-run-memory-phone.png");
+	check("phone: the baseline's rows are labelled lines", await page.locator("#baseline-body td.difference")
+		.first().evaluate((td) => getComputedStyle(td, "::before").content.includes("Difference")));
+	await shot("page-run-history-phone.png");
 	await page.setViewportSize({ width: 1280, height: 900 });
 	await page.emulateMedia({ colorScheme: "dark" });
 	await openRun(ids.run);
 	check("dark: the memory series has a colour of its own for the dark background",
 		await page.evaluate(() => getComputedStyle(document.documentElement).getPropertyValue("--chart-mem").trim()) !== "#6a3fb5");
-	await shot("page-run-memory-dark.png");
+	await shot("page-run-history-dark.png");
 	await page.emulateMedia({ colorScheme: "light" });
 
 	check("no errors in the console (CSP refusals included)", consoleErrors.length === 0,
