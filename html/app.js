@@ -1208,7 +1208,7 @@ function trendDraw() {
 	box.dataset.runs = String(runs.length);
 	box.dataset.current = String(here);
 	$("trend-points").replaceChildren(...runs.map((r, i) => trendPoint(r, values[i], format)));
-	$("trend-message").textContent = `None of these runs has a ${label.toLowerCase()}.`;
+	$("trend-message").textContent = `None of these runs has a value for “${label}”.`;
 	$("trend-message").hidden = present > 0;
 	trendDestroy();
 	if (typeof window.uPlot !== "function") return; // chartDraw says why

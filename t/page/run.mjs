@@ -268,6 +268,11 @@ async function main(b) {
 	check("…no earlier runs: nothing to compare with",
 		/No earlier stopped runs of “cpu-only” without a branch tag/.test(await text("#baseline-about")),
 		await text("#baseline-about"));
+	await page.selectOption("#trend-select", "memory");
+	check("…its trend of peak memory: no point, and a line saying why",
+		(await page.locator("#trend-chart").evaluate((c) => c.dataset.points)) === "0" &&
+		(await text("#trend-message")) === "None of these runs has a value for “Peak memory”." &&
+		await visible("#trend-message"), await text("#trend-message"));
 
 	await openRun(ids.badUrl);
 	check("a job_url that is not http(s) is text, not a link",
