@@ -7,7 +7,8 @@
 //
 // Views, chosen by the address's hash (router at the end):
 //   #/            logged out: log in / sign up; logged in: token and runs
-//   #/test/ID     one run: details, chart, CSV (the URL grasshopper prints)
+//   #/test/ID     one run: details, chart, CSV (the URL grasshopper prints),
+//                 memory, the command, tags, baseline, trend
 //   #/tokens      named tokens, change password, log out everywhere
 
 const API = "/api/v1";
@@ -118,6 +119,7 @@ function accountForget() {
 	$("token-text").value = "";
 	$("runs-body").replaceChildren();
 	$("tokens-body").replaceChildren();
+	runMoreForget();
 }
 
 // ---- numbers and times, as people read them --------------------------------
@@ -529,6 +531,7 @@ function runReset(id) {
 		test: null,
 		xs: [], // sample timestamps, seconds
 		ys: [], // cpu_usage, percent
+		mem: [], // mem_usage, percent; null where a sample has none
 		above: [], // above_threshold
 		last: null, // the last timestamp, as the API wrote it (for `after`)
 	};
@@ -551,6 +554,7 @@ function samplesAdd(samples) {
 	for (const s of samples) {
 		run.xs.push(parseTs(s.timestamp));
 		run.ys.push(s.cpu_usage * 100);
+		run.mem.push(typeof s.mem_usage === "number" ? s.mem_usage * 100 : null);
 		run.above.push(s.above_threshold);
 		run.last = s.timestamp;
 	}
@@ -575,6 +579,7 @@ function runDetails(t) {
 	$("run-live").hidden = !t.active;
 	$("run").dataset.active = t.active;
 	document.title = `${t.name} #${t.id} · grasshopper`;
+	runMore(t);
 }
 
 async function showRun(id, mySeq, focus) {
@@ -584,6 +589,7 @@ async function showRun(id, mySeq, focus) {
 	$("run-missing").hidden = true;
 	$("run-error").hidden = true;
 	$("csv-status").textContent = "";
+	historyReset();
 
 	// Ids are decimal numbers; anything else is as unknown as another
 	// user's run, which the API answers 404 too.
@@ -609,6 +615,7 @@ async function showRun(id, mySeq, focus) {
 	$("run").hidden = false;
 	runDetails(t);
 	chartDraw();
+	historyLoad(t, mySeq);
 	if (focus) $("run-name").focus();
 	if (t.active) poll(mySeq, RUN_POLL_MS, () => runFollow(mySeq));
 }
@@ -627,12 +634,16 @@ async function runFollow(mySeq) {
 			if (mySeq !== seq) return;
 			run.xs = [];
 			run.ys = [];
+			run.mem = [];
 			run.above = [];
 			samplesAdd(all);
 		}
 		runDetails(t);
 		chartDraw();
-		if (!t.active) return;
+		if (!t.active) {
+			historyLoad(t, mySeq); // stopped: now it has a baseline
+			return;
+		}
 	} catch (e) {
 		if (mySeq !== seq) return;
 		$("csv-status").textContent = `Live update failed (${e.message}); retrying.`;
@@ -642,8 +653,12 @@ async function runFollow(mySeq) {
 
 // ---- the chart -----------------------------------------------------------------------
 
-let chart = null; // { u: uPlot, resize: ResizeObserver }
+let chart = null; // { u: uPlot, resize: ResizeObserver, memory: has a memory series }
 let chartLead = false; // the chart's data starts with a lead point
+
+// The points uPlot marks: every sample's, not the lead point's.
+const pointsAfterLead = (u, i, show) => (show && chartLead
+	? u.data[0].map((x, j) => j).slice(1) : null);
 
 function chartDestroy() {
 	if (!chart) return;
@@ -667,6 +682,12 @@ function chartRange() {
 
 const cssVar = (name) =>
 	getComputedStyle(document.documentElement).getPropertyValue(name).trim();
+
+// A chart's axes, in the page's colours.
+function chartAxis() {
+	const grid = cssVar("--chart-grid");
+	return { stroke: cssVar("--muted"), grid: { stroke: grid, width: 1 }, ticks: { stroke: grid, width: 1 } };
+}
 
 // The time above threshold, shaded under everything, and the threshold, a
 // dashed line over everything. Each sample covers the interval since the
@@ -765,26 +786,27 @@ function chartDraw() {
 	const xs = lead ? [start, ...run.xs] : run.xs;
 	const ys = lead ? [run.ys[0], ...run.ys] : run.ys;
 	const threshold = run.test.threshold * 100;
-	const data = [xs, ys, xs.map(() => threshold)];
+	const memory = run.mem.some((v) => v !== null);
+	const data = [xs, ys, ...(memory ? [lead ? [run.mem[0], ...run.mem] : run.mem] : []),
+		xs.map(() => threshold)];
 	chartLead = lead;
-	if (chart) {
+	box.dataset.memory = String(memory);
+	$("caption-mem").hidden = !memory;
+	box.setAttribute("aria-label", memory ? "CPU and memory usage over time" : "CPU usage over time");
+	if (chart && chart.memory === memory) {
 		chart.u.setData(data);
 		return;
 	}
+	chartDestroy(); // memory appeared on a live run: one more series
 
 	const colors = {
 		cpu: cssVar("--chart-cpu"),
 		fill: cssVar("--chart-cpu-fill"),
+		memory: cssVar("--chart-mem"),
 		threshold: cssVar("--chart-threshold"),
 		above: cssVar("--chart-above"),
-		axis: cssVar("--muted"),
-		grid: cssVar("--chart-grid"),
 	};
-	const axis = {
-		stroke: colors.axis,
-		grid: { stroke: colors.grid, width: 1 },
-		ticks: { stroke: colors.grid, width: 1 },
-	};
+	const axis = chartAxis();
 	const percent = (u, v) => (v === null ? "–" : `${v.toFixed(1)}%`);
 	const u = new window.uPlot({
 		width: Math.max(200, box.clientWidth),
@@ -805,10 +827,10 @@ function chartDraw() {
 				fill: colors.fill,
 				width: 2,
 				paths: window.uPlot.paths.stepped({ align: -1 }),
-				points: { filter: (u, i, show) => (show && chartLead
-					? u.data[0].map((x, j) => j).slice(1) : null) },
+				points: { filter: pointsAfterLead },
 				value: percent,
 			},
+			...(memory ? [memorySeries(colors, percent)] : []),
 			// The threshold, in the legend; the plugin draws its line.
 			{ label: "Threshold", stroke: colors.threshold, paths: () => null,
 				points: { show: false }, value: percent },
@@ -820,7 +842,7 @@ function chartDraw() {
 		u.setSize({ width: Math.max(200, box.clientWidth), height: chartHeight() });
 	});
 	resize.observe(box);
-	chart = { u, resize };
+	chart = { u, resize, memory };
 }
 
 // The samples as CSV, straight from the API (Accept: text/csv), a page at a
@@ -857,6 +879,394 @@ async function onCsv() {
 	} finally {
 		button.disabled = false;
 	}
+}
+
+// ---- one run: memory, the command, tags ------------------------------------------------
+
+// Tags the client detects, in this order; any others follow by name.
+const TAG_ORDER = ["ci", "repo", "branch", "commit", "job_url", "host", "cpus", "mem_total", "kernel"];
+const COMMIT_SHOWN = 12; // characters of a commit shown; the whole one on hover
+
+// The command's CPU seconds, as time -v gives them: "1.52 s" (longer ones as fmtSeconds).
+function fmtCpu(s) {
+	if (typeof s !== "number" || !Number.isFinite(s) || s < 0) return "–";
+	return s < 60 ? `${s.toFixed(2)} s` : fmtSeconds(s);
+}
+
+// KiB, as wait4 reports max RSS: "812 KiB", "47.1 MiB", "2.35 GiB".
+function fmtKiB(k) {
+	if (typeof k !== "number" || !Number.isFinite(k) || k < 0) return "–";
+	if (k < 1024) return `${k} KiB`;
+	if (k < 1024 * 1024) return `${(k / 1024).toFixed(1)} MiB`;
+	return `${(k / 1024 / 1024).toFixed(2)} GiB`;
+}
+
+// What runDetails leaves to this section: the memory figures, the command's
+// and the tags.
+function runMore(t) {
+	const memory = t.max_mem_usage !== null && t.max_mem_usage !== undefined;
+	$("run-mem-peak").textContent = fmtPercent(t.max_mem_usage);
+	$("run-mem-mean").textContent = fmtPercent(t.mean_mem_usage);
+	$("run-mem-peak-item").hidden = !memory;
+	$("run-mem-mean-item").hidden = !memory;
+	commandShow(t.command);
+	tagsShow(t.tags ?? {});
+}
+
+// The command's figures, each hidden when not reported (exit_status comes
+// from newer clients only); the whole section when none was.
+function commandShow(c) {
+	const figures = [
+		["user", c?.user_cpu, fmtCpu],
+		["system", c?.system_cpu, fmtCpu],
+		["rss", c?.max_rss, fmtKiB],
+		["exit", c?.exit_status, String],
+	];
+	let shown = 0;
+	for (const [name, value, format] of figures) {
+		const known = typeof value === "number";
+		$(`command-${name}-item`).hidden = !known;
+		$(`command-${name}`).textContent = known ? format(value) : "";
+		if (known) shown++;
+	}
+	const rss = c?.max_rss;
+	$("command-rss").title = typeof rss === "number" ? `${rss} KiB` : "";
+	$("command-exit").classList.toggle("failed", typeof c?.exit_status === "number" && c.exit_status !== 0);
+	$("run-command").hidden = shown === 0;
+}
+
+// The run chart's memory series: a line of its own colour, stepped as CPU's.
+function memorySeries(colors, percent) {
+	return {
+		label: "Memory",
+		stroke: colors.memory,
+		width: 2,
+		paths: window.uPlot.paths.stepped({ align: -1 }),
+		points: { filter: pointsAfterLead },
+		value: percent,
+	};
+}
+
+// An address the page may link to: http or https only (tags are user input).
+function httpUrl(s) {
+	try {
+		return ["http:", "https:"].includes(new URL(s).protocol);
+	} catch {
+		return false;
+	}
+}
+
+// One tag as "key=value", text only: job_url a link, commit shortened.
+function tagItem(key, value) {
+	let shown = value;
+	if (key === "job_url" && httpUrl(value)) {
+		shown = el("a", { href: value, rel: "noopener noreferrer", target: "_blank" }, value);
+	} else if (key === "commit" && [...value].length > COMMIT_SHOWN) {
+		shown = el("abbr", { title: value }, [...value].slice(0, COMMIT_SHOWN).join(""));
+	}
+	const li = el("li", {}, el("span", { className: "tag-key" }, key), "=",
+		el("span", { className: "tag-value" }, shown));
+	li.dataset.key = key;
+	return li;
+}
+
+function tagsShow(tags) {
+	const rank = (k) => (TAG_ORDER.includes(k) ? TAG_ORDER.indexOf(k) : TAG_ORDER.length);
+	const keys = Object.keys(tags).sort((a, b) => rank(a) - rank(b) || (a < b ? -1 : a > b ? 1 : 0));
+	$("run-tags").replaceChildren(...keys.map((k) => tagItem(k, String(tags[k]))));
+	$("run-tags").hidden = keys.length === 0;
+}
+
+// Nothing of the run's tags, baseline or trend left in the hidden view.
+function runMoreForget() {
+	$("run-tags").replaceChildren();
+	historyReset();
+}
+
+// ---- one run: against its baseline (SPEC 6.4) ---------------------------------------
+
+const BASELINE_RUNS = 10; // SPEC 6.4's default: the last 10 earlier runs
+const BASELINE_LEAST = 3; // fewer are noise, not a baseline (issue 14): no comparison
+
+// "of “make” on branch main": which runs a baseline or trend is made of.
+function historyOf(t) {
+	const branch = t.tags?.branch;
+	return `of “${t.name}” ${branch === undefined ? "without a branch tag" : `on branch ${branch}`}`;
+}
+
+// Links to runs, "#12, #15, #17".
+function runLinks(ids) {
+	return ids.flatMap((id, i) => [i ? ", " : "", el("a", { href: `#/test/${id}` }, `#${id}`)]);
+}
+
+// Empty the baseline and the trend: a run is loading, or another one.
+function historyReset() {
+	trendDestroy();
+	trend.runs = [];
+	$("baseline-about").textContent = "";
+	$("baseline-error").hidden = true;
+	$("baseline-table").hidden = true;
+	$("baseline-key").hidden = true;
+	$("baseline-body").replaceChildren();
+	$("trend-about").textContent = "";
+	$("trend-error").hidden = true;
+	$("trend-box").hidden = true;
+	$("trend-points").replaceChildren();
+}
+
+let historySeq = 0; // numbers the loads, as seq the routes: a run that stops loads again
+
+// The baseline and the trend of run t, each on its own: one failing leaves
+// the other.
+function historyLoad(t, mySeq) {
+	historyReset();
+	const mine = ++historySeq;
+	const current = () => mySeq === seq && mine === historySeq;
+	baselineLoad(t, current);
+	trendLoad(t, current);
+}
+
+// The figures compared with the baseline: the run's value, the baseline's
+// key and how both are written. More of any of them is heavier.
+const BASELINE_FIGURES = [
+	["Duration", (t) => t.duration, "duration", fmtSeconds],
+	["Above threshold", (t) => t.time_above_threshold, "time_above_threshold", fmtSeconds],
+	["Peak CPU", (t) => t.max_cpu_usage, "max_cpu_usage", fmtPercent],
+	["Peak memory", (t) => t.max_mem_usage, "max_mem_usage", fmtPercent],
+	["User CPU time", (t) => t.command?.user_cpu, "user_cpu", fmtCpu],
+	["System CPU time", (t) => t.command?.system_cpu, "system_cpu", fmtCpu],
+	["Max resident set size", (t) => t.command?.max_rss, "max_rss", fmtKiB],
+];
+
+// The change from `base` to `value` as an element: "▲ +12%" (worse), "▼ −3.5%"
+// (better), "±0%"; "–" when there is nothing to divide by.
+function diffElement(value, base) {
+	if (typeof value !== "number" || typeof base !== "number" || base <= 0) {
+		return el("span", { className: "diff" }, "–");
+	}
+	const pct = ((value - base) / base) * 100;
+	const digits = Math.abs(pct) < 10 ? 1 : 0;
+	const shown = Math.abs(pct).toFixed(digits);
+	if (Number(shown) === 0) return el("span", { className: "diff same" }, "±0%");
+	const worse = pct > 0;
+	const arrow = el("span", {}, worse ? "▲ " : "▼ ");
+	arrow.setAttribute("aria-hidden", "true");
+	return el("span", { className: worse ? "diff worse" : "diff better" }, arrow,
+		`${worse ? "+" : "−"}${shown}%`,
+		el("span", { className: "visually-hidden" }, worse ? " more" : " less"));
+}
+
+function baselineRow([label, of, key, format], t, b) {
+	const value = of(t) ?? null;
+	const base = b[key] ?? null;
+	if (value === null && base === null) return null; // neither has it: say nothing
+	const row = el("tr", {},
+		cell("Figure", { className: "name" }, label),
+		cell("This run", { className: "num run-value" }, format(value)),
+		cell("Baseline (median)", { className: "num base-value" }, format(base)),
+		cell("Difference", { className: "num difference" }, diffElement(value, base)));
+	row.dataset.figure = key;
+	return row;
+}
+
+// current(): whether the answer is still wanted.
+async function baselineLoad(t, current) {
+	const about = $("baseline-about");
+	if (t.active) {
+		about.textContent = "The comparison with earlier runs is shown when this run has stopped.";
+		return;
+	}
+	let b;
+	try {
+		b = await authed("GET", `/test/${t.id}/baseline?runs=${BASELINE_RUNS}`);
+	} catch (e) {
+		if (!current()) return;
+		about.textContent = "";
+		$("baseline-error").textContent = `Could not load the baseline: ${e.message}`;
+		$("baseline-error").hidden = false;
+		return;
+	}
+	if (!current()) return;
+	const ids = [...b.runs].sort((x, y) => x - y);
+	$("baseline").dataset.count = String(b.count);
+	const of = historyOf(t);
+	if (b.count === 0) {
+		about.textContent = `No earlier stopped runs ${of}: nothing to compare with yet.`;
+		return;
+	}
+	if (b.count < BASELINE_LEAST) {
+		about.replaceChildren("The baseline is too small to compare with: only " +
+			`${b.count} earlier stopped run${b.count === 1 ? "" : "s"} ${of} (`,
+		...runLinks(ids), `); at least ${BASELINE_LEAST} are needed.`);
+		return;
+	}
+	about.replaceChildren(`Against the median of the ${b.count} earlier stopped runs ${of}: `,
+		...runLinks(ids), ".");
+	$("baseline-body").replaceChildren(...BASELINE_FIGURES.map((f) => baselineRow(f, t, b))
+		.filter((r) => r !== null));
+	$("baseline-table").hidden = false;
+	$("baseline-key").hidden = false;
+}
+
+// ---- one run: the trend of a figure across the runs of its name and branch -----------
+
+const TREND_RUNS = 30;  // points on the trend chart
+const TREND_PAGE = 100; // runs asked for at a time
+const TREND_PAGES = 5;  // runs without a branch tag are picked from at most this many pages
+const TREND_HEIGHT = 180;
+
+// The command's user plus system CPU seconds; null unless both were reported.
+function commandCpu(t) {
+	const c = t.command;
+	return c && typeof c.user_cpu === "number" && typeof c.system_cpu === "number"
+		? c.user_cpu + c.system_cpu : null;
+}
+
+// The figures the trend can show: [label, value of a test, the y axis's unit].
+const TREND_FIGURES = {
+	duration: ["Duration", (t) => t.duration, "s"],
+	above: ["Time above threshold", (t) => t.time_above_threshold, "s"],
+	memory: ["Peak memory", (t) => (typeof t.max_mem_usage === "number" ? t.max_mem_usage * 100 : null), "%"],
+	command: ["Command CPU seconds", commandCpu, "s"],
+};
+
+// The trend on screen: its runs oldest first, the run it is for, its chart.
+const trend = { runs: [], id: null, u: null, resize: null };
+
+function trendDestroy() {
+	if (!trend.u) return;
+	trend.resize.disconnect();
+	trend.u.destroy();
+	trend.u = null;
+}
+
+// The last stopped runs of t's name and branch, newest first, up to
+// `before` (exclusive; null: the newest). The API filters by tag; runs
+// without a branch tag are picked out here, as no filter says "none".
+async function trendFetch(t, before) {
+	const branch = t.tags?.branch;
+	const q = new URLSearchParams({ name: t.name, limit: TREND_PAGE });
+	if (branch !== undefined) q.append("tag", `branch:${branch}`);
+	const out = [];
+	for (let page = 0; page < TREND_PAGES && out.length < TREND_RUNS; page++) {
+		if (before !== null) q.set("before", before);
+		const data = await authed("GET", `/test?${q}`);
+		out.push(...data.tests.filter((r) => !r.active &&
+			(branch !== undefined || r.tags?.branch === undefined)));
+		if (data.next === null) break;
+		before = data.next;
+	}
+	return out.slice(0, TREND_RUNS);
+}
+
+async function trendLoad(t, current) {
+	let runs;
+	try {
+		runs = await trendFetch(t, null);
+		// An older run: the runs up to it rather than the newest ones.
+		if (!t.active && !runs.some((r) => r.id === t.id)) runs = await trendFetch(t, t.id + 1);
+	} catch (e) {
+		if (!current()) return;
+		$("trend-error").textContent = `Could not load the trend: ${e.message}`;
+		$("trend-error").hidden = false;
+		return;
+	}
+	if (!current()) return;
+	trend.runs = runs.reverse();
+	trend.id = t.id;
+	if (runs.length === 0) {
+		$("trend-about").textContent = `No stopped runs ${historyOf(t)} yet.`;
+		return;
+	}
+	$("trend-about").replaceChildren(`The last ${runs.length} stopped ` +
+		`run${runs.length === 1 ? "" : "s"} ${historyOf(t)}, oldest first` +
+		(runs.some((r) => r.id === t.id) ? "; this one is ringed." : "."));
+	$("trend-box").hidden = false;
+	trendDraw();
+}
+
+// One run of the trend: a link to it and its value, "#12 3.1 s"; this run is
+// the current one.
+function trendPoint(r, value, format) {
+	const a = el("a", { href: `#/test/${r.id}` }, `#${r.id}`);
+	if (r.id === trend.id) a.setAttribute("aria-current", "page");
+	return el("li", {}, a, " ", el("span", { className: "trend-value" },
+		value === null ? "–" : format(value)));
+}
+
+// The trend of the figure chosen, drawn again from the runs already read.
+function trendDraw() {
+	if (trend.runs.length === 0) return;
+	const [label, of, unit] = TREND_FIGURES[$("trend-select").value] ?? TREND_FIGURES.duration;
+	const format = unit === "%" ? (v) => fmtPercent(v / 100) : fmtSeconds;
+	const runs = trend.runs;
+	const values = runs.map((r) => (typeof of(r) === "number" ? of(r) : null));
+	const here = runs.findIndex((r) => r.id === trend.id);
+	const box = $("trend-chart");
+	const present = values.filter((v) => v !== null).length;
+	box.dataset.points = String(present);
+	box.dataset.runs = String(runs.length);
+	box.dataset.current = String(here);
+	$("trend-points").replaceChildren(...runs.map((r, i) => trendPoint(r, values[i], format)));
+	$("trend-message").textContent = `None of these runs has a value for “${label}”.`;
+	$("trend-message").hidden = present > 0;
+	trendDestroy();
+	if (typeof window.uPlot !== "function") return; // chartDraw says why
+	trend.u = trendChart(box, runs, values, here, label, unit, format);
+	trend.resize = new ResizeObserver(() => {
+		trend.u?.setSize({ width: Math.max(200, box.clientWidth), height: TREND_HEIGHT });
+	});
+	trend.resize.observe(box);
+}
+
+// The uPlot of the trend: a point per run, x its place (0 the oldest), a
+// ring around run `here`, a click on the plot goes to the nearest run.
+function trendChart(box, runs, values, here, label, unit, format) {
+	const colors = {
+		line: cssVar("--chart-cpu"),
+		ring: cssVar("--text"),
+	};
+	const axis = chartAxis();
+	const ring = (u) => {
+		if (here < 0 || values[here] === null) return;
+		const px = devicePixelRatio || 1;
+		const { ctx } = u;
+		ctx.save();
+		ctx.strokeStyle = colors.ring;
+		ctx.lineWidth = 2 * px;
+		ctx.beginPath();
+		ctx.arc(u.valToPos(here, "x", true), u.valToPos(values[here], "y", true), 8 * px, 0, 2 * Math.PI);
+		ctx.stroke();
+		ctx.restore();
+	};
+	const max = Math.max(0, ...values.filter((v) => v !== null));
+	const u = new window.uPlot({
+		width: Math.max(200, box.clientWidth),
+		height: TREND_HEIGHT,
+		legend: { show: false },
+		scales: {
+			x: { time: false, range: () => [-0.5, runs.length - 0.5] },
+			y: { range: () => [0, unit === "%" ? Math.max(1, Math.min(100, max * 1.15)) : (max * 1.15 || 1)] },
+		},
+		axes: [
+			{ ...axis, incrs: [1, 2, 5, 10], values: (u, ticks) =>
+				ticks.map((i) => (Number.isInteger(i) && runs[i] ? `#${runs[i].id}` : "")) },
+			{ ...axis, size: 64, values: (u, ticks) => ticks.map((v) => (unit === "%" ? `${v}%` : `${v} s`)) },
+		],
+		series: [
+			{},
+			{ label, stroke: colors.line, width: 1.5, spanGaps: true,
+				points: { show: true, size: 7, fill: colors.line }, value: (u, v) => (v === null ? "–" : format(v)) },
+		],
+		cursor: { drag: { x: false, y: false }, y: false },
+		hooks: { draw: [ring] },
+	}, [runs.map((r, i) => i), values], box);
+	u.over.addEventListener("click", () => {
+		const i = u.cursor.idx;
+		if (i !== null && i !== undefined && runs[i]) navigate(`#/test/${runs[i].id}`);
+	});
+	u.over.title = "Click a point to open its run";
+	return u;
 }
 
 // ---- logged in: named tokens, the password, log out everywhere -----------------
@@ -1082,6 +1492,7 @@ function route() {
 	const mySeq = ++seq;
 	clearTimeout(pollTimer);
 	chartDestroy();
+	trendDestroy();
 	document.title = "grasshopper";
 
 	createdClear();
@@ -1143,6 +1554,7 @@ function main() {
 	$("runs-older").addEventListener("click", onOlder);
 	$("runs-newer").addEventListener("click", onNewer);
 	$("csv").addEventListener("click", onCsv);
+	$("trend-select").addEventListener("change", trendDraw);
 	$("token-form").addEventListener("submit", onTokenCreate);
 	$("created-done").addEventListener("click", onCreatedDone);
 	$("password-form").addEventListener("submit", onPasswordChange);
