@@ -544,7 +544,7 @@ const TAG_VALUE_MAX = 256; // characters
 const TAGS_MAX = 32; // tags one filter may name
 const TAGS_FIRST = ["branch", "commit"]; // a row shows these first…
 const TAGS_SHOWN = 2; // …and this many tags, the rest behind "+N"
-const COMMIT_SHOWN = 7; // hex digits of a commit a row shows (all on hover)
+const LIST_COMMIT_SHOWN = 12; // characters of a commit a row shows (all on hover)
 
 // The filter on screen, as the address gives it: an exact name ("": any) and
 // tags as the API takes them, "KEY:VALUE", bad ones included (the tracker's
@@ -687,7 +687,7 @@ function tagChips(t) {
 	const id = String(t.id);
 	const open = tagsOpen.has(id);
 	const rest = entries.slice(TAGS_SHOWN);
-	const box = el("span", { className: "tags" },
+	const box = el("span", { className: "row-tags" },
 		...(open ? entries : entries.slice(0, TAGS_SHOWN)).map(([k, v]) => tagChip(k, v)));
 	if (rest.length) {
 		const more = el("button", { type: "button", className: "tag more",
@@ -714,7 +714,7 @@ function tagChip(key, value) {
 	const tag = `${key}:${value}`;
 	const on = listFilter.tags.includes(tag);
 	const short = key === "commit" && /^[0-9a-f]{8,}$/i.test(value)
-		? value.slice(0, COMMIT_SHOWN) : value;
+		? value.slice(0, LIST_COMMIT_SHOWN) : value;
 	const b = el("button", { type: "button", className: on ? "tag on" : "tag",
 		title: on ? `Filtering on ${key}: ${value} (press to stop)`
 			: `Show only runs tagged ${key}: ${value}` },
@@ -1429,14 +1429,21 @@ const COMPARE_ROWS = [
 	["Mean CPU", (t) => fmtPercent(t.mean_cpu_usage)],
 	["Peak memory", (t) => fmtPercent(t.max_mem_usage), (t) => t.max_mem_usage !== null],
 	["Mean memory", (t) => fmtPercent(t.mean_mem_usage), (t) => t.mean_mem_usage !== null],
-	["Command user CPU", (t) => fmtSeconds(t.command?.user_cpu),
+	["Command user CPU", (t) => compareCpu(t.command?.user_cpu),
 		(t) => typeof t.command?.user_cpu === "number"],
-	["Command system CPU", (t) => fmtSeconds(t.command?.system_cpu),
+	["Command system CPU", (t) => compareCpu(t.command?.system_cpu),
 		(t) => typeof t.command?.system_cpu === "number"],
 	["Command max RSS", (t) => compareKiB(t.command?.max_rss),
 		(t) => typeof t.command?.max_rss === "number"],
 	["Samples", (t) => String(t.samples)],
 ];
+
+// The command's CPU seconds, as time -v gives them: "1.52 s" (longer ones
+// as fmtSeconds).
+function compareCpu(s) {
+	if (typeof s !== "number" || !Number.isFinite(s) || s < 0) return "–";
+	return s < 60 ? `${s.toFixed(2)} s` : fmtSeconds(s);
+}
 
 // KiB as wait4 reports them: "812 KiB", "47.1 MiB", "2.35 GiB".
 function compareKiB(k) {

@@ -117,24 +117,24 @@ async function main(b) {
 	// ---- tags in the list -------------------------------------------------------------
 	const rowA = `#runs-body tr[data-id="${A.id}"]`;
 	const rowD = `#runs-body tr[data-id="${D.id}"]`;
-	const chipTexts = (row) => page.locator(`${row} .tags button.tag:not(.more)`)
+	const chipTexts = (row) => page.locator(`${row} .row-tags button.tag:not(.more)`)
 		.evaluateAll((bs) => bs.map((x) => x.textContent));
 	is(JSON.stringify(await chipTexts(rowA)),
-		JSON.stringify(["branch: main", `commit: ${COMMIT_A.slice(0, 7)}`]),
+		JSON.stringify(["branch: main", `commit: ${COMMIT_A.slice(0, 12)}`]),
 		"a row shows branch and commit first, the commit shortened");
-	is(await text(`${rowA} .tags .more`), "+2", "…and the other two behind a count");
-	is(await page.getAttribute(`${rowA} .tags .more`, "title"), "ci: github\nhost: ci-1",
+	is(await text(`${rowA} .row-tags .more`), "+2", "…and the other two behind a count");
+	is(await page.getAttribute(`${rowA} .row-tags .more`, "title"), "ci: github\nhost: ci-1",
 		"…which names them on hover");
-	is(await page.getAttribute(`${rowA} .tags button.tag:nth-child(2)`, "title"),
+	is(await page.getAttribute(`${rowA} .row-tags button.tag:nth-child(2)`, "title"),
 		`Show only runs tagged commit: ${COMMIT_A}`, "the whole commit on hover");
-	await page.click(`${rowA} .tags .more`);
+	await page.click(`${rowA} .row-tags .more`);
 	is(JSON.stringify(await chipTexts(rowA)), JSON.stringify(["branch: main",
-		`commit: ${COMMIT_A.slice(0, 7)}`, "ci: github", "host: ci-1"]),
+		`commit: ${COMMIT_A.slice(0, 12)}`, "ci: github", "host: ci-1"]),
 	"pressing the count shows every tag");
 	check("a run without tags shows none",
-		await page.locator(`#runs-body tr[data-id="${E.id}"] .tags`).count() === 0);
-	await page.click(`${rowD} .tags .more`);
-	const evil = await page.locator(`${rowD} .tags button.tag`).evaluateAll((bs) =>
+		await page.locator(`#runs-body tr[data-id="${E.id}"] .row-tags`).count() === 0);
+	await page.click(`${rowD} .row-tags .more`);
+	const evil = await page.locator(`${rowD} .row-tags button.tag`).evaluateAll((bs) =>
 		bs.map((x) => x.textContent));
 	check("a hostile tag value is shown as text", evil.includes(`evil: ${HOSTILE}`),
 		JSON.stringify(evil));
@@ -157,12 +157,12 @@ async function main(b) {
 	is(JSON.stringify(await page.locator("#filter-list li").evaluateAll((l) =>
 		l.map((x) => x.firstChild.textContent + x.children[1].textContent))),
 	JSON.stringify(["name:build", "branch:main"]), "…each of them");
-	is(await page.getAttribute(`${rowA} .tags button.tag:first-child`, "aria-pressed"), "true",
+	is(await page.getAttribute(`${rowA} .row-tags button.tag:first-child`, "aria-pressed"), "true",
 		"a row's tag that is a filter shows as pressed");
 	await shot("page-list-filter.png");
 
 	// Pressing a row's tag adds it (A's row still shows all of them).
-	await page.click(`${rowA} .tags button.tag:has-text("ci: github")`);
+	await page.click(`${rowA} .row-tags button.tag:has-text("ci: github")`);
 	await until(async () => (await hash()).includes("ci:github"));
 	is(await hash(), "#/?name=build&tag=branch:main&tag=ci:github", "pressing a tag adds it to the filter");
 	check("…and the list narrows to the API's answer",
@@ -173,7 +173,7 @@ async function main(b) {
 	await page.click("#filter-list li:nth-child(2) .remove");
 	await until(async () => (await hash()) === "#/?name=build&tag=ci:github");
 	check("removing one filter keeps the others", await rowsAre([C.id, A.id]));
-	await page.click(`#runs-body tr[data-id="${C.id}"] .tags button.tag:first-child`);
+	await page.click(`#runs-body tr[data-id="${C.id}"] .row-tags button.tag:first-child`);
 	await until(async () => (await hash()).includes("feature"));
 	is(await hash(), "#/?name=build&tag=ci:github&tag=branch:feature/x%20y",
 		"a value with a space and a slash, in the address");
@@ -244,7 +244,20 @@ async function main(b) {
 	await page.click("#filter-form button[type=submit]");
 	check("a value over 256 characters is refused",
 		/at most 256/.test(await text("#filter-tag-error")), await text("#filter-tag-error"));
+	await page.fill("#filter-tag", `${"k".repeat(65)}:x`);
+	await page.click("#filter-form button[type=submit]");
+	check("a key of 65 characters is refused",
+		/is not a tag key: use 1 to 64/.test(await text("#filter-tag-error")), await text("#filter-tag-error"));
 	await shot("page-list-bad-filter.png", false);
+	// 32 tags: as many as the tracker takes (it finds nothing); a 33rd is refused here.
+	const many = Array.from({ length: 32 }, (_, i) => `tag=k${i}:v`).join("&");
+	await page.goto(`${URL_}/#/?${many}`);
+	await page.locator("#runs-nomatch").waitFor();
+	check("32 tags: the tracker answers, nothing matches", !(await visible("#runs-error")));
+	await page.fill("#filter-tag", "k32:v");
+	await page.click("#filter-form button[type=submit]");
+	check("a 33rd tag is refused in the form",
+		/at most 32 tags/.test(await text("#filter-tag-error")), await text("#filter-tag-error"));
 
 	// The same through the address goes to the tracker, and its 400 is shown.
 	await page.goto(`${URL_}/#/?tag=nocolon`);
@@ -305,8 +318,8 @@ async function main(b) {
 	await row("Mean CPU", [A, B, C].map((t) => pct(t.mean)));
 	await row("Peak memory", [pct(A.memPeak), "–", pct(C.memPeak)]);
 	await row("Mean memory", [pct(A.memMean), "–", pct(C.memMean)]);
-	await row("Command user CPU", [secs(12.34), "–", "–"]);
-	await row("Command system CPU", [secs(1.5), "–", "–"]);
+	await row("Command user CPU", ["12.34 s", "–", "–"]);
+	await row("Command system CPU", ["1.50 s", "–", "–"]);
 	await row("Command max RSS", [mib(48212), "–", "800 KiB"]);
 	await row("Samples", ["20", "10", "90"]);
 	await row("branch", ["main", "main", "feature/x y"]);
@@ -367,6 +380,11 @@ async function main(b) {
 	await page.goto(`${URL_}/#/compare?ids=1,2,3,4,5,6`);
 	await until(async () => /names 6/.test(await text("#compare-error")));
 	check("six ids: a comparison needs 2 to 5", /2 to 5 runs/.test(await text("#compare-error")));
+	const thousand = Array.from({ length: 1000 }, (_, i) => i + 1).join(",");
+	await page.goto(`${URL_}/#/compare?ids=${thousand}`);
+	await until(async () => /names 1000/.test(await text("#compare-error")));
+	check("a thousand ids: refused at once", /names 1000\./.test(await text("#compare-error")),
+		await text("#compare-error"));
 
 	// Logged out, the address asks to log in, then shows the comparison.
 	await page.click("#logout");
