@@ -623,6 +623,7 @@ function filterShow() {
 		list.newer = [];
 		$("runs-body").replaceChildren();
 		for (const id of ["runs", "runs-empty", "runs-nomatch", "runs-error"]) $(id).hidden = true;
+		compareBar();
 	}
 	const form = $("filter-form");
 	clearErrors(form);
