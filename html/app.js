@@ -121,6 +121,7 @@ function accountForget() {
 	$("runs-body").replaceChildren();
 	$("tokens-body").replaceChildren();
 	comparePicked.clear();
+	tagsOpen.clear();
 }
 
 // ---- numbers and times, as people read them --------------------------------
@@ -1600,6 +1601,8 @@ function compareDraw(runs) {
 			{ ...axis, size: 48, values: (u, ticks) => ticks.map((v) => `${v}%`) },
 		],
 		series: lines,
+		// Memory's key in the legend dashed, as its line.
+		legend: { markers: { dash: (u, i) => (u.series[i].dash ? "dashed" : "solid") } },
 		cursor: { drag: { x: true, y: false } },
 	}, data, box);
 	const resize = new ResizeObserver(() => {

@@ -386,6 +386,18 @@ async function main(b) {
 	check("a thousand ids: refused at once", /names 1000\./.test(await text("#compare-error")),
 		await text("#compare-error"));
 
+	// A run the tracker fails to read (a 500, here made by the browser): its
+	// error is shown, the other run drawn.
+	const broken = `${URL_}/api/v1/test/${B.id}`;
+	await page.route(broken, (r) => r.fulfill({ status: 500, contentType: "application/json",
+		body: JSON.stringify({ error: "internal", message: "the database is unavailable" }) }));
+	await page.goto(`${URL_}/#/compare?ids=${A.id},${B.id}`);
+	await until(async () => /database/.test(await text("#compare-error")));
+	is(await text("#compare-error"), `Could not load run #${B.id}: The database is unavailable.`,
+		"an API error reading one run is shown");
+	is(await page.locator("#compare-head th a").count(), 1, "…and the other run is shown");
+	await page.unroute(broken);
+
 	// Logged out, the address asks to log in, then shows the comparison.
 	await page.click("#logout");
 	await page.goto(`${URL_}/#/compare?ids=${A.id},${B.id}`);
