@@ -344,8 +344,10 @@ async function main(b) {
 	await shot("page-list-phone.png");
 	await page.setViewportSize({ width: 1280, height: 900 });
 	await page.emulateMedia({ colorScheme: "dark" });
+	const began = Date.now();
 	await page.goto(`${URL_}/#/compare?ids=${A.id},${C.id},${D.id},${L.id}`);
 	await page.locator("#compare-chart .uplot").waitFor();
+	console.log(`compare of 4 runs, ${A.n + C.n + D.n + L.n} samples: drawn in ${Date.now() - began} ms`);
 	check("dark mode: the runs' colours are the dark ones",
 		await page.evaluate(() => getComputedStyle(document.querySelector(".swatch.c1"))
 			.backgroundColor) === "rgb(86, 180, 233)");
