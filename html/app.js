@@ -7,8 +7,10 @@
 //
 // Views, chosen by the address's hash (router at the end):
 //   #/            logged out: log in / sign up; logged in: token and runs
+//   #/?name=N&tag=KEY:VALUE…   the runs filtered (tag repeatable)
 //   #/test/ID     one run: details, chart, CSV (the URL grasshopper prints),
 //                 memory, the command, tags, baseline, trend
+//   #/compare?ids=ID,ID…       2 to 5 runs on one chart, figures side by side
 //   #/tokens      named tokens, change password, log out everywhere
 
 const API = "/api/v1";
@@ -18,6 +20,7 @@ const LIST_ACTIVE_POLL_MS = 3000; // a list page with active runs refreshes
 const LIST_IDLE_POLL_MS = 15000;  // the first page, for runs that start
 const RUN_POLL_MS = 2000;         // an active run: its numbers, new samples
 const USAGE_PAGE = 10000;         // the API's largest usage `limit`
+const COMMIT_SHOWN = 12;          // characters of a commit shown; the whole one on hover
 
 // ---- the API -------------------------------------------------------------
 
@@ -120,6 +123,8 @@ function accountForget() {
 	$("runs-body").replaceChildren();
 	$("tokens-body").replaceChildren();
 	runMoreForget();
+	comparePicked.clear();
+	tagsOpen.clear();
 }
 
 // ---- numbers and times, as people read them --------------------------------
@@ -145,6 +150,20 @@ function fmtSeconds(s) {
 }
 
 // A fraction as a percentage: "95%", "4.2%".
+// The command's CPU seconds, as time -v gives them: "1.52 s" (longer ones as fmtSeconds).
+function fmtCpu(s) {
+	if (typeof s !== "number" || !Number.isFinite(s) || s < 0) return "–";
+	return s < 60 ? `${s.toFixed(2)} s` : fmtSeconds(s);
+}
+
+// KiB, as wait4 reports max RSS: "812 KiB", "47.1 MiB", "2.35 GiB".
+function fmtKiB(k) {
+	if (typeof k !== "number" || !Number.isFinite(k) || k < 0) return "–";
+	if (k < 1024) return `${k} KiB`;
+	if (k < 1024 * 1024) return `${(k / 1024).toFixed(1)} MiB`;
+	return `${(k / 1024 / 1024).toFixed(2)} GiB`;
+}
+
 function fmtPercent(f) {
 	if (typeof f !== "number" || !Number.isFinite(f)) return "–";
 	const v = f * 100;
@@ -231,7 +250,7 @@ function poll(mySeq, ms, work) {
 }
 
 function showView(name) {
-	for (const v of ["welcome", "home", "run", "tokens"]) $(`view-${v}`).hidden = v !== name;
+	for (const v of ["welcome", "home", "run", "tokens", "compare"]) $(`view-${v}`).hidden = v !== name;
 	if (name === "tokens") $("nav-tokens").setAttribute("aria-current", "page");
 	else $("nav-tokens").removeAttribute("aria-current");
 }
@@ -427,14 +446,19 @@ const list = { before: null, newer: [] };
 async function listLoad(mySeq) {
 	const q = new URLSearchParams({ limit: RUNS_PAGE });
 	if (list.before !== null) q.set("before", list.before);
+	filterQuery(q);
 	let data;
 	try {
 		data = await authed("GET", `/test?${q}`);
 	} catch (e) {
 		if (mySeq !== seq) return;
-		$("runs-error").textContent = `Could not load your runs: ${e.message}`;
+		// A filter the tracker refuses stays refused: say why, ask no more.
+		const refused = e.status === 400 && filterActive();
+		$("runs-error").textContent = refused
+			? `The tracker refused this filter: ${asSentence(e.message)}`
+			: `Could not load your runs: ${e.message}`;
 		$("runs-error").hidden = false;
-		poll(mySeq, LIST_IDLE_POLL_MS, () => listLoad(mySeq));
+		if (!refused) poll(mySeq, LIST_IDLE_POLL_MS, () => listLoad(mySeq));
 		return;
 	}
 	if (mySeq !== seq) return;
@@ -466,8 +490,9 @@ function runRow(t) {
 
 	const row = el("tr", {},
 		cell("Run", { className: "name" },
-			link, " ", el("span", { className: "run-id" }, `#${t.id}`),
-			t.description ? el("span", { className: "description" }, t.description) : null),
+			comparePick(t), link, " ", el("span", { className: "run-id" }, `#${t.id}`),
+			t.description ? el("span", { className: "description" }, t.description) : null,
+			tagChips(t)),
 		cell("Started", {}, timeElement(t.start_time, dateShort)),
 		cell("Duration", { className: "num duration" }, fmtSeconds(t.duration)),
 		cell("Status", { className: "state" }, badge(t.active)),
@@ -481,16 +506,24 @@ function runRow(t) {
 function listRender(data) {
 	// A refresh must not throw away the keyboard's place in the table.
 	const focused = document.activeElement?.closest?.("#runs-body tr")?.dataset.id;
+	const what = document.activeElement?.dataset?.focusKey ?? "a";
 	$("runs-body").replaceChildren(...data.tests.map(runRow));
-	if (focused) $("runs-body").querySelector(`tr[data-id="${focused}"] a`)?.focus();
+	if (focused) {
+		const row = $("runs-body").querySelector(`tr[data-id="${focused}"]`);
+		(row?.querySelector(`[data-focus-key="${CSS.escape(what)}"]`) ??
+			row?.querySelector("a"))?.focus();
+	}
 
 	const first = list.before === null;
-	$("runs-empty").hidden = !(first && data.tests.length === 0);
+	const none = first && data.tests.length === 0;
+	$("runs-empty").hidden = !(none && !filterActive());
+	$("runs-nomatch").hidden = !(none && filterActive());
 	$("runs").hidden = data.tests.length === 0;
 	$("runs-newer").hidden = first;
 	$("runs-older").hidden = data.next === null;
 	$("runs-older").dataset.next = data.next ?? "";
 	$("runs-page").textContent = first && data.next === null ? "" : `Page ${list.newer.length + 1}`;
+	compareBar();
 }
 
 // Another page of the list: the same view, so only the list reloads.
@@ -511,12 +544,205 @@ function onNewer() {
 
 function showHome(session, mySeq) {
 	showView("home");
+	filterShow();
 	showToken(session);
 	// The token is what one logs in for: open right after logging in,
 	// folded away when coming back to the list.
 	$("token-panel").open = justLoggedIn;
 	if (justLoggedIn) $("token-heading").focus();
 	listLoad(mySeq);
+}
+
+// ---- logged in: the list's filters and the runs' tags ------------------------------
+
+// What the tracker takes in a tag filter (SPEC 6.3), checked here first so
+// that the form can say what is wrong beside the field.
+const TAG_KEY = /^[A-Za-z0-9_./-]{1,64}$/;
+const TAG_VALUE_MAX = 256; // characters
+const TAGS_MAX = 32; // tags one filter may name
+const TAGS_FIRST = ["branch", "commit"]; // a row shows these first…
+const TAGS_SHOWN = 2; // …and this many tags, the rest behind "+N"
+
+// The filter on screen, as the address gives it: an exact name ("": any) and
+// tags as the API takes them, "KEY:VALUE", bad ones included (the tracker's
+// 400 says what is wrong with them).
+let listFilter = { name: "", tags: [] };
+const tagsOpen = new Set(); // runs (ids) whose row shows every tag
+
+const filterActive = () => listFilter.name !== "" || listFilter.tags.length > 0;
+
+// The filter the address names: #/?name=N&tag=KEY:VALUE&tag=…
+function filterFromHash() {
+	const m = /^#\/?\?(.*)$/.exec(location.hash);
+	const q = new URLSearchParams(m ? m[1] : "");
+	return { name: q.get("name") ?? "", tags: q.getAll("tag") };
+}
+
+// A query value for the address: ":" and "/" mean nothing there, and read
+// better as they are.
+const hashPart = (s) => encodeURIComponent(s).replace(/%3A/g, ":").replace(/%2F/g, "/");
+
+// The address of the list filtered by `f`.
+function filterHash(f) {
+	const parts = [];
+	if (f.name !== "") parts.push(`name=${hashPart(f.name)}`);
+	for (const tag of f.tags) parts.push(`tag=${hashPart(tag)}`);
+	return parts.length ? `#/?${parts.join("&")}` : "#/";
+}
+
+// Add the filter on screen to a query of GET /test.
+function filterQuery(q) {
+	if (listFilter.name !== "") q.set("name", listFilter.name);
+	for (const tag of listFilter.tags) q.append("tag", tag);
+}
+
+// "KEY:VALUE" → [key, value], split at the first colon as the tracker does;
+// the value is null when there is no colon.
+function tagSplit(tag) {
+	const i = tag.indexOf(":");
+	return i < 0 ? [tag, null] : [tag.slice(0, i), tag.slice(i + 1)];
+}
+
+// `f` with the tag key:value, instead of any other value of that key (a run
+// has one value a key, and the tracker refuses a key twice).
+function filterWithTag(f, key, value) {
+	const tags = f.tags.filter((t) => tagSplit(t)[0] !== key);
+	return { name: f.name, tags: [...tags, `${key}:${value}`] };
+}
+
+// `f` without the tag `tag` ("KEY:VALUE"), or without the name when tag is null.
+function filterWithout(f, tag) {
+	return tag === null ? { name: "", tags: f.tags }
+		: { name: f.name, tags: f.tags.filter((t) => t !== tag) };
+}
+
+// Why `text` is not a tag filter the tracker takes, or "" when it is one.
+function tagProblem(text) {
+	const [key, value] = tagSplit(text);
+	if (value === null) return "Write the tag as KEY:VALUE, e.g. branch:main.";
+	if (key === "") return "Put the tag's key before the colon, e.g. branch:main.";
+	if (!TAG_KEY.test(key)) {
+		return `“${key.slice(0, 64)}” is not a tag key: use 1 to 64 letters, digits, _ . / or -.`;
+	}
+	if ([...value].length > TAG_VALUE_MAX) {
+		return `A tag's value is at most ${TAG_VALUE_MAX} characters.`;
+	}
+	return "";
+}
+
+// Take the filter from the address; a new one starts at the first page,
+// with nothing of the old one's runs on screen while it loads.
+function filterShow() {
+	const f = filterFromHash();
+	if (f.name !== listFilter.name || f.tags.join("\n") !== listFilter.tags.join("\n")) {
+		listFilter = f;
+		list.before = null;
+		list.newer = [];
+		$("runs-body").replaceChildren();
+		for (const id of ["runs", "runs-empty", "runs-nomatch", "runs-error"]) $(id).hidden = true;
+		compareBar();
+	}
+	const form = $("filter-form");
+	clearErrors(form);
+	$("filter-name").value = listFilter.name;
+	$("filter-tag").value = "";
+	const chips = [];
+	if (listFilter.name !== "") chips.push(filterChip("name", listFilter.name, null));
+	for (const tag of listFilter.tags) {
+		const [key, value] = tagSplit(tag);
+		chips.push(filterChip(key, value ?? "", tag));
+	}
+	$("filter-list").replaceChildren(...chips);
+	$("filters").hidden = !filterActive();
+	// "← Your runs" goes back to the list as it was.
+	for (const a of document.querySelectorAll(".back a")) a.href = filterHash(listFilter);
+}
+
+// One filter in force, with a button that removes it (`tag` null: the name).
+function filterChip(key, value, tag) {
+	const remove = el("button", { type: "button", className: "remove" }, "×");
+	remove.setAttribute("aria-label", `Remove the filter ${key}: ${value}`);
+	remove.addEventListener("click", () => navigate(filterHash(filterWithout(listFilter, tag))));
+	return el("li", { className: "tag on" },
+		el("span", { className: "tag-key" }, `${key}:`), " ",
+		el("span", { className: "tag-value" }, value), remove);
+}
+
+function onFilter(event) {
+	event.preventDefault();
+	const form = event.currentTarget;
+	const tag = $("filter-tag");
+	clearErrors(form);
+	let f = { name: $("filter-name").value.trim(), tags: listFilter.tags };
+	const text = tag.value.trim();
+	if (text !== "") {
+		let problem = tagProblem(text);
+		if (!problem) {
+			const [key, value] = tagSplit(text);
+			f = filterWithTag(f, key, value);
+			if (f.tags.length > TAGS_MAX) problem = `A filter names at most ${TAGS_MAX} tags.`;
+		}
+		if (problem) {
+			fieldError(tag, problem);
+			tag.focus();
+			return;
+		}
+	}
+	navigate(filterHash(f));
+}
+
+// Branch and commit first, then the other keys in order.
+function tagOrder([a], [b]) {
+	const rank = (k) => (TAGS_FIRST.includes(k) ? TAGS_FIRST.indexOf(k) : TAGS_FIRST.length);
+	return rank(a) - rank(b) || (a < b ? -1 : a > b ? 1 : 0);
+}
+
+// A run's tags, as buttons that filter the list on them: the first few,
+// and the rest behind a "+N" that shows them (named in its tooltip too).
+function tagChips(t) {
+	const entries = Object.entries(t.tags ?? {}).sort(tagOrder);
+	if (entries.length === 0) return null;
+	const id = String(t.id);
+	const open = tagsOpen.has(id);
+	const rest = entries.slice(TAGS_SHOWN);
+	const box = el("span", { className: "row-tags" },
+		...(open ? entries : entries.slice(0, TAGS_SHOWN)).map(([k, v]) => tagChip(k, v)));
+	if (rest.length) {
+		const more = el("button", { type: "button", className: "tag more",
+			title: rest.map(([k, v]) => `${k}: ${v}`).join("\n") },
+		open ? "fewer" : `+${rest.length}`);
+		more.setAttribute("aria-expanded", String(open));
+		more.setAttribute("aria-label", open ? "Show fewer tags" : `Show ${rest.length} more tags`);
+		more.dataset.focusKey = "more";
+		more.addEventListener("click", () => {
+			if (open) tagsOpen.delete(id);
+			else tagsOpen.add(id);
+			const again = tagChips(t);
+			box.replaceWith(again);
+			again.querySelector(".more").focus();
+		});
+		box.append(more);
+	}
+	return box;
+}
+
+// One tag of a run: pressing it filters the list on it (or stops, when it is
+// a filter already).
+function tagChip(key, value) {
+	const tag = `${key}:${value}`;
+	const on = listFilter.tags.includes(tag);
+	const short = key === "commit" && /^[0-9a-f]{8,}$/i.test(value)
+		? value.slice(0, COMMIT_SHOWN) : value;
+	const b = el("button", { type: "button", className: on ? "tag on" : "tag",
+		title: on ? `Filtering on ${key}: ${value} (press to stop)`
+			: `Show only runs tagged ${key}: ${value}` },
+	el("span", { className: "tag-key" }, `${key}:`), " ",
+	el("span", { className: "tag-value" }, short));
+	b.setAttribute("aria-pressed", String(on));
+	b.dataset.focusKey = `tag:${key}`;
+	b.addEventListener("click", () => navigate(filterHash(on
+		? filterWithout(listFilter, tag) : filterWithTag(listFilter, key, value))));
+	return b;
 }
 
 // ---- logged in: one run ------------------------------------------------------------
@@ -885,21 +1111,6 @@ async function onCsv() {
 
 // Tags the client detects, in this order; any others follow by name.
 const TAG_ORDER = ["ci", "repo", "branch", "commit", "job_url", "host", "cpus", "mem_total", "kernel"];
-const COMMIT_SHOWN = 12; // characters of a commit shown; the whole one on hover
-
-// The command's CPU seconds, as time -v gives them: "1.52 s" (longer ones as fmtSeconds).
-function fmtCpu(s) {
-	if (typeof s !== "number" || !Number.isFinite(s) || s < 0) return "–";
-	return s < 60 ? `${s.toFixed(2)} s` : fmtSeconds(s);
-}
-
-// KiB, as wait4 reports max RSS: "812 KiB", "47.1 MiB", "2.35 GiB".
-function fmtKiB(k) {
-	if (typeof k !== "number" || !Number.isFinite(k) || k < 0) return "–";
-	if (k < 1024) return `${k} KiB`;
-	if (k < 1024 * 1024) return `${(k / 1024).toFixed(1)} MiB`;
-	return `${(k / 1024 / 1024).toFixed(2)} GiB`;
-}
 
 // What runDetails leaves to this section: the memory figures, the command's
 // and the tags.
@@ -1486,6 +1697,315 @@ function showTokens(session, mySeq) {
 	tokensLoad(mySeq);
 }
 
+// ---- logged in: two to five runs side by side (SPEC 6.4) -------------------------
+
+const COMPARE_MIN = 2;
+const COMPARE_MAX = 5;
+// Points a run is drawn with at most: a longer run is drawn a group of
+// samples a point, each at the group's peak, so that five runs of a million
+// samples draw as fast as five of two thousand.
+const COMPARE_POINTS = 2000;
+
+// The runs ticked in the list, kept across its pages and filters: id → label.
+const comparePicked = new Map();
+let compareChart = null; // { u: uPlot, resize: ResizeObserver }
+
+// A run's box to tick for comparing.
+function comparePick(t) {
+	const id = String(t.id);
+	const box = el("input", { type: "checkbox", className: "pick", checked: comparePicked.has(id) });
+	box.setAttribute("aria-label", `Compare ${t.name} #${id}`);
+	box.dataset.focusKey = "pick";
+	box.addEventListener("change", () => {
+		if (box.checked) comparePicked.set(id, `${t.name} #${id}`);
+		else comparePicked.delete(id);
+		compareBar();
+	});
+	return box;
+}
+
+// The Compare button, pressable for 2 to 5 ticked runs, and why not.
+function compareBar() {
+	const n = comparePicked.size;
+	const names = [...comparePicked.values()].join(", ");
+	$("compare-bar").hidden = n === 0 && $("runs").hidden;
+	$("compare-go").disabled = n < COMPARE_MIN || n > COMPARE_MAX;
+	$("compare-clear").hidden = n === 0;
+	$("compare-picked").textContent =
+		n === 0 ? `Tick ${COMPARE_MIN} to ${COMPARE_MAX} runs to compare them on one chart.`
+			: n < COMPARE_MIN ? `1 run ticked (${names}): tick at least one more to compare.`
+				: n <= COMPARE_MAX ? `${n} runs ticked: ${names}.`
+					: `${n} runs ticked: compare at most ${COMPARE_MAX} at a time; ` +
+						`untick ${n - COMPARE_MAX}.`;
+}
+
+function onCompare() {
+	const ids = [...comparePicked.keys()].sort((a, b) => Number(a) - Number(b));
+	navigate(`#/compare?ids=${ids.join(",")}`);
+}
+
+function onCompareClear() {
+	comparePicked.clear();
+	for (const box of document.querySelectorAll("#runs-body .pick")) box.checked = false;
+	compareBar();
+}
+
+function compareDestroy() {
+	if (!compareChart) return;
+	compareChart.resize.disconnect();
+	compareChart.u.destroy();
+	compareChart = null;
+}
+
+// The ids the address names (#/compare?ids=12,15,19), each once.
+function compareIds(query) {
+	const raw = new URLSearchParams(query).get("ids") ?? "";
+	return [...new Set(raw.split(",").map((s) => s.trim()).filter((s) => s !== ""))];
+}
+
+// One run with all its samples: {id, test, samples}; {id, missing} when it
+// is not one of the user's (as the run view, a 404); {id, error} otherwise.
+async function compareLoad(id) {
+	if (!/^[1-9][0-9]{0,18}$/.test(id)) return { id, missing: true };
+	try {
+		const test = await authed("GET", `/test/${id}`);
+		return { id, test, samples: await samplesFetch(id, null) };
+	} catch (e) {
+		return e.status === 404 ? { id, missing: true } : { id, error: e };
+	}
+}
+
+function compareSay(message) {
+	$("compare-error").textContent = message;
+	$("compare-error").hidden = message === "";
+}
+
+// "#1", "#1 and #2", "#1, #2 and #3".
+function listWords(words) {
+	return words.length < 2 ? words.join("")
+		: `${words.slice(0, -1).join(", ")} and ${words[words.length - 1]}`;
+}
+
+async function showCompare(query, mySeq) {
+	showView("compare");
+	document.title = "Compare runs · grasshopper";
+	$("compare-body").hidden = true;
+	$("compare-head").replaceChildren();
+	$("compare-rows").replaceChildren();
+	$("compare-heading").textContent = "Compare runs";
+	compareSay("");
+	const ids = compareIds(query);
+	if (ids.length < COMPARE_MIN || ids.length > COMPARE_MAX) {
+		const named = ids.length === 0 ? "none" : ids.length === 1 ? "only one" : `${ids.length}`;
+		compareSay(`A comparison takes ${COMPARE_MIN} to ${COMPARE_MAX} runs, and this ` +
+			`address names ${named}. Tick ${COMPARE_MIN} to ${COMPARE_MAX} runs in the list, ` +
+			"then press Compare.");
+		$("compare-heading").focus();
+		return;
+	}
+	$("compare-status").textContent = "Loading the runs…";
+	const results = await Promise.all(ids.map(compareLoad));
+	if (mySeq !== seq) return;
+	$("compare-status").textContent = "";
+	const problems = [];
+	const missing = results.filter((r) => r.missing).map((r) => `#${r.id.slice(0, 40)}`);
+	if (missing.length) {
+		problems.push(`Could not load ${listWords(missing)}: none of your runs has ` +
+			`${missing.length === 1 ? "that id" : "those ids"} (another account's, or mistyped).`);
+	}
+	for (const r of results.filter((x) => x.error)) {
+		problems.push(`Could not load run #${r.id}: ${asSentence(r.error.message)}`);
+	}
+	compareSay(problems.join(" "));
+	const runs = results.filter((r) => r.test);
+	if (runs.length > 0) {
+		$("compare-heading").textContent = runs.length === 1 ? "Compare runs: only one loaded"
+			: `Comparing ${runs.length} runs`;
+		$("compare-body").hidden = false;
+		compareTable(runs);
+		compareDraw(runs);
+	}
+	$("compare-heading").focus();
+}
+
+// The figures side by side: [label, the figure of a test as text or an
+// element, whether a test has it (a row only when one has)].
+const COMPARE_ROWS = [
+	["Status", (t) => badge(t.active)],
+	["Started", (t) => timeElement(t.start_time, dateShort)],
+	["Duration", (t) => fmtSeconds(t.duration)],
+	["Above threshold", (t) => (t.samples > 0 ? fmtAbove(t).join("") : "–")],
+	["Threshold", (t) => fmtPercent(t.threshold)],
+	["Peak CPU", (t) => fmtPercent(t.max_cpu_usage)],
+	["Mean CPU", (t) => fmtPercent(t.mean_cpu_usage)],
+	["Peak memory", (t) => fmtPercent(t.max_mem_usage), (t) => t.max_mem_usage !== null],
+	["Mean memory", (t) => fmtPercent(t.mean_mem_usage), (t) => t.mean_mem_usage !== null],
+	["Command user CPU", (t) => fmtCpu(t.command?.user_cpu),
+		(t) => typeof t.command?.user_cpu === "number"],
+	["Command system CPU", (t) => fmtCpu(t.command?.system_cpu),
+		(t) => typeof t.command?.system_cpu === "number"],
+	["Command max RSS", (t) => fmtKiB(t.command?.max_rss),
+		(t) => typeof t.command?.max_rss === "number"],
+	["Samples", (t) => String(t.samples)],
+];
+
+function compareTable(runs) {
+	const tests = runs.map((r) => r.test);
+	$("compare-table").style.setProperty("--runs", String(tests.length));
+	$("compare-head").replaceChildren(
+		el("th", { scope: "col" }, el("span", { className: "visually-hidden" }, "Figure")),
+		...tests.map((t, i) => el("th", { scope: "col" },
+			el("span", { className: `swatch c${i + 1}` }),
+			el("a", { href: `#/test/${t.id}` }, t.name), " ",
+			el("span", { className: "run-id" }, `#${t.id}`))));
+	const rows = [];
+	for (const [label, figure, has] of COMPARE_ROWS) {
+		if (has && !tests.some(has)) continue;
+		rows.push(compareRow(label, tests.map(figure), ""));
+	}
+	// Every tag any of them has, branch and commit first: "–" where one has none.
+	const keys = [...new Set(tests.flatMap((t) => Object.keys(t.tags ?? {})))]
+		.map((k) => [k]).sort(tagOrder).map(([k]) => k);
+	for (const key of keys) {
+		rows.push(compareRow(key, tests.map((t) => t.tags?.[key] ?? "–"), "tag-row"));
+	}
+	$("compare-rows").replaceChildren(...rows);
+}
+
+function compareRow(label, values, className) {
+	const row = el("tr", { className },
+		el("th", { scope: "row" }, label),
+		...values.map((v) => el("td", {}, v)));
+	row.dataset.figure = label;
+	return row;
+}
+
+// A run's samples as the chart draws them: seconds since its start, CPU and
+// memory in percent (null where a sample has no memory). A lead point at the
+// start carries the first sample, which covers the time from the start
+// (SPEC 2), as in the run's own chart.
+function compareSeries(r) {
+	const start = parseTs(r.test.start_time);
+	const n = r.samples.length;
+	const group = Math.max(1, Math.ceil(n / COMPARE_POINTS));
+	const xs = [];
+	const cpu = [];
+	const mem = [];
+	for (let i = 0; i < n; i += group) {
+		const end = Math.min(n, i + group);
+		let c = 0;
+		let m = null;
+		for (let j = i; j < end; j++) {
+			const s = r.samples[j];
+			c = Math.max(c, s.cpu_usage);
+			if (typeof s.mem_usage === "number") m = Math.max(m ?? 0, s.mem_usage);
+		}
+		// To the microsecond, the API's resolution: runs share x values.
+		xs.push(Math.round((parseTs(r.samples[end - 1].timestamp) - start) * 1e6) / 1e6);
+		cpu.push(c * 100);
+		mem.push(m === null ? null : m * 100);
+	}
+	if (xs.length > 0 && xs[0] > 0) {
+		xs.unshift(0);
+		cpu.unshift(cpu[0]);
+		mem.unshift(mem[0]);
+	}
+	return { xs, cpu, mem, hasMem: mem.some((v) => v !== null), grouped: group > 1 };
+}
+
+// uPlot's columns: every run's x values in one sorted column, from the start
+// to the end of the longest run, and each series with nulls at the others'.
+function compareData(runs, series) {
+	const xs = new Set([0]);
+	for (const [i, r] of runs.entries()) {
+		xs.add(Math.max(r.test.duration, series[i].xs[series[i].xs.length - 1] ?? 0));
+		for (const x of series[i].xs) xs.add(x);
+	}
+	const column0 = [...xs].sort((a, b) => a - b);
+	const at = new Map(column0.map((x, i) => [x, i]));
+	const data = [column0];
+	const spread = (s, ys) => {
+		const out = new Array(column0.length).fill(null);
+		s.xs.forEach((x, i) => { out[at.get(x)] = ys[i]; });
+		return out;
+	};
+	for (const s of series) {
+		data.push(spread(s, s.cpu));
+		if (s.hasMem) data.push(spread(s, s.mem));
+	}
+	return data;
+}
+
+// Seconds on the x axis: "30 s", "2 min", "2:30", "1 h", "1:30 h".
+function compareTick(v) {
+	if (v < 60) return `${Math.round(v * 10) / 10} s`;
+	if (v < 3600) return v % 60 ? `${Math.floor(v / 60)}:${pad2(Math.round(v % 60))}` : `${v / 60} min`;
+	const m = Math.round((v % 3600) / 60);
+	return m ? `${Math.floor(v / 3600)}:${pad2(m)} h` : `${v / 3600} h`;
+}
+
+// Tick spacings, in seconds, that read as time.
+const COMPARE_INCRS = [0.1, 0.2, 0.5, 1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800,
+	3600, 7200, 10800, 21600, 43200, 86400];
+
+function compareDraw(runs) {
+	const box = $("compare-chart");
+	const message = $("compare-chart-message");
+	if (typeof window.uPlot !== "function") {
+		message.textContent = "The chart library (uPlot) is not installed with this page: " +
+			"run 'npm ci', then 'make', where the page was built. The table below works without it.";
+		message.hidden = false;
+		return;
+	}
+	message.hidden = true;
+	const series = runs.map(compareSeries);
+	const data = compareData(runs, series);
+	box.dataset.points = String(data[0].length);
+	$("compare-grouped").textContent = `A run of more than ${COMPARE_POINTS} samples is ` +
+		"drawn a group of samples a point, at each group's peak.";
+	$("compare-grouped").hidden = !series.some((s) => s.grouped);
+
+	const axis = {
+		stroke: cssVar("--muted"),
+		grid: { stroke: cssVar("--chart-grid"), width: 1 },
+		ticks: { stroke: cssVar("--chart-grid"), width: 1 },
+	};
+	const percent = (u, v) => (v === null ? "–" : `${v.toFixed(1)}%`);
+	const lines = [{ label: "Since its start", value: (u, v) => (v === null ? "–" : fmtSeconds(v)) }];
+	for (const [i, r] of runs.entries()) {
+		const line = () => ({
+			stroke: cssVar(`--compare-${i + 1}`),
+			spanGaps: true,
+			points: { show: false },
+			paths: window.uPlot.paths.stepped({ align: -1 }),
+			value: percent,
+		});
+		lines.push({ ...line(), label: `${r.test.name} #${r.id} CPU`, width: 2 });
+		if (series[i].hasMem) {
+			lines.push({ ...line(), label: `${r.test.name} #${r.id} memory`, width: 1.5,
+				dash: [6, 4] });
+		}
+	}
+	const u = new window.uPlot({
+		width: Math.max(200, box.clientWidth),
+		height: chartHeight(),
+		scales: { x: { time: false }, y: { range: [0, 100] } },
+		axes: [
+			{ ...axis, incrs: COMPARE_INCRS, values: (u, ticks) => ticks.map(compareTick) },
+			{ ...axis, size: 48, values: (u, ticks) => ticks.map((v) => `${v}%`) },
+		],
+		series: lines,
+		// Memory's key in the legend dashed, as its line.
+		legend: { markers: { dash: (u, i) => (u.series[i].dash ? "dashed" : "solid") } },
+		cursor: { drag: { x: true, y: false } },
+	}, data, box);
+	const resize = new ResizeObserver(() => {
+		u.setSize({ width: Math.max(200, box.clientWidth), height: chartHeight() });
+	});
+	resize.observe(box);
+	compareChart = { u, resize };
+}
+
 // ---- the router ------------------------------------------------------------------------
 
 function route() {
@@ -1493,6 +2013,7 @@ function route() {
 	clearTimeout(pollTimer);
 	chartDestroy();
 	trendDestroy();
+	compareDestroy();
 	document.title = "grasshopper";
 
 	createdClear();
@@ -1501,10 +2022,12 @@ function route() {
 	const session = sessionLoad();
 	const m = /^#\/test\/([^/?#]*)$/.exec(location.hash);
 	const tokens = location.hash === "#/tokens";
+	const compare = /^#\/compare(?:\?(.*))?$/.exec(location.hash);
 	let message = notice;
 	notice = "";
 	if (!session && m && !message) message = `Log in to see run ${decodeURIComponent(m[1])}.`;
 	if (!session && tokens && !message) message = "Log in to manage your tokens.";
+	if (!session && compare && !message) message = "Log in to compare your runs.";
 	$("notice").textContent = message;
 	$("notice").hidden = message === "";
 
@@ -1518,6 +2041,8 @@ function route() {
 		showRun(decodeURIComponent(m[1]), mySeq, justLoggedIn);
 	} else if (tokens) {
 		showTokens(session, mySeq);
+	} else if (compare) {
+		showCompare(compare[1] ?? "", mySeq);
 	} else {
 		showHome(session, mySeq);
 	}
@@ -1553,6 +2078,9 @@ function main() {
 	$("logout").addEventListener("click", onLogout);
 	$("runs-older").addEventListener("click", onOlder);
 	$("runs-newer").addEventListener("click", onNewer);
+	$("filter-form").addEventListener("submit", onFilter);
+	$("compare-go").addEventListener("click", onCompare);
+	$("compare-clear").addEventListener("click", onCompareClear);
 	$("csv").addEventListener("click", onCsv);
 	$("trend-select").addEventListener("change", trendDraw);
 	$("token-form").addEventListener("submit", onTokenCreate);
