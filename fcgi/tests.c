@@ -492,32 +492,32 @@ test_stop(struct request *req)
 	}
 	char user[INT_PARAM_SIZE], id[INT_PARAM_SIZE], et[ISOTIME_MAX],
 	    uc[DOUBLE_MAX], sc[DOUBLE_MAX], kib[INT_PARAM_SIZE],
-	    status[INT_PARAM_SIZE];
+	    code[INT_PARAM_SIZE];
 	isotime_format(end, et);
 	format_double(cpu[0], uc);
 	format_double(cpu[1], sc);
-	const char *params[] = {
-	    int_param(user, req->user),
-	    int_param(id, req->id),
-	    et,
-	    has_user ? uc : NULL,
-	    has_system ? sc : NULL,
-	    has_rss ? int_param(kib, (int64_t)rss) : NULL,
-	    has_exit ? int_param(status, (int64_t)exit_status) : NULL};
+	const char *params[] = {int_param(user, req->user),
+				int_param(id, req->id),
+				et,
+				has_user ? uc : NULL,
+				has_system ? sc : NULL,
+				has_rss ? int_param(kib, (int64_t)rss) : NULL,
+				has_exit ? int_param(code, (int64_t)exit_status)
+					 : NULL};
 	enum db_status s = db_exec(req->w->db, STMT_TEST_STOP, params, &res);
 	if (s != DB_OK) {
 		respond_db(req, s);
 		goto done;
 	}
-	/* One call stops the test and returns it (schema: test_end). */
-	const char *result = PQgetvalue(res, 0, TC__COUNT);
-	if (strcmp(result, "not_found") == 0)
+	/* One call stops the test and returns it (schema: test_finish_exit). */
+	const char *status = PQgetvalue(res, 0, TC__COUNT);
+	if (strcmp(status, "not_found") == 0)
 		respond_error(req, ERR_NOT_FOUND, "no such test");
-	else if (strcmp(result, "already_stopped") == 0)
+	else if (strcmp(status, "already_stopped") == 0)
 		respond_error(req, ERR_ALREADY_STOPPED,
 			      "test %lld is already stopped",
 			      (long long)req->id);
-	else if (strcmp(result, "before_start") == 0)
+	else if (strcmp(status, "before_start") == 0)
 		respond_error(req, ERR_INVALID_FIELD,
 			      "end_time %s is before the test's start_time",
 			      et);
