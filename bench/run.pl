@@ -29,6 +29,10 @@
 #   BENCH_MEM             1 (default): each round also runs the POSTs with
 #                         a mem_usage in every sample (SPEC 6.3), next to
 #                         the ones without; 0 skips that run
+#   BENCH_BASELINE_QUERY  1 (default): run bench/baseline.pl (GET
+#                         /test/:id/baseline at 100 and 100 000 tests of a
+#                         user, on a stack of its own) after the rest; 0
+#                         skips it
 #
 # The cluster is made durable before anything is measured: fsync,
 # synchronous_commit and full_page_writes on (ALTER SYSTEM + restart; the
@@ -472,6 +476,23 @@ if ($CLIENT_SECS > 0) {
 $s->stop(implicit => 1);
 
 # ---------------------------------------------------------------------------
+# The baseline query (SPEC 6.4): bench/baseline.pl, on a stack of its own
+
+my ($baseline_out, @bq) = ('');
+if ($ENV{BENCH_BASELINE_QUERY} // 1) {
+	note 'bench/baseline.pl: the baseline query at 100 and 100 000 tests...';
+	open my $fh, '-|', "perl $srcdir/bench/baseline.pl 2>&1" or die $!;
+	$baseline_out = do { local $/; <$fh> };
+	close $fh;
+	$baseline_out =~ s/^(?:ok \d+|#).*\n//mg; # the stack's teardown checks
+	# Its cases with the index, each plan: label, plan, ms at 100, at 100 000,
+	# ratio (the section without the index follows an empty line).
+	my ($with) = split /\n\n/, $baseline_out;
+	@bq = map { [/^(.+?)\s+(generic|custom)\s+([\d.]+) ms\s+([\d.]+) ms\s+([\d.]+)/] }
+		grep { / ms / } split /\n/, $with // '';
+}
+
+# ---------------------------------------------------------------------------
 # The table
 
 my $post = $res{post};
@@ -528,6 +549,14 @@ if ($cl{client}) {
 	 ["client peak RSS, sleep $CLIENT_SECS", "$cl{client}{rss} KiB",
 	  "sleep alone: $cl{base}{rss} KiB (mostly clean shared library pages)",
 	  $ratio->($cl{client}{rss}, $cl{base}{rss}), 'report', ''];
+}
+
+if (@bq) {
+	my ($worst) = sort { $b->[4] <=> $a->[4] } @bq;
+	push @rows,
+	 ["baseline query, $bq[0][0], $bq[0][1] plan, 100 000 tests", "$bq[0][3] ms",
+	  "100 tests: $bq[0][2] ms; worst ratio of the " . @bq . " cases and plans: $worst->[0], $worst->[1]",
+	  $worst->[4], '<= 1.2', $worst->[4] <= 1.2 ? 'met' : 'NOT met'];
 }
 
 my @h = ('what', 'result', 'reference, same run', 'ratio', 'target', '');
@@ -590,8 +619,9 @@ printf "CPU during the last POST run (%.1f s wall, %d cores): %s\n", $tpost, $NC
 	join(', ', map { sprintf '%s %.1f s', $_, $cpu{$_} }
 		grep { $cpu{$_} >= 0.05 } sort { $cpu{$b} <=> $cpu{$a} } keys %cpu);
 print "\nbench/client.sh:\n$client_out" if $client_out;
+print "\nbench/baseline.pl:\n$baseline_out" if $baseline_out;
 printf "\nsettings: BENCH_SECONDS=%s BENCH_CONNECTIONS=%s BENCH_WORKERS=%s BENCH_THREADS=%s "
 	. "BENCH_DB_CONNECTIONS=%s BENCH_SAMPLES=%s BENCH_CLIENT_SECONDS=%s BENCH_ROUNDS=%s "
-	. "BENCH_BASELINE=%s; wrk -t%d; %d cores; make bench took %.0f s\n",
+	. "BENCH_BASELINE=%s BENCH_BASELINE_QUERY=%s; wrk -t%d; %d cores; make bench took %.0f s\n",
 	$SECS, $CONNS, $WORKERS, $TTHREADS, $DBCONNS, $BIG, $CLIENT_SECS, $ROUNDS,
-	$BASE_COMMIT // 'none', $THREADS, $NCPU, time - $T0;
+	$BASE_COMMIT // 'none', $ENV{BENCH_BASELINE_QUERY} // 1, $THREADS, $NCPU, time - $T0;

@@ -5,7 +5,8 @@
 # (fcgi/statements.c), prepared and run with the plan BENCH_PLAN asks for
 # (default force_generic_plan, the one a worker's connection may settle
 # on; or force_custom_plan), BENCH_RUNS (default 15) times; prints the
-# median EXPLAIN ANALYZE execution time and the plan's indexes of each.
+# median EXPLAIN ANALYZE execution time and the plan's indexes of each
+# (bench/lib/GH/Bench.pm).
 #
 #   GH_SRCDIR=. GH_BUILDDIR=build perl bench/tags-filter.pl
 use strict;
@@ -19,7 +20,8 @@ BEGIN {
 	$srcdir = $ENV{GH_SRCDIR} || abs_path(dirname(__FILE__) . '/..');
 	$ENV{GH_SRCDIR} = $srcdir;
 }
-use lib "$srcdir/t/lib";
+use lib "$srcdir/t/lib", "$srcdir/bench/lib";
+use GH::Bench;
 use GH::Stack;
 
 $| = 1;
@@ -86,18 +88,7 @@ for my $st (qw(filtered prepared)) {
 printf "%d tests of one user, %d of others; median of %d runs, %s\n", $N, $N / 5, $RUNS, $MODE;
 for my $c (@cases) {
 	my ($label, $stmt, $args) = @$c;
-	my $sql = $sql{$stmt};
-	my (@ms, $plan);
-	for (1 .. $RUNS) {
-		# A worker's connection lives long: warm its caches (catalog,
-		# plpgsql's compiled function) with a few runs first.
-		my $out = $s->psql("SET plan_cache_mode = $MODE; PREPARE q AS $sql; "
-			. "EXECUTE q($args); EXECUTE q($args); EXECUTE q($args); "
-			. "EXPLAIN (ANALYZE, BUFFERS) EXECUTE q($args)");
-		push @ms, $1 if $out =~ /Execution Time: ([\d.]+) ms/;
-		$plan //= join ', ', $out =~ /(Index Scan(?: Backward)? using \w+|Bitmap Index Scan on \w+|Seq Scan on \w+)/g;
-	}
-	@ms = sort { $a <=> $b } @ms;
-	printf "%-44s %8.3f ms  %s\n", $label, $ms[$#ms / 2], $plan;
+	my ($ms, $plan) = GH::Bench::explain($s, $sql{$stmt}, $args, plan => $MODE, runs => $RUNS);
+	printf "%-44s %8.3f ms  %s\n", $label, $ms, $plan;
 }
 $s->stop;

@@ -167,6 +167,21 @@ parse_whole(const char *s, long long min, long long max, long long *out)
 	return 0;
 }
 
+int
+request_query_whole(struct request *req, const char *name, long long min,
+		    long long max, long long *out)
+{
+	char s[24]; /* a long long's digits; anything longer is refused */
+	int r = request_query(req, name, s, sizeof s);
+	if (r > 0 && parse_whole(s, min, max, out)) {
+		respond_error(req, ERR_INVALID_FIELD,
+			      "%s must be a whole number from %lld to %lld",
+			      name, min, max);
+		r = -1;
+	}
+	return r;
+}
+
 char *
 int_param(char buf[static INT_PARAM_SIZE], int64_t n)
 {

@@ -400,22 +400,17 @@ list_run(struct request *req, const char *params[3], const char *name,
 void
 test_list(struct request *req)
 {
-	char lim[16], before[32], name[4 * NAME_MAX_CHARS + 1];
+	char before[32], name[4 * NAME_MAX_CHARS + 1];
 	long long limit = LIST_LIMIT_DEFAULT, b = 0;
 	struct json_object *want = NULL;
 	PGresult *res = NULL;
 
-	int rl = request_query(req, "limit", lim, sizeof lim);
+	if (request_query_whole(req, "limit", 1, LIST_LIMIT_MAX, &limit) < 0)
+		return;
 	int rb = request_query(req, "before", before, sizeof before);
 	int rn = request_query(req, "name", name, sizeof name);
-	if (rl < 0 || rb < 0 || rn < 0 || query_tags(req, &want) < 0)
+	if (rb < 0 || rn < 0 || query_tags(req, &want) < 0)
 		return;
-	if (rl && parse_whole(lim, 1, LIST_LIMIT_MAX, &limit)) {
-		respond_error(req, ERR_INVALID_FIELD,
-			      "limit must be a whole number from 1 to %d",
-			      LIST_LIMIT_MAX);
-		goto done;
-	}
 	if (rb && parse_whole(before, 1, INT64_MAX, &b)) {
 		respond_error(req, ERR_INVALID_FIELD,
 			      "before must be a test id (a positive integer)");
@@ -497,32 +492,32 @@ test_stop(struct request *req)
 	}
 	char user[INT_PARAM_SIZE], id[INT_PARAM_SIZE], et[ISOTIME_MAX],
 	    uc[DOUBLE_MAX], sc[DOUBLE_MAX], kib[INT_PARAM_SIZE],
-	    status[INT_PARAM_SIZE];
+	    code[INT_PARAM_SIZE];
 	isotime_format(end, et);
 	format_double(cpu[0], uc);
 	format_double(cpu[1], sc);
-	const char *params[] = {
-	    int_param(user, req->user),
-	    int_param(id, req->id),
-	    et,
-	    has_user ? uc : NULL,
-	    has_system ? sc : NULL,
-	    has_rss ? int_param(kib, (int64_t)rss) : NULL,
-	    has_exit ? int_param(status, (int64_t)exit_status) : NULL};
+	const char *params[] = {int_param(user, req->user),
+				int_param(id, req->id),
+				et,
+				has_user ? uc : NULL,
+				has_system ? sc : NULL,
+				has_rss ? int_param(kib, (int64_t)rss) : NULL,
+				has_exit ? int_param(code, (int64_t)exit_status)
+					 : NULL};
 	enum db_status s = db_exec(req->w->db, STMT_TEST_STOP, params, &res);
 	if (s != DB_OK) {
 		respond_db(req, s);
 		goto done;
 	}
-	/* One call stops the test and returns it (schema: test_end). */
-	const char *result = PQgetvalue(res, 0, TC__COUNT);
-	if (strcmp(result, "not_found") == 0)
+	/* One call stops the test and returns it (schema: test_finish_exit). */
+	const char *status = PQgetvalue(res, 0, TC__COUNT);
+	if (strcmp(status, "not_found") == 0)
 		respond_error(req, ERR_NOT_FOUND, "no such test");
-	else if (strcmp(result, "already_stopped") == 0)
+	else if (strcmp(status, "already_stopped") == 0)
 		respond_error(req, ERR_ALREADY_STOPPED,
 			      "test %lld is already stopped",
 			      (long long)req->id);
-	else if (strcmp(result, "before_start") == 0)
+	else if (strcmp(status, "before_start") == 0)
 		respond_error(req, ERR_INVALID_FIELD,
 			      "end_time %s is before the test's start_time",
 			      et);
@@ -566,19 +561,11 @@ baseline_json(PGresult *res, int64_t id)
 void
 test_baseline(struct request *req)
 {
-	char arg[16];
 	long long runs = BASELINE_RUNS_DEFAULT;
 	PGresult *res = NULL;
 
-	int r = request_query(req, "runs", arg, sizeof arg);
-	if (r < 0)
+	if (request_query_whole(req, "runs", 1, BASELINE_RUNS_MAX, &runs) < 0)
 		return;
-	if (r && parse_whole(arg, 1, BASELINE_RUNS_MAX, &runs)) {
-		respond_error(req, ERR_INVALID_FIELD,
-			      "runs must be a whole number from 1 to %d",
-			      BASELINE_RUNS_MAX);
-		return;
-	}
 	char user[INT_PARAM_SIZE], id[INT_PARAM_SIZE], n[INT_PARAM_SIZE];
 	const char *params[] = {int_param(user, req->user),
 				int_param(id, req->id), int_param(n, runs)};

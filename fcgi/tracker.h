@@ -352,6 +352,11 @@ int request_query_next(struct request *req, const char *name, size_t *pos,
 /* Parse a whole decimal integer (digits only) in [min, max] into *out;
  * return 0 or -1. */
 int parse_whole(const char *s, long long min, long long max, long long *out);
+/* Query parameter name as a whole number from min to max into *out (left
+ * as it is when absent). Return 1 found, 0 absent, -1 after responding
+ * 400. */
+int request_query_whole(struct request *req, const char *name, long long min,
+			long long max, long long *out);
 #define INT_PARAM_SIZE 21 /* "-9223372036854775808" and its NUL */
 /* n in decimal into buf, for a statement's parameters (a user's, test's or
  * token's id, a limit, a time in seconds); return buf. */

@@ -392,7 +392,7 @@ done:
 void
 usage_get(struct request *req)
 {
-	char after[ISOTIME_MAX + 8], lim[16];
+	char after[ISOTIME_MAX + 8];
 	long long limit = READ_LIMIT_DEFAULT;
 	int64_t after_us;
 
@@ -405,15 +405,9 @@ usage_get(struct request *req)
 			      "2026-01-31T13:45:00.250Z (RFC 3339)");
 		return;
 	}
-	int rl = request_query(req, "limit", lim, sizeof lim);
+	int rl = request_query_whole(req, "limit", 1, READ_LIMIT_MAX, &limit);
 	if (rl < 0)
 		return;
-	if (rl && parse_whole(lim, 1, READ_LIMIT_MAX, &limit)) {
-		respond_error(req, ERR_INVALID_FIELD,
-			      "limit must be a whole number from 1 to %d",
-			      READ_LIMIT_MAX);
-		return;
-	}
 	enum usage_format fmt = usage_format(req->accept);
 	const int64_t *a = ra ? &after_us : NULL;
 	if (fmt == FORMAT_JSON)

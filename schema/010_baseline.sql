@@ -10,7 +10,10 @@
 -- range of this index, read in its order and cut after N entries, however
 -- many tests the user has (bench/baseline.pl). The branch is the tag's
 -- JSON value, 'null' when the test has none (a tag's value is always a
--- string, so 'null' is no branch's). Only stopped tests are in it.
+-- string, so 'null' is no branch's). Only stopped tests are in it. It
+-- holds no column that usage_add updates (end_time was in an index's
+-- predicate already, tests_user_active): a sample's update of the test's
+-- row stays a HOT update (schema/007).
 ALTER TABLE tests ADD COLUMN exit_status smallint
 	CHECK (exit_status >= 0 AND exit_status <= 255);
 

@@ -64,17 +64,17 @@ sub run {
 
 # Alice's history, with Bob's runs of the same names and branches in
 # between (they must never count), and a few of Alice's left active.
-my (@mine, $active);
+my (@mine, @bobs);
 for my $i (1 .. 60) {
 	my %o = (name => $NAMES[rand @NAMES], branch => $BRANCHES[rand @BRANCHES]);
-	if (rand() < 0.25) {
-		run($bob, %o);
+	if ($i % 4 == 0) { # every fourth run is Bob's
+		push @bobs, run($bob, %o);
 		next;
 	}
-	$o{active} = $active++ < 6 && rand() < 0.15;
+	$o{active} = @mine % 8 == 5; # every eighth left active
 	push @mine, run($alice, %o);
 }
-note scalar(@mine) . " runs of Alice, " . scalar(grep { $_->{active} } @mine) . ' active';
+note scalar(@mine) . ' runs of Alice, ' . scalar(grep { $_->{active} } @mine) . ' active';
 
 # --- the same, computed here ---------------------------------------------------
 
@@ -91,12 +91,13 @@ sub same_branch {
 	return !defined $a && !defined $b || defined $a && defined $b && $a eq $b;
 }
 
-# expected($test, $runs): the baseline object for $test.
+# expected($test, $runs, $history): the baseline object for $test among
+# the runs of $history (default Alice's).
 sub expected {
-	my ($t, $n) = @_;
+	my ($t, $n, $history) = @_;
 	my @runs = grep {
 		!$_->{active} && $_->{id} < $t->{id} && $_->{name} eq $t->{name} && same_branch($_, $t)
-	} sort { $b->{id} <=> $a->{id} } @mine;
+	} sort { $b->{id} <=> $a->{id} } @{ $history || \@mine };
 	splice @runs, $n if @runs > $n;
 	my %e = (id => $t->{id}, runs => [map { $_->{id} } @runs], count => scalar @runs);
 	for my $k (@FIGURES) {
@@ -142,6 +143,12 @@ for my $n (1, 2, 3, 4, 7, 100) {
 		is_baseline($alice->api(GET => "test/$t->{id}/baseline?runs=$n"), expected($t, $n),
 			"test $t->{id}: runs=$n");
 	}
+}
+# Bob's own baselines: his runs only, though Alice has runs of the same
+# names and branches in between.
+for my $t (@bobs[-3 .. -1]) {
+	is_baseline($bob->api(GET => "test/$t->{id}/baseline?runs=100"), expected($t, 100, \@bobs),
+		"Bob's test $t->{id}: his runs only");
 }
 my ($first) = sort { $a->{id} <=> $b->{id} } @mine;
 my $r = $alice->api(GET => "test/$first->{id}/baseline");
