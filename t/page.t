@@ -66,7 +66,7 @@ local $ENV{GH_SLOW} = $s->slow;    # browser.mjs scales its waits by it
 # Each scenario (t/page/*.mjs but lib.mjs) is its own bounded browser session:
 # a hung browser fails, never blocks. browser.mjs is the version-1 walk
 # through the page; the others are the views added since.
-my %least = ('browser.mjs' => 120, 'run.mjs' => 80);
+my %least = ('browser.mjs' => 120, 'run.mjs' => 80, 'list.mjs' => 90);
 for my $scenario (sort map { basename($_) } glob "$src/t/page/*.mjs") {
 	next if $scenario eq 'lib.mjs';
 	my $checks = run_scenario($scenario);
