@@ -56,7 +56,7 @@ sub fill {
 	SELECT CASE WHEN $mine THEN $uid ELSE (ARRAY[$other])[1 + g % 3] END,
 		$name, '', 0.5, st,
 		CASE WHEN g % 50 = 7 THEN NULL ELSE st + (10 + g % 17) * interval '1 s' END,
-		'{"ci": "github"}'::jsonb || coalesce(jsonb_build_object('branch', $branch), '{}'),
+		jsonb_strip_nulls(jsonb_build_object('ci', 'github', 'branch', $branch)),
 		1 + h % 13, (1 + h % 13) * 0.5, (h % 100) / 100.0, (h % 9) * 1000000, 1 + h % 5,
 		(1 + h % 5) * 0.4, 0.4 + (h % 7) / 100.0, (h % 11) * 0.5, (h % 3) * 0.25, 1000 + h % 1000,
 		h % 2
