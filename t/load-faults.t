@@ -31,11 +31,10 @@ use File::Temp qw(tempdir);
 use POSIX qw(WNOHANG);
 use Test::More;
 use Time::HiRes qw(sleep time);
-use GH::Client qw(gh_run);
+use GH::Client qw(client_bin gh_run);
 use GH::Stack qw(ts now_us json_encode json_decode slurp);
 
-my $GH = ($ENV{GH_BUILDDIR} || '.') . '/grasshopper';
--x $GH or die "no client at $GH (build first; GH_BUILDDIR)\n";
+my $GH = client_bin();
 
 my $WORKERS = 3;
 my $POSTERS = 6;

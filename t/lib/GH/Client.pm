@@ -1,5 +1,5 @@
 # GH::Client: run the grasshopper client in end-to-end tests, and judge its
-# samples. Shared by t/client-run.t and t/client-faults.t.
+# samples. Shared by the t/client-*.t files and t/load-faults.t.
 package GH::Client;
 use strict;
 use warnings;
@@ -10,9 +10,27 @@ use Test::More ();
 use Time::HiRes qw(sleep time);
 use GH::Util qw(parse_ts scale);
 
-our @EXPORT_OK = qw(gh_run tiles_ok wait_for slurp summary_fields);
+our @EXPORT_OK = qw(client_bin gh_run tiles_ok wait_for slurp summary_fields outputs_clean_ok);
 
 my $runs = 0;
+
+# client_bin(): the grasshopper under test, $GH_BUILDDIR/grasshopper; dies
+# when it is not built.
+sub client_bin {
+	my $bin = ($ENV{GH_BUILDDIR} || '.') . '/grasshopper';
+	-x $bin or die "no client at $bin (build first; GH_BUILDDIR)\n";
+	return $bin;
+}
+
+# outputs_clean_ok(\@outputs, $token): two tests, that nothing grasshopper
+# printed (gh_run's outputs) holds the token or a sanitizer's report.
+sub outputs_clean_ok {
+	my ($outputs, $token) = @_;
+	Test::More::ok(!grep({ index($_, $token) >= 0 } @$outputs),
+		'the token never appears in any output');
+	Test::More::ok(!grep({ /Sanitizer|runtime error:/ } @$outputs),
+		'no sanitizer report from grasshopper');
+}
 
 # slurp($file): GH::Util::slurp, but '' for a file that cannot be read.
 sub slurp { GH::Util::slurp($_[0]) // '' }
