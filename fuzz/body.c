@@ -256,6 +256,8 @@ db_exec(struct db *db, enum stmt s, const char *const params[], PGresult **res)
 		check_figure(params[3]);
 		check_figure(params[4]);
 		check_figure(params[5]);
+		if (params[6]) /* the exit status: 0-255, or not reported */
+			check_int(params[6], 0, 255);
 		break;
 	case STMT_USAGE_ADD: {
 		check_int(params[0], USER, USER);
@@ -274,6 +276,11 @@ db_exec(struct db *db, enum stmt s, const char *const params[], PGresult **res)
 		if (params[2])
 			check_time(params[2]);
 		check_int(params[3], 1, 10000);
+		break;
+	case STMT_TEST_BASELINE:
+		check_int(params[0], USER, USER);
+		check_int(params[1], TEST_ID, TEST_ID);
+		check_int(params[2], 1, 100);
 		break;
 	default:
 		FUZZ_ASSERT(!"a statement no endpoint here should run");
@@ -304,6 +311,7 @@ static const struct {
     {"GET", "/api/v1/test/5/usage", true},
     {"POST", "/api/v1/tokens", false},
     {"POST", "/api/v1/users/me/password", false},
+    {"GET", "/api/v1/test/5/baseline", true},
 };
 #define ENDPOINTS (sizeof endpoints / sizeof endpoints[0])
 
