@@ -99,9 +99,10 @@ answer(struct request *req, const struct param params[])
 }
 
 static const struct param none[] = {{NULL, 0}};
-static const struct param list_q[] = {{"limit", 16}, {"before", 32}, {NULL, 0}};
+static const struct param list_q[] = {{"limit", 24}, {"before", 32}, {NULL, 0}};
 static const struct param usage_q[] = {
-    {"after", ISOTIME_MAX + 8}, {"limit", 16}, {NULL, 0}};
+    {"after", ISOTIME_MAX + 8}, {"limit", 24}, {NULL, 0}};
+static const struct param baseline_q[] = {{"runs", 24}, {NULL, 0}};
 
 void
 users_post(struct request *req)
@@ -174,6 +175,12 @@ usage_get(struct request *req)
 {
 	reached(req, "usage_get", true, true);
 	answer(req, usage_q);
+}
+void
+test_baseline(struct request *req)
+{
+	reached(req, "test_baseline", true, true);
+	answer(req, baseline_q);
 }
 void
 test_stop(struct request *req)
