@@ -7,7 +7,6 @@
  */
 #include "client.h"
 
-#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -15,10 +14,15 @@
 #include <string.h>
 #include <unistd.h>
 
-/* Append s as Markdown text for a table cell: ASCII punctuation escaped
- * with a backslash (CommonMark allows it for every one, and a '|' would
- * end the cell), control characters as blanks, bytes that are not UTF-8
- * as U+FFFD. */
+/* What means something inside a line of GitHub's Markdown: emphasis,
+ * code, links, HTML, entities, cells ('|'), strikethrough, math ('$'),
+ * emoji (":x:") and mentions ('@'). The rest of ASCII's punctuation only
+ * matters at the start of a line, where md_text never writes. */
+static const char md_special[] = "\\`*_[]<>|#~!&$:@";
+
+/* Append s as Markdown text inside a line (a table cell, a paragraph):
+ * md_special escaped with a backslash, control characters (newlines too)
+ * as blanks, bytes that are not UTF-8 as U+FFFD. */
 static void
 md_text(struct buf *b, const char *s)
 {
@@ -31,7 +35,7 @@ md_text(struct buf *b, const char *s)
 			buf_puts(b, " ");
 		else if (k == 0)
 			buf_puts(b, "\xef\xbf\xbd");
-		else if (c < 0x80 && ispunct(c))
+		else if (strchr(md_special, c))
 			buf_printf(b, "\\%c", c);
 		else
 			buf_add(b, p + i, k);

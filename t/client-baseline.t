@@ -135,9 +135,9 @@ my $md = "$tmp/summary.md";
 $r = gh(args => ['-n', 'bench', '--fail-if-slower', '50', 'sleep', '1.6'], env => {GITHUB_STEP_SUMMARY => $md});
 is($r->{status}, 122, 'with GITHUB_STEP_SUMMARY: exit 122');
 my $text = slurp($md);
-like($text, qr/\| 0 \|\n\nThis run against \d+ earlier runs \\\(branch main\\\)\\: duration \d+\\\.\d\d s \\\(\\\+\d+\\\.\d\\%\\\)/,
+like($text, qr/\| 0 \|\n\nThis run against \d+ earlier runs \(branch main\)\\: duration \d+\.\d\d s \(\+\d+\.\d%\)/,
 	'the step summary: the comparison after the table') or diag $text;
-like($text, qr/\n\n\*\*\\-\\-fail\\-if\\-slower 50\\%\\: slower than the median of \d+ earlier runs\\: .*; exit 122\*\*\n\z/,
+like($text, qr/\n\n\*\*--fail-if-slower 50%\\: slower than the median of \d+ earlier runs\\: .*; exit 122\*\*\n\z/,
 	'... and the verdict, in bold, last');
 
 # --- a tracker gone or stalled after the stop --------------------------------

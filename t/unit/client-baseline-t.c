@@ -305,13 +305,12 @@ test_step_summary(void)
 	const char *row = strstr(b.p, "| 0 |\n");
 	ok(row != NULL, "the table's row");
 	is_str(row ? row + 6 : NULL,
-	       "\nThis run against 5 earlier runs \\(branch main\\)\\: "
-	       "duration 13\\.00 s \\(\\+30\\.0\\%\\)\\, above 50\\% 7\\.50 s "
-	       "\\(\\+50\\.0\\%\\)\n"
-	       "\n**\\-\\-fail\\-if\\-slower 20\\%\\: slower than the median "
-	       "of 5 earlier runs\\: duration 13\\.00 s is 30\\.0\\% over "
-	       "the median 10\\.00 s\\, above 50\\% 7\\.50 s is 50\\.0\\% "
-	       "over the median 5\\.00 s\\; exit 122**\n",
+	       "\nThis run against 5 earlier runs (branch main)\\: "
+	       "duration 13.00 s (+30.0%), above 50% 7.50 s (+50.0%)\n"
+	       "\n**--fail-if-slower 20%\\: slower than the median "
+	       "of 5 earlier runs\\: duration 13.00 s is 30.0% over "
+	       "the median 10.00 s, above 50% 7.50 s is 50.0% "
+	       "over the median 5.00 s; exit 122**\n",
 	       "then the comparison and the verdict, paragraphs of their own");
 	comparison_free(&c);
 	free(js);
